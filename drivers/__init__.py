@@ -1,0 +1,1 @@
+"""rramlab.drivers."""

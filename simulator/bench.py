@@ -1,0 +1,133 @@
+"""A simulated bench: instruments at VISA addresses, wired through a matrix to a ReRAM die.
+
+One bench per VISA library object. Everything random draws from the bench's single seeded
+``numpy.random.Generator``; with the same config, seed and message sequence every reply is
+byte-identical. ``Bench`` is the tests' side channel (faults, ground truth, transcript, events);
+protocols and drivers only ever see VISA messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .bench_config import BenchConfig, load_bench_config
+from .clock import VirtualClock
+from .controller import BenchController
+from .device_model import ArrayModel
+from .device_params import DeviceParameters
+from .electrical import Circuit
+from .events import EventLog, Transcript
+from .faults import FaultPlan
+from .instrument import EmulatedInstrument
+from .timing import TimingModel
+from .tsp.keithley707b import Keithley707B
+from .tsp.keithley2636b import Keithley2636B
+
+if TYPE_CHECKING:
+    from .faults import Fault
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("rramlab")
+    except Exception:  # pragma: no cover - running from a source tree
+        return "0.0.0"
+
+
+class Bench:
+    """The whole simulated bench (see module docstring)."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self.seed = config.seed
+        self.noise = config.noise
+        self.clock = VirtualClock()
+        self.timing = TimingModel(line_frequency=config.line_frequency, **config.timing)
+        self.rng = np.random.default_rng(config.seed)
+        self.events = EventLog()
+        self.transcript = Transcript(config.transcript)
+        self.faults = FaultPlan()
+        self.internal_errors: list[str] = []
+        self.writes = 0
+        self.params = DeviceParameters.profile(config.profile).with_overrides(**config.device_overrides)
+        self.model = ArrayModel(config.rows, config.cols, self.params, self.rng, noise=config.noise)
+        row_terminals = {(i.name, row): term for i in config.instruments for row, term in i.rows.items()}
+        column_pads = {(i.name, slot, col): pad for i in config.instruments
+                       for (slot, col), pad in i.columns.items()}
+        pads = config.pads()
+        self.circuit = Circuit(self, self.model, pads, len(pads), row_terminals, column_pads,
+                               sl_by_row=config.source_lines == "rows")
+        self.instruments: dict[str, EmulatedInstrument] = {}
+        self.by_name: dict[str, EmulatedInstrument] = {}
+        for ic in config.instruments:
+            inst: EmulatedInstrument
+            if ic.model == "2636B":
+                inst = Keithley2636B(self, ic.name, ic.resource, ic.serial, ic.firmware)
+            else:
+                inst = Keithley707B(self, ic.name, ic.resource, ic.serial, ic.firmware, ic.cards)
+            self.instruments[ic.resource] = inst
+            self.by_name[ic.name] = inst
+        self.controller = BenchController(self, config.controller, _version())
+        self.instruments[config.controller] = self.controller
+        self.by_name["controller"] = self.controller
+        self.circuit.changed()
+
+    @classmethod
+    def from_spec(cls, spec: str = "") -> Bench:
+        """Build from a VISA library path (see :func:`load_bench_config`)."""
+        return cls(load_bench_config(spec))
+
+    # ------------------------------------------------------------------ traffic
+    def write(self, resource: str, data: bytes) -> None:
+        """A host write to ``resource`` (transaction numbers count every write, from 1)."""
+        self.writes += 1
+        inst = self.instruments[resource]
+        self.transcript.add(self.clock.now, resource, "write", data)
+        faults = self.faults.firing(self.writes, resource, data.decode("latin-1")) if self.faults.faults else []
+        for f in faults:
+            self.events.add(self.clock.now, inst.name, "fault", kind=f.kind, write=self.writes)
+        inst.receive(data, faults)
+
+    def read(self, resource: str) -> bytes | None:
+        """The next reply of ``resource`` readable now, or None."""
+        msg = self.instruments[resource].fetch()
+        if msg is not None:
+            self.transcript.add(self.clock.now, resource, "read", msg)
+        return msg
+
+    # ------------------------------------------------------------- side channel
+    def apply_fault(self, fault: Fault, instrument: EmulatedInstrument) -> None:
+        """Device- and bench-level faults that the instrument itself does not handle."""
+        if fault.kind == "stuck_cells":
+            cells = np.asarray(fault.params.get("cells", []), dtype=np.int64)
+            self.model.set_stuck(cells, str(fault.params.get("state", "lrs")))
+        elif fault.kind == "no_compliance":
+            channel = str(fault.params.get("channel", "a"))
+            name = f"{instrument.name}.{channel}"
+            if name in self.circuit.sources:
+                self.circuit.sources[name].limit_applied = False
+        elif fault.kind == "relay_fail":
+            pass  # only matrices have relays
+        self.events.add(self.clock.now, instrument.name, "fault_applied", kind=fault.kind)
+
+    def internal_error(self, source: str, what: str, exc: BaseException) -> None:
+        """An emulator bug: recorded (tests assert there are none), never leaked to the session."""
+        text = f"{source}: {what}: {type(exc).__name__}: {exc}"
+        log.error("rramlab simulator internal error: %s", text, exc_info=exc)
+        self.internal_errors.append(text)
+
+    @property
+    def hardware_time(self) -> float:
+        """Simulated seconds the same traffic would have taken on the real bench."""
+        return self.clock.now
+
+    def cell_index(self, row: int, col: int) -> int:
+        """Flat index of cell (row, col), 0-based."""
+        return row * self.config.cols + col

@@ -1,0 +1,227 @@
+"""Bench configuration: which instruments at which VISA addresses, the wiring, the die and the seed.
+
+A bench file is TOML (see ``default_bench.toml``). ``load_bench_config`` validates every key and
+names the offending key and the allowed values in its error message. A VISA library path selects a
+bench file and may override a few keys in a query string::
+
+    "@rramlab"                                  the default bench
+    "?seed=7&profile=realistic@rramlab"         default bench, other seed and defect profile
+    "/lab/bench.toml?noise=0@rramlab"           a bench file, noise off
+
+Overridable keys: seed, profile, noise, rows, cols, line_frequency, name. Any other query key
+(e.g. ``tag=…``) only makes the library path unique, which gives a fresh, independent bench.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONTROLLER = "TCPIP0::rramlab-bench::inst0::INSTR"
+MODELS = ("2636B", "707B")
+PROFILES = ("paper", "realistic", "hfo2")
+_RANGE = re.compile(r"^([A-Za-z]+)(\d+)(?:-(\d+))?$")
+
+
+class BenchConfigError(ValueError):
+    """A bench file or library path that cannot be used; the message names key and problem."""
+
+
+@dataclass
+class InstrumentConfig:
+    name: str
+    model: str
+    resource: str
+    serial: str
+    firmware: str
+    cards: dict[int, str] = field(default_factory=dict)
+    rows: dict[str, str] = field(default_factory=dict)
+    columns: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+@dataclass
+class BenchConfig:
+    name: str
+    seed: int
+    rows: int
+    cols: int
+    profile: str = "paper"
+    noise: bool = True
+    source_lines: str = "columns"
+    line_frequency: float = 50.0
+    transcript: bool = True
+    device_overrides: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+    controller: str = DEFAULT_CONTROLLER
+    instruments: list[InstrumentConfig] = field(default_factory=list)
+    source: str = ""
+
+    def pads(self) -> dict[str, int]:
+        """Pad name → line number: WL1..WLrows, BL1..BLcols, SL1..SLn (n = cols or rows)."""
+        n_sl = self.rows if self.source_lines == "rows" else self.cols
+        out = {f"WL{i + 1}": i for i in range(self.rows)}
+        out.update({f"BL{j + 1}": self.rows + j for j in range(self.cols)})
+        out.update({f"SL{k + 1}": self.rows + self.cols + k for k in range(n_sl)})
+        return out
+
+
+def _need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in table:
+        raise BenchConfigError(f"{where}.{key}: missing (required)")
+    value = table[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BenchConfigError(f"{where}.{key}: expected {name}, got {value!r}")
+    return value
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise BenchConfigError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")
+
+
+def _expand(spec: str, where: str) -> list[str]:
+    """'WL1-8' → ['WL1', …, 'WL8']; '1-8' → ['1', …, '8']."""
+    m = _RANGE.match(spec.strip()) or re.match(r"^()(\d+)(?:-(\d+))?$", spec.strip())
+    if not m:
+        raise BenchConfigError(f"{where}: cannot read {spec!r}; use e.g. 'WL1-8' or 'BL3'")
+    prefix, a, b = m.group(1), int(m.group(2)), int(m.group(3) or m.group(2))
+    if b < a:
+        raise BenchConfigError(f"{where}: range {spec!r} runs backwards")
+    return [f"{prefix}{k}" for k in range(a, b + 1)]
+
+
+def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> InstrumentConfig:
+    where = f"instruments[{index}]"
+    _unknown(t, {"name", "model", "resource", "serial", "firmware", "cards", "rows", "columns"}, where)
+    model = _need(t, "model", str, where)
+    if model not in MODELS:
+        raise BenchConfigError(f"{where}.model: {model!r} is not emulated; allowed: {list(MODELS)}")
+    inst = InstrumentConfig(name=_need(t, "name", str, where), model=model,
+                            resource=_need(t, "resource", str, where),
+                            serial=str(t.get("serial", "0000000")), firmware=str(t.get("firmware", "1.0.0")))
+    if model == "707B":
+        cards = _need(t, "cards", dict, where)
+        for slot, card in cards.items():
+            if not str(slot).isdigit() or not 1 <= int(slot) <= 6:
+                raise BenchConfigError(f"{where}.cards: slot {slot!r} outside 1..6")
+            inst.cards[int(slot)] = str(card)
+        for row, term in _need(t, "rows", dict, where).items():
+            if not re.fullmatch(r"[A-H]", row):
+                raise BenchConfigError(f"{where}.rows: row {row!r} must be one letter A..H")
+            inst.rows[row] = str(term)
+        for key, value in _need(t, "columns", dict, where).items():
+            slot_s, sep, cols_s = key.partition(":")
+            if not sep or not slot_s.isdigit() or int(slot_s) not in inst.cards:
+                raise BenchConfigError(f"{where}.columns: key {key!r} must be '<slot>:<columns>' with an "
+                                       f"installed slot {sorted(inst.cards)}")
+            cols = _expand(cols_s, f"{where}.columns[{key!r}]")
+            names = _expand(str(value), f"{where}.columns[{key!r}]")
+            if len(cols) != len(names):
+                raise BenchConfigError(f"{where}.columns[{key!r}]: {len(cols)} columns but {len(names)} pads")
+            for c, pad in zip(cols, names):
+                if pad not in pads:
+                    raise BenchConfigError(f"{where}.columns[{key!r}]: pad {pad!r} is not on the die "
+                                           f"(pads: WL1..WL{sum(p.startswith('WL') for p in pads)}, BL…, SL…)")
+                inst.columns[(int(slot_s), int(c))] = pad
+    return inst
+
+
+def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[str, str] | None = None
+                       ) -> BenchConfig:
+    """Validate a parsed bench TOML document (plus library-path overrides)."""
+    _unknown(data, {"bench", "die", "controller", "timing", "instruments"}, "bench file")
+    b = _need(data, "bench", dict, "bench file")
+    _unknown(b, {"name", "seed", "line_frequency", "noise", "transcript"}, "bench")
+    d = _need(data, "die", dict, "bench file")
+    _unknown(d, {"rows", "cols", "profile", "noise", "source_lines", "overrides"}, "die")
+    cfg = BenchConfig(name=str(b.get("name", "bench")), seed=_need(b, "seed", int, "bench"),
+                      rows=_need(d, "rows", int, "die"), cols=_need(d, "cols", int, "die"),
+                      profile=str(d.get("profile", "paper")), noise=bool(b.get("noise", d.get("noise", True))),
+                      source_lines=str(d.get("source_lines", "columns")),
+                      line_frequency=float(b.get("line_frequency", 50.0)),
+                      transcript=bool(b.get("transcript", True)),
+                      device_overrides=dict(d.get("overrides", {})),
+                      timing={k: float(v) for k, v in data.get("timing", {}).items()},
+                      controller=str(data.get("controller", {}).get("resource", DEFAULT_CONTROLLER)),
+                      source=source)
+    for key, value in (overrides or {}).items():
+        if key == "seed":
+            cfg.seed = _int(key, value)
+        elif key in ("rows", "cols"):
+            setattr(cfg, key, _int(key, value))
+        elif key == "profile":
+            cfg.profile = value
+        elif key == "noise":
+            cfg.noise = value.lower() not in ("0", "false", "off", "no")
+        elif key == "line_frequency":
+            cfg.line_frequency = float(value)
+        elif key == "name":
+            cfg.name = value
+    if cfg.profile not in PROFILES:
+        raise BenchConfigError(f"die.profile: {cfg.profile!r}; allowed: {list(PROFILES)}")
+    if cfg.source_lines not in ("columns", "rows"):
+        raise BenchConfigError(f"die.source_lines: {cfg.source_lines!r}; allowed: ['columns', 'rows']")
+    if not (1 <= cfg.rows <= 1024 and 1 <= cfg.cols <= 1024):
+        raise BenchConfigError(f"die.rows/cols: {cfg.rows}x{cfg.cols} outside 1..1024")
+    if cfg.line_frequency not in (50.0, 60.0):
+        raise BenchConfigError(f"bench.line_frequency: {cfg.line_frequency}; allowed: 50 or 60 Hz")
+    pads = cfg.pads()
+    instruments = data.get("instruments", [])
+    if not isinstance(instruments, list) or not instruments:
+        raise BenchConfigError("instruments: at least one [[instruments]] table is required")
+    cfg.instruments = [_instrument(t, i, pads) for i, t in enumerate(instruments)]
+    names = [i.name for i in cfg.instruments]
+    resources_ = [i.resource for i in cfg.instruments] + [cfg.controller]
+    for label, values in (("name", names), ("resource", resources_)):
+        dup = {v for v in values if values.count(v) > 1}
+        if dup:
+            raise BenchConfigError(f"instruments: duplicate {label}(s) {sorted(dup)}")
+    terminals = {"gnd"} | {f"{i.name}.{ch}" for i in cfg.instruments if i.model == "2636B" for ch in "ab"}
+    for inst in cfg.instruments:
+        for row, term in inst.rows.items():
+            if term not in terminals:
+                raise BenchConfigError(f"instruments[{inst.name}].rows.{row}: terminal {term!r} unknown; "
+                                       f"allowed: {sorted(terminals)}")
+    return cfg
+
+
+def _int(key: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BenchConfigError(f"library path override {key}={value!r}: expected an integer") from None
+
+
+def default_bench_text() -> str:
+    return resources.files(__package__).joinpath("default_bench.toml").read_text(encoding="utf-8")
+
+
+def load_bench_config(spec: str = "") -> BenchConfig:
+    """Bench config from a VISA library path: ``[file][?key=value&…]`` (empty or 'default' = default)."""
+    path_part, _, query = str(spec).partition("?")
+    overrides = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+    path_part = path_part.strip()
+    if path_part in ("", "default", "unset"):
+        text, source = default_bench_text(), "default_bench.toml"
+    else:
+        p = Path(path_part)
+        if not p.is_file():
+            raise BenchConfigError(f"bench file {path_part!r} not found")
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise BenchConfigError(f"{source}: not valid TOML: {e}") from None
+    return parse_bench_config(data, source, overrides)

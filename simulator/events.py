@@ -1,0 +1,81 @@
+"""Transcript and event log of a simulated bench.
+
+The transcript holds every message exchanged with an emulated instrument, with its simulated
+timestamp; the event log holds what happened on the bench (output on/off, relay closed while a source
+was live, compliance reached, faults injected). Both exist for debugging, replay and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEntry:
+    """One message on the wire: ``direction`` is "write" (host → instrument) or "read"."""
+
+    time: float
+    resource: str
+    direction: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BenchEvent:
+    """Something that happened on the bench at simulated ``time`` (s)."""
+
+    time: float
+    source: str
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class EventLog:
+    """Append-only list of :class:`BenchEvent` with small query helpers."""
+
+    def __init__(self) -> None:
+        self.events: list[BenchEvent] = []
+
+    def add(self, time: float, source: str, kind: str, **details: Any) -> None:
+        self.events.append(BenchEvent(time, source, kind, details))
+
+    def of_kind(self, kind: str) -> list[BenchEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+    def clear(self) -> None:
+        self.events.clear()
+
+
+class Transcript:
+    """Every message exchanged with the bench's instruments, in order."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.entries: list[TranscriptEntry] = []
+
+    def add(self, time: float, resource: str, direction: str, data: bytes) -> None:
+        if self.enabled:
+            self.entries.append(TranscriptEntry(time, resource, direction, data))
+
+    def writes(self, resource: str | None = None) -> list[bytes]:
+        """Messages sent by the host (optionally to one resource)."""
+        return [e.data for e in self.entries
+                if e.direction == "write" and (resource is None or e.resource == resource)]
+
+    def pairs(self, resource: str) -> list[tuple[bytes, bytes | None]]:
+        """(command, reply) pairs for one resource; reply is None when a write got no read."""
+        out: list[tuple[bytes, bytes | None]] = []
+        for e in self.entries:
+            if e.resource != resource:
+                continue
+            if e.direction == "write":
+                out.append((e.data, None))
+            elif out and out[-1][1] is None:
+                out[-1] = (out[-1][0], e.data)
+            else:
+                out.append((b"", e.data))
+        return out
+
+    def clear(self) -> None:
+        self.entries.clear()

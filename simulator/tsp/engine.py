@@ -1,0 +1,353 @@
+"""TSP front end: a real Lua 5.1 interpreter (lupa) running each command line as a chunk.
+
+The instrument's object model (``smua``, ``channel``, ``errorqueue`` …) is built from Lua tables
+whose metatables call four Python callables bound once at start-up (bootstrap.lua). Python keeps the
+instrument state; Lua only ever sees numbers, strings, booleans and nil. Syntax errors queue -285,
+run-time errors -286 ("TSP Syntax/Runtime error at line N: …"), as the instrument does; the
+session always keeps working.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import lupa.lua51 as lua51
+
+from ..error_queue import ErrorQueue
+from ..instrument import EmulatedInstrument
+from .numbers import tsp_number, tsp_value
+
+if TYPE_CHECKING:
+    from ..bench import Bench
+
+Getter = Callable[[], Any]
+Setter = Callable[[Any], "str | None"]
+
+_LUA_POS = re.compile(r'^(?:\[string "(?:[^"\\]|\\.)*"\]|tsp):(\d+): ', re.S)
+_SCRIPT_START = re.compile(r"^\s*(loadscript|loadandrunscript)(?:\s+([A-Za-z_][A-Za-z0-9_]*))?\s*$")
+_BOOTSTRAP = resources.files(__package__).joinpath("bootstrap.lua").read_text(encoding="utf-8")
+
+
+class TspError(Exception):
+    """An instrument error raised inside a callback: queued with its own code, chunk aborted."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class TspEngine(EmulatedInstrument):
+    """Base of TSP instruments (2600B SMUs, 707B matrix)."""
+
+    default_precision = 6
+    error_queue_depth = 100
+
+    def __init__(self, bench: Bench, name: str, resource: str, idn: str) -> None:
+        super().__init__(bench, name, resource)
+        self.idn = idn
+        self.errors = ErrorQueue(self.error_queue_depth)
+        self._attrs: dict[str, dict[str, tuple[Getter | None, Setter | None]]] = {}
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._script_lines: list[str] | None = None
+        self._script_name: str | None = None
+        self._script_run = False
+        self.precision = self.default_precision
+        self._start_lua()
+
+    # ------------------------------------------------------------------ Lua set-up
+    def _start_lua(self) -> None:
+        lua = lua51.LuaRuntime(unpack_returned_tuples=True, register_eval=False, register_builtins=False)
+        g = lua.globals()
+        for unsafe in ("io", "os", "debug", "package", "require", "dofile", "loadfile", "module",
+                       "collectgarbage", "newproxy", "load", "loadstring"):
+            g[unsafe] = None
+        lua.execute(_BOOTSTRAP, self._py_get, self._py_set, self._py_call, self._py_print)
+        lua.globals()["string"]["dump"] = None
+        self.lua = lua
+        self._node = g["__rr_node"]
+        self._fn = g["__rr_fn"]
+        self._attrs.clear()
+        self._functions.clear()
+        self.define("format", {
+            "asciiprecision": (lambda: self.precision, self._set_precision),
+            "data": (lambda: 1, self._set_format_data),
+            "byteorder": (lambda: 1, lambda v: None),
+        }, constants={"ASCII": 1, "REAL32": 2, "REAL64": 3, "REAL": 3, "NORMAL": 0, "SWAPPED": 1,
+                      "LITTLEENDIAN": 1, "BIGENDIAN": 0, "NETWORK": 0})
+        self.define("errorqueue", {"count": (lambda: len(self.errors), None)},
+                    functions={"next": self._errorqueue_next, "clear": self._errorqueue_clear})
+        self.define("localnode", {
+            "model": (lambda: self.model, None),
+            "serialno": (lambda: self.serial, None),
+            "revision": (lambda: self.firmware, None),
+            "linefreq": (lambda: self.timing.line_frequency, None),
+            "prompts": (lambda: 0, lambda v: None),
+            "showerrors": (lambda: 0, lambda v: None),
+        })
+        self.define("timer", {}, functions={"reset": self._timer_reset})
+        self.define("timer.measure", {}, functions={"t": lambda: self.clock.now - self._timer_zero})
+        self._timer_zero = 0.0
+        self.define_function("printbuffer", self._printbuffer)
+        self.define_function("printnumber", self._printnumber)
+        self.define_function("reset", self.reset)
+        self.define_function("waitcomplete", lambda *a: None)
+        self.define_function("opc", lambda: None)
+        self.define_function("delay", self._delay)
+        self.define_function("exit", lambda: None)
+        self.build_object_model()
+
+    def define(self, path: str, attrs: dict[str, tuple[Getter | None, Setter | None]],
+               constants: dict[str, Any] | None = None,
+               functions: dict[str, Callable[..., Any]] | None = None) -> None:
+        """Create the Lua node ``path`` with instrument attributes, constants and functions."""
+        self._attrs[path] = dict(attrs)
+        members = self.lua.table()
+        for key, value in (constants or {}).items():
+            members[key] = value
+        for key, fn in (functions or {}).items():
+            self._functions[f"{path}.{key}"] = fn
+            members[key] = self._fn(f"{path}.{key}")
+        node = self._node(path, members)
+        parent, _, leaf = path.rpartition(".")
+        if not parent:
+            self.lua.globals()[leaf] = node
+        else:
+            container = self.lua.eval(parent) if "[" not in parent else None
+            if container is None:
+                raise ValueError(f"parent of {path} not defined")
+            key: Any = int(leaf) if leaf.isdigit() else leaf
+            self.lua.globals()["rawset"](container, key, node)
+
+    def define_table(self, path: str) -> None:
+        """A plain Lua table (e.g. ``trigger.timer``) that will hold indexed nodes."""
+        parent, _, leaf = path.rpartition(".")
+        container = self.lua.eval(parent) if parent else self.lua.globals()
+        self.lua.globals()["rawset"](container, leaf, self.lua.table())
+
+    def define_function(self, name: str, fn: Callable[..., Any]) -> None:
+        """A global instrument function."""
+        self._functions[name] = fn
+        self.lua.globals()[name] = self._fn(name)
+
+    def build_object_model(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ Python callbacks
+    def _py_get(self, path: str, key: Any) -> tuple[bool, Any]:
+        try:
+            entry = self._attrs.get(path, {}).get(key)
+            if entry is None or entry[0] is None:
+                return True, None
+            return True, entry[0]()
+        except TspError as e:
+            self.queue_error(e.code, e.message)
+            return True, None
+        except Exception as e:  # an emulator bug must never leak into the session
+            self.bench.internal_error(self.name, f"get {path}.{key}", e)
+            return False, f"internal error reading {path}.{key}"
+
+    def _py_set(self, path: str, key: Any, value: Any) -> str | None:
+        entry = self._attrs.get(path, {}).get(key)
+        if entry is None or entry[1] is None:
+            return f"attempt to write read-only or unknown attribute '{path}.{key}'"
+        try:
+            return entry[1](value)
+        except TspError as e:
+            self.queue_error(e.code, e.message)
+            return None
+        except Exception as e:
+            self.bench.internal_error(self.name, f"set {path}.{key}", e)
+            return f"internal error writing {path}.{key}"
+
+    def _py_call(self, name: str, n: int, *args: Any) -> tuple[Any, ...]:
+        fn = self._functions.get(name)
+        if fn is None:
+            return False, f"attempt to call unknown function '{name}'"
+        args = args[:n] + (None,) * (n - len(args))
+        try:
+            result = fn(*args)
+        except TspError as e:
+            self.queue_error(e.code, e.message)
+            return (True,)
+        except Exception as e:
+            self.bench.internal_error(self.name, f"call {name}", e)
+            return False, f"internal error in {name}"
+        if result is None:
+            return (True,)
+        if isinstance(result, tuple):
+            return (True, *result)
+        return True, result
+
+    def _py_print(self, n: int, *args: Any) -> None:
+        args = args[:n] + (None,) * (n - len(args))
+        self.reply("\t".join(tsp_value(a, self.precision) for a in args))
+
+    # ---------------------------------------------------------------- built-ins
+    def _set_precision(self, value: Any) -> str | None:
+        v = int(value)
+        if not 1 <= v <= 16:
+            raise TspError(1101 if v > 16 else 1102, "Parameter too big" if v > 16 else "Parameter too small")
+        self.precision = v
+        return None
+
+    def _set_format_data(self, value: Any) -> str | None:
+        if int(value) != 1:
+            raise TspError(1100, "Command is unavailable: only format.ASCII is emulated")
+        return None
+
+    def _errorqueue_next(self) -> tuple[float, str, float, float]:
+        e = self.errors.pop()
+        return float(e.code), e.message, float(e.severity), float(e.node)
+
+    def _errorqueue_clear(self) -> None:
+        self.errors.clear()
+
+    def _timer_reset(self) -> None:
+        self._timer_zero = self.clock.now
+
+    def _delay(self, seconds: Any) -> None:
+        s = float(seconds)
+        if not s >= 0.0:
+            raise TspError(1102, "Parameter too small")
+        self.clock.advance(s)
+
+    def _printnumber(self, *values: Any) -> None:
+        self.reply(", ".join(tsp_number(float(v), self.precision) for v in values if v is not None))
+
+    def _printbuffer(self, start: Any, stop: Any, *buffers: Any) -> None:
+        lists = [self.buffer_values(str(b)) for b in buffers if b is not None]
+        i0, i1 = int(start), int(stop)
+        if not lists:
+            raise TspError(1102, "Parameter too small")
+        n = min(len(v) for v in lists)
+        if i0 < 1 or i1 > n or i0 > i1:
+            raise TspError(1101 if i1 > n else 1102, "Parameter too big" if i1 > n else "Parameter too small")
+        out = []
+        for k in range(i0 - 1, i1):
+            out.extend(tsp_number(v[k], self.precision) for v in lists)
+        self.reply(", ".join(out))
+
+    def buffer_values(self, path: str) -> list[float]:
+        """Values of a reading buffer component named by its Lua path; subclasses provide buffers."""
+        raise TspError(1104, "Parameter error, invalid buffer")
+
+    # ------------------------------------------------------------------ execution
+    def execute(self, line: str) -> None:
+        self.clock.advance(self.timing.lua_chunk)
+        if self._script_lines is not None:
+            if line.strip() == "endscript":
+                self._finish_script()
+            else:
+                self._script_lines.append(line)
+            return
+        stripped = line.strip()
+        if stripped.startswith("*") and self._common_command(stripped):
+            return
+        m = _SCRIPT_START.match(line)
+        if m:
+            self._script_lines = []
+            self._script_name = m.group(2)
+            self._script_run = m.group(1) == "loadandrunscript"
+            return
+        if stripped == "abort":
+            self.abort()
+            return
+        self.run_chunk(line)
+
+    def run_chunk(self, code: str) -> None:
+        """Compile and run one chunk; errors are queued, never raised."""
+        fn = self._compile(code)
+        if fn is None:
+            return
+        try:
+            fn()
+        except lua51.LuaError as e:
+            self.queue_error(-286, "TSP Runtime error at line " + self._lua_message(e))
+
+    def _compile(self, code: str) -> Any:
+        """Compile source text (never byte code); queue -285 and return None on a syntax error."""
+        if code.lstrip().startswith("\x1b"):
+            self.queue_error(-285, "TSP Syntax error at line 1: unexpected symbol near char(27)")
+            return None
+        try:
+            return self.lua.compile(code, name="=tsp", mode="t")
+        except lua51.LuaError as e:
+            self.queue_error(-285, "TSP Syntax error at line " + self._lua_message(e))
+            return None
+
+    @staticmethod
+    def _lua_message(exc: BaseException) -> str:
+        """'N: message' from a Lua error text (position prefix and traceback removed)."""
+        text = str(exc).strip().split("\nstack traceback:")[0]
+        m = _LUA_POS.match(text)
+        if not m:
+            return "1: " + text
+        return f"{m.group(1)}: " + text[m.end():]
+
+    def _finish_script(self) -> None:
+        body = "\n".join(self._script_lines or [])
+        name, run = self._script_name, self._script_run
+        self._script_lines, self._script_name, self._script_run = None, None, False
+        fn = self._compile(body)
+        if fn is None:
+            return
+        script = self.lua.eval("function(f) return setmetatable({run = f}, {__call = function(s) return s.run() end}) end")(fn)
+        if name:
+            self.lua.globals()[name] = script
+        if run:
+            try:
+                fn()
+            except lua51.LuaError as e:
+                self.queue_error(-286, "TSP Runtime error at line " + self._lua_message(e))
+
+    def _common_command(self, cmd: str) -> bool:
+        """IEEE 488.2 common commands the TSP instruments accept outside Lua."""
+        c = cmd.upper()
+        if c == "*IDN?":
+            self.reply(self.idn)
+        elif c == "*RST":
+            self.reset()
+        elif c == "*CLS":
+            self.errors.clear()
+            self.esr = 0
+        elif c == "*OPC?":
+            self.reply("1")
+        elif c in ("*OPC", "*WAI"):
+            pass
+        elif c == "*ESR?":
+            self.reply(str(self.esr))
+            self.esr = 0
+        elif c == "*STB?":
+            self.reply(str(self.status_byte()))
+        elif c == "*TRG":
+            self.assert_trigger()
+        else:
+            return False
+        return True
+
+    # ------------------------------------------------------------------- errors
+    def queue_error(self, code: int, message: str, severity: int = 20) -> None:
+        self.errors.push(code, message, severity)
+        self.bench.events.add(self.clock.now, self.name, "error_queued", code=code, message=message)
+
+    def error_count(self) -> int:
+        return len(self.errors)
+
+    # ------------------------------------------------------------------- state
+    def reset(self, *_: Any) -> None:
+        """``reset()`` / ``*RST``: instrument defaults (subclasses extend)."""
+        self.clock.advance(self.timing.reset)
+        self.precision = self.default_precision
+
+    def abort(self) -> None:
+        """``abort``: stop a running script or trigger model."""
+
+    def power_on(self) -> None:
+        super().power_on()
+        self.errors.clear()
+        self._script_lines = None
+        self._start_lua()
