@@ -45,13 +45,16 @@ local function marshal(...)
   return n, args
 end
 
--- A function implemented by the instrument.
+local function finish(ok, ...)
+  if ok ~= true then error((...), 3) end
+  return ...
+end
+
+-- A function implemented by the instrument (explicit nil results are preserved).
 function __rr_fn(name)
   return function(...)
     local n, args = marshal(...)
-    local r = {PY_CALL(name, n, unpack(args, 1, n))}
-    if r[1] ~= true then error(r[2], 2) end
-    return unpack(r, 2, #r)
+    return finish(PY_CALL(name, n, unpack(args, 1, n)))
   end
 end
 

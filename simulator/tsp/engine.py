@@ -31,6 +31,9 @@ _SCRIPT_START = re.compile(r"^\s*(loadscript|loadandrunscript)(?:\s+([A-Za-z_][A
 _BOOTSTRAP = resources.files(__package__).joinpath("bootstrap.lua").read_text(encoding="utf-8")
 
 
+NIL = object()  # a callback returning NIL returns an explicit nil to Lua (None returns nothing)
+
+
 class TspError(Exception):
     """An instrument error raised inside a callback: queued with its own code, chunk aborted."""
 
@@ -63,7 +66,7 @@ class TspEngine(EmulatedInstrument):
         lua = lua51.LuaRuntime(unpack_returned_tuples=True, register_eval=False, register_builtins=False)
         g = lua.globals()
         for unsafe in ("io", "os", "debug", "package", "require", "dofile", "loadfile", "module",
-                       "collectgarbage", "newproxy", "load", "loadstring"):
+                       "collectgarbage", "newproxy", "load", "loadstring", "python"):
             g[unsafe] = None
         lua.execute(_BOOTSTRAP, self._py_get, self._py_set, self._py_call, self._py_print)
         lua.globals()["string"]["dump"] = None
@@ -178,6 +181,8 @@ class TspEngine(EmulatedInstrument):
             return False, f"internal error in {name}"
         if result is None:
             return (True,)
+        if result is NIL:
+            return True, None
         if isinstance(result, tuple):
             return (True, *result)
         return True, result

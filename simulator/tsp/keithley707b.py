@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from .engine import TspEngine, TspError
+from .engine import NIL, TspEngine, TspError
 
 if TYPE_CHECKING:
     from ..bench import Bench
@@ -158,10 +158,10 @@ class Keithley707B(TspEngine):
                                   channels=sorted(self.name_of(p) for p in stuck))
         return stuck
 
-    def getclose(self, spec: Any) -> str | None:
+    def getclose(self, spec: Any) -> Any:
         points = self.parse(spec, allow_slots=True) & self.closed
         if not points:
-            return None
+            return NIL
         return ";".join(self.name_of(p) for p in sorted(points))
 
     def reset_channels(self, spec: Any = "all") -> None:
