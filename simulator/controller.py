@@ -4,18 +4,19 @@ Protocols reach simulated time only through pyvisa (nothing outside ``simulator/
 the bench answers at its own resource (default ``TCPIP0::rramlab-bench::inst0::INSTR``):
 
 =============================  ======================================================
-``*IDN?``                      ``rramlab,Simulated Bench Controller,<bench name>,<version>``
+``*IDN?``                      ``rramlab,Simulated Bench Controller,<bench name>,1.0``
 ``CLOCk:TIME?``                simulated time since the bench was built (s)
 ``CLOCk:WAIT <s>``             let ``s`` seconds of simulated time pass
 ``CLOCk:WAIT:UNTil <t>``       let simulated time reach ``t`` (s); no-op if already past
 ``CLOCk:WALL?``                wall-clock seconds since the bench was built
-``BENCh:NAME?`` / ``:SEED?``   bench identity
+``BENCh:NAME?`` / ``:SEED?``   bench identity; ``BENCh:VERSion?`` the rramlab version
 ``SYSTem:ERRor[:NEXT]?``       ``0,"No error"`` or e.g. ``-113,"Undefined header"``
 ``*CLS`` ``*RST`` ``*OPC?``    as IEEE 488.2
 =============================  ======================================================
 
 Short and long header forms, any case, ``;``-separated compound commands (replies joined with
-``;``). Numbers are printed with 17 significant digits so no simulated time is lost.
+``;``). Times are printed as the shortest decimal that reads back to the same double, so no
+simulated time is lost.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def _header(pattern: str) -> re.Pattern[str]:
     return re.compile("^:?" + rx[1:] + ("\\?" if query else "") + "$", re.I)
 
 
+PROTOCOL_VERSION = "1.0"
+
+
 class BenchController(EmulatedInstrument):
     """SCPI bench controller (see module docstring)."""
 
@@ -57,16 +61,17 @@ class BenchController(EmulatedInstrument):
         self.errors: deque[tuple[int, str]] = deque()
         self.esr = 0
         self._commands: list[tuple[re.Pattern[str], Callable[[str | None], str | None]]] = [
-            (_header("*IDN?"), lambda a: f"rramlab,Simulated Bench Controller,{bench.name},{version}"),
+            (_header("*IDN?"), lambda a: f"rramlab,Simulated Bench Controller,{bench.name},{PROTOCOL_VERSION}"),
             (_header("*CLS"), self._cls),
             (_header("*RST"), lambda a: None),
             (_header("*OPC?"), lambda a: "1"),
-            (_header("CLOCk:TIME?"), lambda a: f"{self.clock.now:.17g}"),
+            (_header("CLOCk:TIME?"), lambda a: repr(self.clock.now)),
             (_header("CLOCk:WALL?"), lambda a: f"{self.clock.wall_elapsed:.6f}"),
             (_header("CLOCk:WAIT:UNTil"), self._wait_until),
             (_header("CLOCk:WAIT"), self._wait),
             (_header("BENCh:NAME?"), lambda a: f'"{bench.name}"'),
             (_header("BENCh:SEED?"), lambda a: str(bench.seed)),
+            (_header("BENCh:VERSion?"), lambda a: f'"{version}"'),
             (_header("SYSTem:ERRor[:NEXT]?"), self._next_error),
         ]
 

@@ -180,7 +180,6 @@ class TriggerModel:
                         s.levelv = self.levels[k % len(self.levels)]
                         ch.changed()
                     t_on = smu.clock.now
-                    smu.clock.advance(smu.timing.source_settle)
                     if self.measure_action:
                         b1, b2 = self.measure_buffers
                         saved = ch.meas_count
@@ -189,8 +188,8 @@ class TriggerModel:
                             ch.measure(self.measure_what, b1, b2)
                         finally:
                             ch.meas_count = saved
-                    if width_timer is not None:
-                        smu.clock.advance_to(t_on + width_timer.delay)
+                    width = width_timer.delay if width_timer is not None else smu.timing.source_settle
+                    smu.clock.advance_to(t_on + width)
                     if self.endpulse_action == 0 and self.source_action:
                         s.levelv = idle_v
                         ch.changed()
