@@ -92,7 +92,7 @@ class Bench:
         self.transcript.add(self.clock.now, resource, "write", data)
         faults = self.faults.firing(self.writes, resource, data.decode("latin-1")) if self.faults.faults else []
         for f in faults:
-            self.events.add(self.clock.now, inst.name, "fault", kind=f.kind, write=self.writes)
+            self.events.add(self.clock.now, inst.name, "fault", fault=f.kind, write=self.writes)
         inst.receive(data, faults)
 
     def read(self, resource: str) -> bytes | None:
@@ -115,7 +115,7 @@ class Bench:
                 self.circuit.sources[name].limit_applied = False
         elif fault.kind == "relay_fail":
             pass  # only matrices have relays
-        self.events.add(self.clock.now, instrument.name, "fault_applied", kind=fault.kind)
+        self.events.add(self.clock.now, instrument.name, "fault_applied", fault=fault.kind)
 
     def internal_error(self, source: str, what: str, exc: BaseException) -> None:
         """An emulator bug: recorded (tests assert there are none), never leaked to the session."""

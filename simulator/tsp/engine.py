@@ -43,6 +43,16 @@ class TspError(Exception):
         self.message = message
 
 
+def _lua_type(value: Any) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "string" if isinstance(value, str) else "value"
+
+
 class TspEngine(EmulatedInstrument):
     """Base of TSP instruments (2600B SMUs, 707B matrix)."""
 
@@ -162,6 +172,8 @@ class TspEngine(EmulatedInstrument):
         except TspError as e:
             self.queue_error(e.code, e.message)
             return None
+        except (TypeError, ValueError):
+            return f"bad argument to '{path}.{key}' ({_lua_type(value)} given)"
         except Exception as e:
             self.bench.internal_error(self.name, f"set {path}.{key}", e)
             return f"internal error writing {path}.{key}"
@@ -176,6 +188,9 @@ class TspEngine(EmulatedInstrument):
         except TspError as e:
             self.queue_error(e.code, e.message)
             return (True,)
+        except (TypeError, ValueError):
+            given = ", ".join(_lua_type(a) for a in args) or "no value"
+            return False, f"bad argument to '{name}' ({given} given)"
         except Exception as e:
             self.bench.internal_error(self.name, f"call {name}", e)
             return False, f"internal error in {name}"
