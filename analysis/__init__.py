@@ -1,0 +1,1 @@
+"""rramlab.analysis: datasets, extraction, statistics and plots."""
