@@ -130,7 +130,7 @@ def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> Instrume
             names = _expand(str(value), f"{where}.columns[{key!r}]")
             if len(cols) != len(names):
                 raise BenchConfigError(f"{where}.columns[{key!r}]: {len(cols)} columns but {len(names)} pads")
-            for c, pad in zip(cols, names):
+            for c, pad in zip(cols, names, strict=False):
                 if pad not in pads:
                     raise BenchConfigError(f"{where}.columns[{key!r}]: pad {pad!r} is not on the die "
                                            f"(pads: WL1..WL{sum(p.startswith('WL') for p in pads)}, BL…, SL…)")

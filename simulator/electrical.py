@@ -174,7 +174,7 @@ class Circuit:
 
     def update(self) -> None:
         """Re-solve source outputs (compliance) and start a new bias segment (call after commit)."""
-        for name, s in self.sources.items():
+        for s in self.sources.values():
             s.in_compliance = False
             s.v_out = s.levelv if s.func == FUNC_DCVOLTS else 0.0
         for name, s in self.sources.items():

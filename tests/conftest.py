@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-import pyvisa
 import pytest
+import pyvisa
 
 _tags = itertools.count()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pyvisa
-
 from golden_io import Transcript
 
 _tags = itertools.count()
@@ -18,7 +17,7 @@ def replay(t: Transcript) -> list[tuple[str, str, str | None]]:
     try:
         sessions: dict[str, pyvisa.resources.MessageBasedResource] = {}
         out: list[tuple[str, str, str | None]] = []
-        for resource, command, expected in t.steps:
+        for resource, command, _expected in t.steps:
             inst = sessions.get(resource)
             if inst is None:
                 inst = rm.open_resource(resource, read_termination="\n", write_termination="\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pyvisa
-
 from conftest import bench_of, open_rm
 from tsp_lib import load_lib
 from tsp_session import cell_channels, open_bench

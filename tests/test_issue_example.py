@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pyvisa
-
 from tsp_session import CONTROLLER, MATRIX, SMU
 
 NUMBER = re.compile(r"^-?\d\.\d{5}e[+-]\d{2}$")   # 2600B print() at format.asciiprecision 6

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import pyvisa
-from pyvisa import constants, errors
-
 from conftest import bench_of
+from pyvisa import constants, errors
 from tsp_session import open_bench
 
 

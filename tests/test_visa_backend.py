@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import pyvisa
-from pyvisa import constants, errors
-
 from conftest import bench_of, open_rm
+from pyvisa import constants, errors
 from tsp_session import CONTROLLER, MATRIX, SMU, open_bench
 
 

@@ -315,7 +315,8 @@ class TspEngine(EmulatedInstrument):
         fn = self._compile(body)
         if fn is None:
             return
-        script = self.lua.eval("function(f) return setmetatable({run = f}, {__call = function(s) return s.run() end}) end")(fn)
+        make = "function(f) return setmetatable({run = f}, {__call = function(s) return s.run() end}) end"
+        script = self.lua.eval(make)(fn)
         if name:
             self.lua.globals()[name] = script
         if run:

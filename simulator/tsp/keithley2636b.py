@@ -9,7 +9,6 @@ used for timed pulses (``smuX.trigger.*`` with ``trigger.timer[N]``), ``reset()`
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from ..electrical import FUNC_DCAMPS, FUNC_DCVOLTS, OUTPUT_HIGH_Z, OUTPUT_OFF, OUTPUT_ON, SourceState

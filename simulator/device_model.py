@@ -1,0 +1,391 @@
+"""Vectorized model of an array of CMO/HfOx 1T1R ReRAM cells (IBM Zurich, arXiv 2502.04524).
+
+Follows ``reference/device-model.md`` §12; all numbers come from :class:`DeviceParameters` (SI units).
+Cells are addressed by flat index ``row * cols + col``; every state array is flat, length ``rows*cols``.
+
+Pieces of the model
+-------------------
+* **Access transistor** (§12.2): square-law NMOS in series with the cell, ``R_on = 1/(k(V_G - V_T))``,
+  ``I_sat = k(V_G - V_T)^2/2``; RESET polarity uses ``k/1.5`` (source degeneration, R_on × 1.5);
+  ``V_G <= V_T`` leaves only a 1 pS leakage.  ``v_gate = inf`` is an ideal switch (V_cell = V_applied).
+* **Forming** (§12.3): a bias lasting ``>= quasi_static_duration`` forms a pristine cell when
+  ``V_cell >= V_form_i``; shorter pulses form with probability
+  ``1 - exp(-(t_w/τ_f) exp((V_cell - V_form_i)/V_f))``.  The cell jumps to
+  ``min(Gmax_i U(0.8, 1.1), I_sat/V_cell)``; ``I_sat > 600 µA`` makes it stuck-LRS with p = 0.5.
+* **SET/RESET** (§12.4), time-consistent soft bounds:
+  ``G -> G_b - (G_b - G) exp(-f r)`` with ``r = -ln(1 - s±_i)``,
+  ``f = min((t_w/t_w0) exp((|V_cell| - V_ref±)/V0), f_max)``, plus ``sqrt(f) σ_c2c,i ξ``; clipped to
+  ``[Gmin_i - 2 µS, Gmax_i + 2 µS]``; ``|V_cell| < V_th`` changes nothing.  A pulse acts on the relaxed
+  conductance and restarts the relaxation clock.
+* **Relaxation** (§12.6): a Brownian walk in σ²-time, advanced lazily at each evaluation,
+  ``G_rel(τ2) = G_rel(τ1) + μ(τ2) - μ(τ1) + sqrt(σ²(τ2) - σ²(τ1)) ξ``, with the aihwkit fits
+  ``μ = -a ln τ``, ``σ = b ln τ + c`` for τ >= 1 s and, below 1 s, μ = 0 and σ rising log-linearly from
+  0 at τ0 = 1 ms to c.  Its marginals equal the fits at every τ.
+* **Read noise** (§12.7), genuine 1/f noise: per cell a sum of unit-variance Ornstein-Uhlenbeck
+  components with time constants log-spaced ``noise_per_decade`` per decade from 1 µs to 1e9 s,
+  initialised from their stationary law and advanced exactly at each read
+  (``x <- x e^(-dt/τ) + sqrt(1 - e^(-2dt/τ)) ξ``).  A read integrating over ``t_int`` sees component j
+  with weight ``sqrt(ρ) w_j``, ``w_j² = 2(τ_j/T)²(T/τ_j - 1 + e^(-T/τ_j))`` (the OU window-averaging
+  factor) at ``T = α t_int``, scaled by ``K log10(G/1 µS)`` evaluated at read time.
+
+Read-noise calibration
+----------------------
+With variance ρ = ln(10)/(2 n_dec) per component the spread of ``read(t0 + τ) - read(t0)`` grows by
+exactly one unit of K²L² (L = log10 G/µS) per e-fold of τ.  For τ >> T the sum tends to
+``ln(τ/T_w) + γ + c_w`` where ``γ + c_w = ∫[w²(x) - H(x - 1)] dln x + γ = 3/2`` (exactly), so with the
+physical window ``T_w = t_int`` it would exceed the aihwkit formula ``ln((τ + T)/(2T))`` by 2.19 units
+(+29 % in σ at τ = 1 s, t_int = 20 ms).  The window is therefore evaluated at ``α t_int`` with
+``α = 2 e^1.5 ≈ 8.96`` (``noise_window_scale``), which makes the difference spread equal
+``K log10(G/µS) sqrt(ln((τ + t_int)/(2 t_int)))`` for τ >> t_int: the aihwkit formula with t_read
+replaced by the read's integration time.  This reconciles the formula with the V3 constraint that one
+verify read must be much quieter than the 0.2 % acceptance band: with t_int = 20 ms, reads 25 ms apart
+differ by only ~0.02 µS at 50 µS, while a read 1 h later differs by 0.16 µS.  (A read's absolute offset
+from the programmed value, ~0.17 µS at 50 µS, varies only on long time scales and acts like part of
+the state.)
+
+Defects and clamping
+--------------------
+``stuck`` codes: 0 none; 1 stuck-LRS (drawn with p_stuck_lrs, or over-formed): forms to ~Gmax_i·U(1, 1.2)
+and then ignores every pulse; 2 stuck-HRS: either form-fail (``form_fail``, never forms, reads ~1 nS) or
+p_stuck_hrs (forms weakly to ~Gmin_i·U(0.8, 1) and then ignores every pulse).  Stuck cells do not relax
+but carry read noise.  Formed, working cells are clamped (relaxation and reads) to the same window the
+kinetics clip to, ``[Gmin_i - 2 µS, Gmax_i + 2 µS]`` rather than ``[Gmin_i, Gmax_i]``: otherwise a cell
+left by a pulse at Gmax_i + 1 µS would read Gmax_i, reads would disagree with the state and targets
+just above Gmax_i could never verify.
+
+``noise=False`` switches off the c2c noise, the relaxation and forming randomness and the read noise
+(forming becomes deterministic: P >= 0.5, mid-range jump) but keeps the device-to-device draws, which
+are identical for both settings.  All randomness comes from the one ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .device_params import DeviceParameters
+
+__all__ = ["NOT_STUCK", "STUCK_HRS", "STUCK_LRS", "ArrayModel"]
+
+# stuck codes
+NOT_STUCK = 0
+STUCK_LRS = 1
+STUCK_HRS = 2  # stuck in HRS after a weak forming, or never forms (form-fail)
+
+
+def _window_weights_sq(tau: np.ndarray, window: float) -> np.ndarray:
+    """OU window-averaging variance factor 2(τ/T)²(T/τ - 1 + e^(-T/τ)) for each τ (1 for T = 0)."""
+    u = window / tau
+    small = u < 1e-3
+    us = np.where(small, 1.0, u)
+    exact = 2.0 * (us - 1.0 + np.exp(-us)) / (us * us)
+    series = 1.0 - u / 3.0 + u * u / 12.0
+    return np.where(small, series, exact)
+
+
+class ArrayModel:
+    """State and physics of a ``rows`` × ``cols`` array of 1T1R cells (SI units, flat indexing)."""
+
+    def __init__(
+        self, rows: int, cols: int, params: DeviceParameters, rng: np.random.Generator, *, noise: bool = True
+    ) -> None:
+        if rows < 1 or cols < 1:
+            raise ValueError("rows and cols must be >= 1")
+        p = params
+        self.rows, self.cols, self.size = int(rows), int(cols), int(rows) * int(cols)
+        self.params, self.rng, self.noise = p, rng, bool(noise)
+        n = self.size
+
+        # ---- device-to-device draws, once, in a fixed order (independent of `noise`) ----
+        g_min = np.maximum(rng.normal(p.g_min_mean, p.g_min_std, n), 1e-6)
+        g_max = np.maximum(rng.normal(p.g_max_mean, p.g_max_std, n), g_min + p.g_window_min_width)
+        s_set = np.minimum(p.step_set * np.exp(p.step_d2d_sigma * rng.standard_normal(n)), 0.95)
+        s_reset = np.minimum(p.step_reset * np.exp(p.step_d2d_sigma * rng.standard_normal(n)), 0.95)
+        v_form = rng.normal(p.forming_voltage_mean, p.forming_voltage_std, n)
+        u_defect = rng.random(n)
+        dg_sp = s_set * s_reset * (g_max - g_min) / (s_set + s_reset)
+        # one (9, n) array, so that a single gather fetches every per-cell constant; rows 5-7 are the clamp
+        # window and the "relaxes and switches" flag: (-inf, inf, 0) until the cell is formed and not stuck
+        self._d2d = np.vstack([
+            g_min, g_max, -np.log1p(-s_set), -np.log1p(-s_reset), p.nsr * dg_sp,
+            np.full(n, -np.inf), np.full(n, np.inf), np.zeros(n), v_form,
+        ])
+        self.g_min, self.g_max = self._d2d[0], self._d2d[1]          # S
+        self.s_set, self.s_reset = s_set, s_reset                      # per nominal pulse
+        self.sigma_c2c = self._d2d[4]                                   # S per nominal pulse
+        self.v_form = self._d2d[8]                                      # V
+
+        # ---- defects ----
+        p_ff, p_lrs, p_hrs = p.p_form_fail, p.p_stuck_lrs, p.p_stuck_hrs
+        self.form_fail = u_defect < p_ff
+        self.stuck = np.zeros(n, dtype=np.int8)
+        self.stuck[(u_defect >= p_ff) & (u_defect < p_ff + p_lrs)] = STUCK_LRS
+        hrs = (u_defect >= p_ff + p_lrs) & (u_defect < p_ff + p_lrs + p_hrs)
+        self.stuck[self.form_fail | hrs] = STUCK_HRS
+
+        # ---- state ----
+        self.pristine = np.ones(n, dtype=bool)
+        self._n_pristine = n
+        self.g_prog = np.full(n, p.g_pristine)         # S, right after the last write
+        self.t_prog = np.zeros(n)                      # s, end of the last write
+        self.rel_walk = np.zeros(n)                    # S, Brownian part of the relaxation
+        self.rel_var = np.zeros(n)                     # S², σ² at the last evaluation
+
+        # ---- 1/f read noise ----
+        n_tau = int(round(p.noise_per_decade * math.log10(p.noise_tau_max / p.noise_tau_min))) + 1
+        self.noise_tau = np.logspace(math.log10(p.noise_tau_min), math.log10(p.noise_tau_max), n_tau)
+        self._inv_tau = 1.0 / self.noise_tau
+        self._rho = math.log(10.0) / (2.0 * p.noise_per_decade)
+        self.noise_x = rng.standard_normal((n, n_tau)) if self.noise else np.zeros((n, 0))
+        self.noise_t = np.zeros(n)
+        self._weights: dict[float, np.ndarray] = {}
+
+        # ---- scalars used on every call ----
+        self._early_slope = p.relax_sigma_intercept / -math.log(p.relax_onset)
+        self._k_rd = p.read_noise_k / math.log(10.0)   # K log10(G/µS) = _k_rd * ln(G/µS)
+
+    # ------------------------------------------------------------------ helpers
+    def flat_index(self, row: np.ndarray | int, col: np.ndarray | int) -> np.ndarray:
+        """Flat cell index for (row, col)."""
+        r, c = np.asarray(row), np.asarray(col)
+        if np.any((r < 0) | (r >= self.rows) | (c < 0) | (c >= self.cols)):
+            raise IndexError("row/col outside the array")
+        return np.atleast_1d(r * self.cols + c).astype(np.intp)
+
+    def true_conductance(self) -> np.ndarray:
+        """Ground truth: conductance right after the last write, every cell (S, a copy)."""
+        return self.g_prog.copy()
+
+    def state_summary(self) -> dict[str, float]:
+        """Counts of pristine / formed / stuck cells; mean programmed conductance of formed cells (S)."""
+        formed = ~self.pristine
+        return {
+            "cells": float(self.size),
+            "pristine": float(self.pristine.sum()),
+            "formed": float(formed.sum()),
+            "stuck_lrs": float((self.stuck == STUCK_LRS).sum()),
+            "stuck_hrs": float((self.stuck == STUCK_HRS).sum()),
+            "form_fail": float(self.form_fail.sum()),
+            "mean_g_formed": float(self.g_prog[formed].mean()) if formed.any() else float("nan"),
+        }
+
+    def _relaxed(
+        self, idx: np.ndarray, t: float, act: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    ) -> np.ndarray:
+        """Advance the relaxation walk of cells `idx` to time t (s); return their drifted conductance (S).
+
+        `act` is 1.0 for formed, non-stuck cells (0.0 otherwise), `lo`/`hi` their clamp window."""
+        p = self.params
+        lt = np.log(np.maximum(t - self.t_prog[idx], p.relax_onset))
+        late = np.maximum(lt, 0.0)
+        # σ: 0 at τ0, log-linear to c at 1 s, then b ln τ + c; μ = -a ln τ for τ > 1 s
+        sig = p.relax_sigma_intercept + p.relax_sigma_slope * late + self._early_slope * np.minimum(lt, 0.0)
+        var0 = self.rel_var[idx]
+        var = np.maximum(sig * sig, var0)
+        walk = self.rel_walk[idx]
+        if self.noise:
+            walk = walk + np.sqrt(var - var0) * self.rng.standard_normal(idx.size)
+            self.rel_walk[idx] = walk
+        self.rel_var[idx] = var
+        return np.minimum(np.maximum(self.g_prog[idx] + act * (walk - p.relax_mean_slope * late), lo), hi)
+
+    def _window(self, t_int: float) -> np.ndarray:
+        """Per-component read weights sqrt(ρ)·w_j for an integration time t_int (cached)."""
+        w = self._weights.get(t_int)
+        if w is None:
+            scale = self.params.noise_window_scale * max(float(t_int), 0.0)
+            w = np.sqrt(self._rho * _window_weights_sq(self.noise_tau, scale))
+            if len(self._weights) > 64:
+                self._weights.clear()
+            self._weights[t_int] = w
+        return w
+
+    # ------------------------------------------------------------------ physics
+    def transistor(
+        self, g: np.ndarray, v_applied: np.ndarray, v_gate: np.ndarray, reset: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """§12.2: (v_cell in V, current in A) for cells of conductance g (S) under v_applied (BL - SL, V;
+        + = SET polarity) and gate voltage v_gate (V).  Square law: R_on = 1/(k(V_G - V_T)),
+        I_sat = k(V_G - V_T)²/2; `reset` (RESET polarity) uses k/1.5 (R_on × 1.5, I_sat / 1.5).
+        V_G <= V_T leaves a 1 pS leakage; v_gate = inf is an ideal switch.  The current has the sign of
+        v_applied."""
+        p = self.params
+        v = np.asarray(v_applied, dtype=float)
+        if np.ndim(reset) == 0:
+            k_eff = p.transconductance / p.reset_degeneration if reset else p.transconductance
+        else:
+            k_eff = np.where(reset, p.transconductance / p.reset_degeneration, p.transconductance)
+        overdrive = np.maximum(np.asarray(v_gate, dtype=float) - p.threshold_voltage, 0.0)
+        g_channel = k_eff * overdrive + p.transistor_off_conductance
+        current = g * v / (1.0 + g / g_channel)
+        i_sat = 0.5 * k_eff * overdrive * overdrive + p.transistor_off_conductance * np.abs(v)
+        current = np.copysign(np.minimum(np.abs(current), i_sat), v)
+        return current / g, current
+
+    def apply_bias(
+        self, index: np.ndarray, v_applied: np.ndarray, v_gate: np.ndarray, duration: float, t_end: float
+    ) -> None:
+        """Hold cells `index` (flat ints, no duplicates) at v_applied (BL - SL, V) with gate v_gate (V)
+        for `duration` s ending at virtual time t_end (s): forming of pristine cells (§12.3), SET/RESET
+        kinetics of formed ones (§12.4); every cell whose conductance changes restarts its relaxation
+        clock at t_end.  v_applied and v_gate are scalars or arrays matching `index`."""
+        p = self.params
+        v = np.asarray(v_applied, dtype=float)
+        if v.ndim and v.size == 1:
+            v = v.reshape(())
+        scalar_v = v.ndim == 0
+        if duration <= 0.0 or (scalar_v and abs(float(v)) < p.switching_threshold and not self._n_pristine):
+            return
+        idx = np.asarray(index, dtype=np.intp).reshape(-1)
+        if idx.size == 1 and scalar_v and self._scalar_fast_path and np.size(v_gate) == 1:
+            i = int(idx[0])
+            if self._d2d[7, i] > 0.0:  # formed, not stuck: scalar fast path, same physics and draws
+                self._apply_one(i, float(v), float(np.reshape(v_gate, ())), duration, t_end)
+                return
+        gmin, gmax, r_set, r_reset, sig, lo, hi, act, vform = self._d2d[:, idx]
+        g = self._relaxed(idx, t_end - duration, act, lo, hi)
+        v_cell = self.transistor(g, v, v_gate, v < 0.0)[0]
+        if self._n_pristine:
+            pristine = self.pristine[idx]
+            if pristine.any():
+                self._form(idx, pristine, v_cell, v_gate, duration, t_end, gmin, gmax, vform)
+        # `act` was gathered before forming, so a cell formed by this bias does not also switch
+        switch = (act > 0.0) & (np.abs(v_cell) >= p.switching_threshold)
+        if not switch.any():
+            return
+        if scalar_v:
+            bound, rate, v_ref = (gmax, r_set, p.v_ref_set) if v > 0.0 else (gmin, r_reset, p.v_ref_reset)
+        else:
+            setting = v_cell > 0.0
+            bound, rate = np.where(setting, gmax, gmin), np.where(setting, r_set, r_reset)
+            v_ref = np.where(setting, p.v_ref_set, p.v_ref_reset)
+        f = (duration / p.pulse_width_ref) * np.exp((np.abs(v_cell) - v_ref) / p.kinetic_voltage_scale)
+        f = np.minimum(f, p.max_pulse_factor)
+        g_new = bound - (bound - g) * np.exp(-f * rate)
+        if self.noise:
+            g_new += np.sqrt(f) * sig * self.rng.standard_normal(idx.size)
+        g_new = np.minimum(np.maximum(g_new, lo), hi)
+        changed = idx[switch]
+        self.g_prog[changed] = g_new[switch]
+        self.t_prog[changed] = t_end
+        self.rel_walk[changed] = 0.0
+        self.rel_var[changed] = 0.0
+
+    def _form(self, idx: np.ndarray, pristine: np.ndarray, v_cell: np.ndarray, v_gate: np.ndarray,
+              duration: float, t_end: float, gmin: np.ndarray, gmax: np.ndarray, vform: np.ndarray) -> None:
+        """Forming of the pristine cells among `idx` (§12.3)."""
+        p = self.params
+        cand = pristine & ~self.form_fail[idx] & (v_cell > 0.0)
+        if not cand.any():
+            return
+        if duration >= p.quasi_static_duration:
+            forms = cand & (v_cell >= vform)
+        else:
+            hazard = (duration / p.forming_time) * np.exp((v_cell - vform) / p.forming_voltage_scale)
+            prob = -np.expm1(-hazard)
+            forms = cand & ((self.rng.random(idx.size) < prob) if self.noise else (prob >= 0.5))
+        if not forms.any():
+            return
+        sel = np.flatnonzero(forms)
+        cells = idx[sel]
+        u = self.rng.random((2, sel.size)) if self.noise else np.full((2, sel.size), 0.5)
+        vc = v_cell[sel]
+        vg = np.broadcast_to(np.asarray(v_gate, dtype=float), idx.shape)[sel]
+        overdrive = np.maximum(vg - p.threshold_voltage, 0.0)
+        i_sat = 0.5 * p.transconductance * overdrive * overdrive + p.transistor_off_conductance * vc
+        g_new = np.minimum(gmax[sel] * (p.forming_g_low + (p.forming_g_high - p.forming_g_low) * u[0]),
+                           i_sat / vc)
+        stuck = self.stuck[cells]
+        over = (stuck == NOT_STUCK) & (i_sat > p.overforming_current) & (u[1] < p.overforming_probability)
+        stuck = np.where(over, STUCK_LRS, stuck).astype(np.int8)
+        g_new = np.where(stuck == STUCK_LRS, gmax[sel] * (1.0 + 0.2 * u[0]), g_new)
+        g_new = np.where(stuck == STUCK_HRS, gmin[sel] * (0.8 + 0.2 * u[0]), g_new)
+        self.stuck[cells] = stuck
+        self.pristine[cells] = False
+        self._n_pristine -= cells.size
+        good = cells[stuck == NOT_STUCK]
+        self._d2d[5, good] = self.g_min[good] - p.clip_margin
+        self._d2d[6, good] = self.g_max[good] + p.clip_margin
+        self._d2d[7, good] = 1.0
+        self.g_prog[cells] = g_new
+        self.t_prog[cells] = t_end
+        self.rel_walk[cells] = 0.0
+        self.rel_var[cells] = 0.0
+
+    def conductance(self, index: np.ndarray, t: float, t_int: float) -> np.ndarray:
+        """Conductance (S) that a read of cells `index` at virtual time t (s), integrating over t_int (s),
+        sees: programmed value + relaxation walk + 1/f read noise, clamped to [Gmin_i - 2 µS, Gmax_i + 2 µS]
+        for formed, non-stuck cells.  Pristine cells read ~1 nS without relaxation or noise."""
+        idx = np.asarray(index, dtype=np.intp).reshape(-1)
+        if idx.size == 1 and self._scalar_fast_path:
+            return self._conductance_one(int(idx[0]), t, t_int)
+        lo, hi, act = self._d2d[5:8, idx]
+        g = self._relaxed(idx, t, act, lo, hi)
+        if not self.noise:
+            return g
+        decay = np.maximum(t - self.noise_t[idx], 0.0)[:, None] * self._inv_tau
+        x = self.noise_x[idx] * np.exp(-decay)
+        x += np.sqrt(-np.expm1(-2.0 * decay)) * self.rng.standard_normal(x.shape)
+        self.noise_x[idx] = x
+        self.noise_t[idx] = t
+        g_read = g + self._k_rd * np.maximum(np.log(g * 1e6), 0.0) * (x @ self._window(t_int))
+        return np.minimum(np.maximum(g_read, lo), hi)
+
+    # ------------------------------------------------------------------ scalar fast paths
+    # Same formulas, operation order and random draws as the vector code above, in plain floats: one cell
+    # per call is the instrument layer's common case.  tests/test_device_model.py checks the equivalence.
+    _scalar_fast_path = True
+
+    def _relaxed_one(self, i: int, t: float, act: float, lo: float, hi: float) -> float:
+        """Scalar `_relaxed` for cell i."""
+        p = self.params
+        lt = math.log(max(t - self.t_prog.item(i), p.relax_onset))
+        late = max(lt, 0.0)
+        sig = p.relax_sigma_intercept + p.relax_sigma_slope * late + self._early_slope * min(lt, 0.0)
+        var0 = self.rel_var.item(i)
+        var = max(sig * sig, var0)
+        walk = self.rel_walk.item(i)
+        if self.noise:
+            walk = walk + math.sqrt(var - var0) * self.rng.standard_normal()
+            self.rel_walk[i] = walk
+        self.rel_var[i] = var
+        return min(max(self.g_prog.item(i) + act * (walk - p.relax_mean_slope * late), lo), hi)
+
+    def _apply_one(self, i: int, v: float, v_gate: float, duration: float, t_end: float) -> None:
+        """Scalar `apply_bias` for one formed, non-stuck cell i."""
+        p = self.params
+        gmin, gmax, r_set, r_reset, sig, lo, hi, act, _ = self._d2d[:, i].tolist()
+        g = self._relaxed_one(i, t_end - duration, act, lo, hi)
+        k_eff = p.transconductance / p.reset_degeneration if v < 0.0 else p.transconductance
+        overdrive = max(v_gate - p.threshold_voltage, 0.0)
+        g_channel = k_eff * overdrive + p.transistor_off_conductance
+        current = g * v / (1.0 + g / g_channel)
+        i_sat = 0.5 * k_eff * overdrive * overdrive + p.transistor_off_conductance * abs(v)
+        v_cell = math.copysign(min(abs(current), i_sat), v) / g
+        if abs(v_cell) < p.switching_threshold:
+            return
+        bound, rate, v_ref = (gmax, r_set, p.v_ref_set) if v > 0.0 else (gmin, r_reset, p.v_ref_reset)
+        f = min((duration / p.pulse_width_ref) * math.exp((abs(v_cell) - v_ref) / p.kinetic_voltage_scale),
+                p.max_pulse_factor)
+        g_new = bound - (bound - g) * math.exp(-f * rate)
+        if self.noise:
+            g_new += math.sqrt(f) * sig * self.rng.standard_normal()
+        self.g_prog[i] = min(max(g_new, lo), hi)
+        self.t_prog[i] = t_end
+        self.rel_walk[i] = 0.0
+        self.rel_var[i] = 0.0
+
+    def _conductance_one(self, i: int, t: float, t_int: float) -> np.ndarray:
+        """Scalar `conductance` for cell i (returns a length-1 array)."""
+        lo, hi, act = self._d2d[5:8, i].tolist()
+        g = self._relaxed_one(i, t, act, lo, hi)
+        if not self.noise:
+            return np.array([g])
+        decay = max(t - self.noise_t.item(i), 0.0) * self._inv_tau
+        x = self.noise_x[i] * np.exp(-decay)
+        x += np.sqrt(-np.expm1(-2.0 * decay)) * self.rng.standard_normal(x.size)
+        self.noise_x[i] = x
+        self.noise_t[i] = t
+        g_read = g + self._k_rd * max(math.log(g * 1e6), 0.0) * float(x @ self._window(t_int))
+        return np.array([min(max(g_read, lo), hi)])
