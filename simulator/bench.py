@@ -107,7 +107,7 @@ class Bench:
         """Device- and bench-level faults that the instrument itself does not handle."""
         if fault.kind == "stuck_cells":
             cells = np.asarray(fault.params.get("cells", []), dtype=np.int64)
-            self.model.set_stuck(cells, str(fault.params.get("state", "lrs")))
+            self.model.set_stuck(cells, str(fault.params.get("state", "lrs")), self.clock.now)
         elif fault.kind == "no_compliance":
             channel = str(fault.params.get("channel", "a"))
             name = f"{instrument.name}.{channel}"

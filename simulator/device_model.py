@@ -223,6 +223,18 @@ class ArrayModel:
         current = np.copysign(np.minimum(np.abs(current), i_sat), v)
         return current / g, current
 
+    def transistor_one(self, g: float, v_applied: float, v_gate: float) -> float:
+        """Scalar :meth:`transistor` current (A) for one cell; same formulas, no numpy overhead."""
+        p = self.params
+        k_eff = p.transconductance / p.reset_degeneration if v_applied < 0.0 else p.transconductance
+        overdrive = v_gate - p.threshold_voltage
+        if overdrive < 0.0:
+            overdrive = 0.0
+        g_channel = k_eff * overdrive + p.transistor_off_conductance
+        current = g * v_applied / (1.0 + g / g_channel)
+        i_sat = 0.5 * k_eff * overdrive * overdrive + p.transistor_off_conductance * abs(v_applied)
+        return math.copysign(min(abs(current), i_sat), v_applied)
+
     def apply_bias(
         self, index: np.ndarray, v_applied: np.ndarray, v_gate: np.ndarray, duration: float, t_end: float
     ) -> None:
@@ -312,6 +324,21 @@ class ArrayModel:
         self.t_prog[cells] = t_end
         self.rel_walk[cells] = 0.0
         self.rel_var[cells] = 0.0
+
+    def set_stuck(self, index: np.ndarray, state: str, t: float) -> None:
+        """Make cells stuck from now on (fault injection): "lrs" at ~1.1·Gmax_i, "hrs" at ~0.9·Gmin_i;
+        they ignore every pulse and stop relaxing.  Pristine cells are marked and form into that state."""
+        cells = np.asarray(index, dtype=np.intp).reshape(-1)
+        if state not in ("lrs", "hrs"):
+            raise ValueError(f"stuck state must be 'lrs' or 'hrs', got {state!r}")
+        code = STUCK_LRS if state == "lrs" else STUCK_HRS
+        self.stuck[cells] = code
+        formed = cells[~self.pristine[cells]]
+        self._d2d[5, formed], self._d2d[6, formed], self._d2d[7, formed] = -np.inf, np.inf, 0.0
+        self.g_prog[formed] = (1.1 * self.g_max[formed]) if code == STUCK_LRS else (0.9 * self.g_min[formed])
+        self.t_prog[formed] = t
+        self.rel_walk[formed] = 0.0
+        self.rel_var[formed] = 0.0
 
     def conductance(self, index: np.ndarray, t: float, t_int: float) -> np.ndarray:
         """Conductance (S) that a read of cells `index` at virtual time t (s), integrating over t_int (s),

@@ -63,6 +63,9 @@ class Circuit:
         self.column_pads = column_pads
         self.sources: dict[str, SourceState] = {}
         self._terms: list[str] = [GROUND]
+        self._src: list[SourceState] = [SourceState(GROUND)]   # index-aligned with _terms
+        self._empty = np.zeros(0, dtype=np.int64)
+        self._wl0 = self._bl0 = self._sl0 = -1
         self.closed: dict[str, frozenset[tuple[int, str, int]]] = {}
         r = np.repeat(np.arange(self.rows), self.cols)
         c = np.tile(np.arange(self.cols), self.rows)
@@ -85,6 +88,7 @@ class Circuit:
     def register_source(self, state: SourceState) -> None:
         self.sources[state.name] = state
         self._terms.append(state.name)
+        self._src.append(state)
 
     def terminal_index(self, name: str) -> int:
         return self._terms.index(name)
@@ -119,6 +123,8 @@ class Circuit:
         ok = (tw >= 0) & (tb >= 0) & (ts >= 0)
         self.idx = np.flatnonzero(ok)
         self.t_wl, self.t_bl, self.t_sl = tw[ok], tb[ok], ts[ok]
+        if self.idx.size == 1:
+            self._wl0, self._bl0, self._sl0 = int(self.t_wl[0]), int(self.t_bl[0]), int(self.t_sl[0])
 
     def lines_of(self, terminal: str) -> list[int]:
         """Array lines a terminal drives now."""
@@ -130,6 +136,7 @@ class Circuit:
 
     # ------------------------------------------------------------------ solving
     def _terminal_voltages(self) -> np.ndarray:
+        """Voltage of every terminal (NaN = floating), index 0 = ground."""
         v = np.zeros(len(self._terms))
         for i, name in enumerate(self._terms[1:], start=1):
             s = self.sources[name]
@@ -139,68 +146,96 @@ class Circuit:
                 v[i] = np.nan
         return v
 
-    def _cell_currents(self, tv: np.ndarray, g: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                                  np.ndarray, np.ndarray]:
-        """(index, v_applied, v_gate, current) of the connected, non-floating cells."""
+    def _bias(self, tv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mask of biased connected cells, their index, v_applied = V_BL - V_SL, v_gate = V_WL - V_SL)."""
         vwl, vbl, vsl = tv[self.t_wl], tv[self.t_bl], tv[self.t_sl]
         ok = ~(np.isnan(vwl) | np.isnan(vbl) | np.isnan(vsl))
-        idx = self.idx[ok]
-        vapp = (vbl - vsl)[ok]
-        vgate = (vwl - vsl)[ok]
-        if idx.size == 0:
-            return idx, vapp, vgate, vapp
-        if g is None:
-            g = self.model.true_conductance()[idx]
-        _, cur = self.model.transistor(g, vapp, vgate, vapp < 0)
-        return idx, vapp, vgate, cur
+        return ok, self.idx[ok], (vbl - vsl)[ok], (vwl - vsl)[ok]
 
-    def _terminal_current(self, ti: int, tv: np.ndarray, g_noisy: np.ndarray | None = None,
-                          idx_filter: np.ndarray | None = None) -> float:
-        vwl, vbl, vsl = tv[self.t_wl], tv[self.t_bl], tv[self.t_sl]
-        ok = ~(np.isnan(vwl) | np.isnan(vbl) | np.isnan(vsl))
-        on_bl = ok & (self.t_bl == ti)
-        on_sl = ok & (self.t_sl == ti)
-        sel = on_bl | on_sl
-        if not sel.any():
-            return 0.0
-        idx = self.idx[sel]
-        vapp = (vbl - vsl)[sel]
-        vgate = (vwl - vsl)[sel]
-        g = g_noisy[np.searchsorted(idx_filter, idx)] if g_noisy is not None else \
-            self.model.true_conductance()[idx]
+    def _terminal_currents(self, tv: np.ndarray, g: np.ndarray | None = None) -> np.ndarray:
+        """Current out of every terminal's HI (A) for terminal voltages tv (g: conductances of the biased
+        cells, default the programmed values)."""
+        ok, idx, vapp, vgate = self._bias(tv)
+        out = np.zeros(len(self._terms))
+        if idx.size == 0:
+            return out
+        if g is None:
+            g = self.model.g_prog[idx]
         _, cur = self.model.transistor(g, vapp, vgate, vapp < 0)
-        sign = np.where(on_bl[sel], 1.0, -1.0)
-        return float(np.sum(sign * cur))
+        out += np.bincount(self.t_bl[ok], weights=cur, minlength=out.size)
+        out -= np.bincount(self.t_sl[ok], weights=cur, minlength=out.size)
+        return out
+
+    def _one_cell(self) -> tuple[int, float | None, float | None, float | None]:
+        """The single connected cell and its (V_WL, V_BL, V_SL) (None = floating)."""
+        return int(self.idx[0]), self._v(self._wl0), self._v(self._bl0), self._v(self._sl0)
+
+    def _v(self, ti: int) -> float | None:
+        if ti == 0:
+            return 0.0
+        s = self._src[ti]
+        if s.output == OUTPUT_ON:
+            return s.v_out
+        return None if s.offmode == OUTPUT_HIGH_Z else 0.0
+
+    def _one_current(self, g: float) -> tuple[float, float, float]:
+        """(cell current BL→SL in A, v_applied, v_gate) of the single connected cell (0 if floating)."""
+        _, vwl, vbl, vsl = self._one_cell()
+        if vwl is None or vbl is None or vsl is None:
+            return 0.0, 0.0, 0.0
+        vapp = vbl - vsl
+        if vapp == 0.0:
+            return 0.0, 0.0, vwl - vsl
+        return self.model.transistor_one(g, vapp, vwl - vsl), vapp, vwl - vsl
+
+    def _source_current(self, ti: int, g: float | None = None) -> float:
+        """Current out of source terminal ti's HI (A) with the present v_out of every source."""
+        n = self.idx.size
+        if n == 0:
+            return 0.0
+        if n == 1:
+            if ti not in (self._bl0, self._sl0):
+                return 0.0
+            i_cell = self._one_current(float(self.model.g_prog[self.idx[0]]) if g is None else g)[0]
+            return (i_cell if ti == self._bl0 else 0.0) - (i_cell if ti == self._sl0 else 0.0)
+        return float(self._terminal_currents(self._terminal_voltages())[ti])
 
     def update(self) -> None:
         """Re-solve source outputs (compliance) and start a new bias segment (call after commit)."""
-        for s in self.sources.values():
+        for s in self._src[1:]:
             s.in_compliance = False
             s.v_out = s.levelv if s.func == FUNC_DCVOLTS else 0.0
-        for name, s in self.sources.items():
+        for ti, s in enumerate(self._src[1:], start=1):
             if s.output != OUTPUT_ON:
                 continue
-            ti = self._terms.index(name)
             if s.func == FUNC_DCVOLTS:
-                self._clamp_voltage_source(s, ti)
+                if s.limit_applied and abs(self._source_current(ti)) > s.limiti:
+                    self._clamp_voltage_source(s, ti)
             else:
                 self._solve_current_source(s, ti)
-        tv = self._terminal_voltages()
-        idx, vapp, vgate, _ = self._cell_currents(tv)
+        self.seg_start = self.bench.clock.now
+        n = self.idx.size
+        if n == 1:
+            _, vapp, vgate = self._one_current(float(self.model.g_prog[self.idx[0]]))
+            if abs(vapp) >= self.v_th * 0.5:
+                self.seg_idx, self.seg_vapp, self.seg_vgate = self.idx, np.array([vapp]), np.array([vgate])
+            else:
+                self.seg_idx = self._empty
+            return
+        if n == 0:
+            self.seg_idx = self._empty
+            return
+        _, idx, vapp, vgate = self._bias(self._terminal_voltages())
         active = np.abs(vapp) >= self.v_th * 0.5
         self.seg_idx, self.seg_vapp, self.seg_vgate = idx[active], vapp[active], vgate[active]
-        self.seg_start = self.bench.clock.now
 
     def _clamp_voltage_source(self, s: SourceState, ti: int) -> None:
-        tv = self._terminal_voltages()
-        current = self._terminal_current(ti, tv)
-        if not s.limit_applied or abs(current) <= s.limiti:
-            return
+        """Lower the source's output until its current equals the limit (bisection on the output)."""
         lo, hi = 0.0, 1.0
         for _ in range(40):
             mid = 0.5 * (lo + hi)
             s.v_out = s.levelv * mid
-            if abs(self._terminal_current(ti, self._terminal_voltages())) > s.limiti:
+            if abs(self._source_current(ti)) > s.limiti:
                 hi = mid
             else:
                 lo = mid
@@ -210,12 +245,13 @@ class Circuit:
                               limit=s.limiti, output_voltage=s.v_out)
 
     def _solve_current_source(self, s: SourceState, ti: int) -> None:
+        """Find the output voltage that drives the programmed current, within ±limitv."""
         target = s.leveli
         lo, hi = -s.limitv, s.limitv
         s.v_out = hi
-        i_hi = self._terminal_current(ti, self._terminal_voltages())
+        i_hi = self._source_current(ti)
         s.v_out = lo
-        i_lo = self._terminal_current(ti, self._terminal_voltages())
+        i_lo = self._source_current(ti)
         if not i_lo <= target <= i_hi:
             s.v_out = hi if target > i_hi else lo
             s.in_compliance = True
@@ -224,7 +260,7 @@ class Circuit:
         for _ in range(50):
             mid = 0.5 * (lo + hi)
             s.v_out = mid
-            if self._terminal_current(ti, self._terminal_voltages()) > target:
+            if self._source_current(ti) > target:
                 hi = mid
             else:
                 lo = mid
@@ -253,14 +289,23 @@ class Circuit:
         if s.func == FUNC_DCAMPS and s.output == OUTPUT_ON and not s.in_compliance:
             return s.leveli
         ti = self._terms.index(name)
-        tv = self._terminal_voltages()
-        vwl, vbl, vsl = tv[self.t_wl], tv[self.t_bl], tv[self.t_sl]
-        ok = ~(np.isnan(vwl) | np.isnan(vbl) | np.isnan(vsl)) & ((self.t_bl == ti) | (self.t_sl == ti))
-        if not ok.any():
+        n = self.idx.size
+        if n == 0:
             return 0.0
-        idx = self.idx[ok]
-        g = self.model.conductance(idx, self.bench.clock.now, t_int)
-        return self._terminal_current(ti, tv, g, idx)
+        now = self.bench.clock.now
+        if n == 1:
+            if ti not in (self._bl0, self._sl0):
+                return 0.0
+            g = float(self.model.conductance(self.idx, now, t_int)[0])
+            return self._source_current(ti, g)
+        ok, idx, _, _ = self._bias(self._terminal_voltages())
+        if idx.size == 0:
+            return 0.0
+        sel = (self.t_bl[ok] == ti) | (self.t_sl[ok] == ti)
+        g = self.model.g_prog[idx].copy()
+        if sel.any():
+            g[sel] = self.model.conductance(idx[sel], now, t_int)
+        return float(self._terminal_currents(self._terminal_voltages(), g)[ti])
 
     def measure_voltage(self, name: str) -> float:
         """Voltage (V) at the HI terminal of source ``name``."""

@@ -109,6 +109,24 @@ def test_compliance_not_applied(bench) -> None:  # noqa: ANN001
     assert smu.query("print(smua.source.compliance)") == "false"
 
 
+def test_stuck_cell_ignores_reset(bench) -> None:  # noqa: ANN001
+    rm, b, smu, mx, _ = bench
+    from tsp_lib import load_lib
+
+    load_lib(smu)
+    mx.write("channel.exclusiveclose('1B01,2A01,3C01')")
+    smu.query("print(rr_form(4, 0.01, 1.2, 1e-3, 50e-6))")
+    smu.write("rr_sweep(-1.4, -0.02, 1.2); rr_bias(3.3); rr_pulse_setup(2.5e-6)")
+    g0 = float(smu.query("print(rr_read(0.2, 1))"))
+    b.faults.add("stuck_cells", match="mark", cells=[0], state="lrs")
+    smu.write("mark = 1")
+    g_stuck = float(smu.query("print(rr_read(0.2, 1))"))
+    assert g_stuck > 2 * g0
+    for _ in range(20):
+        smu.write("rr_pulse(-1.5)")
+    assert float(smu.query("print(rr_read(0.2, 1))")) == pytest.approx(g_stuck, rel=0.01)
+
+
 def test_fault_plan_rejects_unknown_kinds() -> None:
     rm = open_rm()
     with pytest.raises(ValueError, match="fault kind must be one of"):
