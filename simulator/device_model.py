@@ -236,12 +236,17 @@ class ArrayModel:
         return math.copysign(min(abs(current), i_sat), v_applied)
 
     def apply_bias(
-        self, index: np.ndarray, v_applied: np.ndarray, v_gate: np.ndarray, duration: float, t_end: float
+        self, index: np.ndarray, v_applied: np.ndarray, v_gate: np.ndarray, duration: float, t_end: float,
+        hold: float | None = None, final: bool = True,
     ) -> None:
         """Hold cells `index` (flat ints, no duplicates) at v_applied (BL - SL, V) with gate v_gate (V)
         for `duration` s ending at virtual time t_end (s): forming of pristine cells (§12.3), SET/RESET
         kinetics of formed ones (§12.4); every cell whose conductance changes restarts its relaxation
-        clock at t_end.  v_applied and v_gate are scalars or arrays matching `index`."""
+        clock at t_end.  v_applied and v_gate are scalars or arrays matching `index`.  `hold` (s, default
+        `duration`) is how long this same bias has been held in all, when a caller applies one steady bias
+        in several slices: forming then follows the quasi-static rule as soon as the hold is long enough;
+        `final` = False marks a slice after which the same bias continues, so a short hold is not judged
+        by the pulse rule until it has ended (its full length is known)."""
         p = self.params
         v = np.asarray(v_applied, dtype=float)
         if v.ndim and v.size == 1:
@@ -261,7 +266,8 @@ class ArrayModel:
         if self._n_pristine:
             pristine = self.pristine[idx]
             if pristine.any():
-                self._form(idx, pristine, v_cell, v_gate, duration, t_end, gmin, gmax, vform)
+                self._form(idx, pristine, v_cell, v_gate, duration, t_end, gmin, gmax, vform,
+                           duration if hold is None else max(hold, duration), final)
         # `act` was gathered before forming, so a cell formed by this bias does not also switch
         switch = (act > 0.0) & (np.abs(v_cell) >= p.switching_threshold)
         if not switch.any():
@@ -285,16 +291,20 @@ class ArrayModel:
         self.rel_var[changed] = 0.0
 
     def _form(self, idx: np.ndarray, pristine: np.ndarray, v_cell: np.ndarray, v_gate: np.ndarray,
-              duration: float, t_end: float, gmin: np.ndarray, gmax: np.ndarray, vform: np.ndarray) -> None:
-        """Forming of the pristine cells among `idx` (§12.3)."""
+              duration: float, t_end: float, gmin: np.ndarray, gmax: np.ndarray, vform: np.ndarray,
+              hold: float, final: bool) -> None:
+        """Forming of the pristine cells among `idx` (§12.3); `hold` >= `duration` is the steady-bias time.
+        A hold shorter than the quasi-static duration is a pulse, judged once it has ended (`final`)."""
         p = self.params
         cand = pristine & ~self.form_fail[idx] & (v_cell > 0.0)
         if not cand.any():
             return
-        if duration >= p.quasi_static_duration:
+        if hold >= p.quasi_static_duration:
             forms = cand & (v_cell >= vform)
+        elif not final:
+            return
         else:
-            hazard = (duration / p.forming_time) * np.exp((v_cell - vform) / p.forming_voltage_scale)
+            hazard = (hold / p.forming_time) * np.exp((v_cell - vform) / p.forming_voltage_scale)
             prob = -np.expm1(-hazard)
             forms = cand & ((self.rng.random(idx.size) < prob) if self.noise else (prob >= 0.5))
         if not forms.any():

@@ -277,7 +277,7 @@ class SmuChannel:
         return result
 
     def compliance(self) -> bool:
-        self.smu.bench.circuit.commit()
+        self.smu.bench.circuit.commit(final=False)
         return bool(self.state.in_compliance)
 
     # ------------------------------------------------------------- registration
