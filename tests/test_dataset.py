@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+
 from rramlab.analysis import dataset_writer
 from rramlab.analysis.dataset import (
     SCHEMA_VERSION,

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 import pytest
+
 from rramlab.simulator.device_model import STUCK_HRS, STUCK_LRS, ArrayModel
 from rramlab.simulator.device_params import PROFILES, DeviceParameters
 

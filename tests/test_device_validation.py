@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 import pytest
-
 from validation_campaign import ROWS, US, Campaign, open_loop_metrics
 
 SEEDS = [20250206, 1, 2]

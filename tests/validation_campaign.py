@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pyvisa
-
 from tsp_lib import load_lib
 from tsp_session import cell_channels, open_bench
 
