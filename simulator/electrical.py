@@ -143,7 +143,7 @@ class Circuit:
             s = self.sources[name]
             if s.output == OUTPUT_ON:
                 v[i] = s.v_out
-            elif s.offmode == OUTPUT_HIGH_Z:
+            elif s.output == OUTPUT_HIGH_Z or s.offmode == OUTPUT_HIGH_Z:
                 v[i] = np.nan
         return v
 
@@ -177,7 +177,7 @@ class Circuit:
         s = self._src[ti]
         if s.output == OUTPUT_ON:
             return s.v_out
-        return None if s.offmode == OUTPUT_HIGH_Z else 0.0
+        return None if OUTPUT_HIGH_Z in (s.output, s.offmode) else 0.0
 
     def _one_current(self, g: float) -> tuple[float, float, float]:
         """(cell current BL→SL in A, v_applied, v_gate) of the single connected cell (0 if floating)."""

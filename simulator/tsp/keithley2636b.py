@@ -145,13 +145,12 @@ class SmuChannel:
         o = int(v)
         if o not in (OUTPUT_OFF, OUTPUT_ON, OUTPUT_HIGH_Z):
             raise TspError(1101 if o > 2 else 1102, "Parameter too big" if o > 2 else "Parameter too small")
-        if o == OUTPUT_HIGH_Z:
-            o = OUTPUT_OFF
         old = self.state.output
         self.state.output = o
         if o != old:
             self.smu.bench.events.add(self.smu.clock.now, self.state.name,
-                                      "output_on" if o == OUTPUT_ON else "output_off",
+                                      "output_on" if o == OUTPUT_ON else
+                                      "output_high_z" if o == OUTPUT_HIGH_Z else "output_off",
                                       level=self.state.levelv if self.state.func else self.state.leveli)
         self.changed()
 
@@ -288,7 +287,7 @@ class SmuChannel:
                   "AUTORANGE_OFF": 0, "AUTORANGE_FOLLOW_LIMIT": 2, "ENABLE": 1, "DISABLE": 0,
                   "SOURCE_IDLE": 0, "SOURCE_HOLD": 1, "DELAY_AUTO": -1, "DELAY_OFF": 0,
                   "AUTOZERO_OFF": 0, "AUTOZERO_ONCE": 1, "AUTOZERO_AUTO": 2, "SENSE_LOCAL": 0,
-                  "SENSE_REMOTE": 1, "SENSE_CALA": 3}
+                  "SENSE_REMOTE": 1, "SENSE_CALA": 3, "LIMIT_AUTO": 0}
         smu.define(n, {"sense": (lambda: 0, lambda v: None)}, constants=consts,
                    functions={"reset": self.reset, "abort": self.trigger.abort,
                               "makebuffer": lambda *a: None})

@@ -165,7 +165,7 @@ class TriggerModel:
         """Run the configured sweep to completion on the virtual clock."""
         ch, smu = self.ch, self.ch.smu
         if self.source_action and not self.levels:
-            raise TspError(5042, "Cannot perform requested operation while source autorange is enabled")
+            raise TspError(5042, "Cannot initiate: the source sweep list is empty")  # [U] code and text
         s = ch.state
         idle_v, idle_limit = s.levelv, s.limiti
         width_timer = self._timer(self.endpulse_stimulus)

@@ -1,0 +1,366 @@
+"""Keithley 2636B System SourceMeter (two channels, TSP).
+
+Manual: Keithley Series 2600B System SourceMeter Instrument Reference Manual, 2600BS-901-01
+(commands ``smuX.source.*``, ``smuX.measure.*``, ``smuX.nvbufferY``, ``smuX.trigger.*``,
+``trigger.timer[N]``, ``errorqueue``, ``reset()``). Ranges of the 263xB models: source voltage
+200 mV/2 V/20 V/200 V; current limit 100 pA to 1.5 A; voltage limit 20 mV to 200 V; measure current
+ranges 100 pA to 1.5 A; NPLC 0.001 to 25 (reference/instruments.md §3).
+
+Every setpoint is validated before it is written (ValueError naming the parameter and its range;
+NaN and infinities rejected) and goes on the wire as Python's shortest round-trip ``repr``
+(``smua.source.limiti = 1.5e-07``), never ``%f``. Replies are ``%.5e`` numbers
+(``format.asciiprecision`` 6), ``true``/``false`` or ``nil``.
+
+Error queue. With ``strict_errors=True`` (default) every setting that can fail (levels, limits,
+ranges, NPLC, delays, output, :meth:`SMUChannel.configure_pulse`) is followed by one
+``print(errorqueue.count)`` query, and the queue is drained (≤ 32 entries) into an
+:class:`~rramlab.drivers.errors.InstrumentError` when it is not empty. The hot path does not query
+the queue per operation:
+
+* :meth:`SMUChannel.pulse` sends one write and reads nothing. It fires the pulse only when the
+  error queue is empty (checked on the instrument, inside the same chunk), so a rejected amplitude
+  never fires the previous amplitude left in the sweep list; a skipped pulse is reported by the
+  next error check.
+* :meth:`SMUChannel.pulse_and_measure` prints ``errorqueue.count`` beside the reading in its one
+  reply, so its errors are raised at once at no extra bus cost.
+* Callers of :meth:`SMUChannel.pulse` check the queue with :meth:`Keithley2636B.check_errors` at
+  their durability point (the station: once per cell operation batch, before results are stored).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymeasure.instruments import Channel, Instrument
+
+from .errors import InstrumentError, ReplyError, ShutdownError
+from .tsp import (
+    TSPMixin,
+    choice_validator,
+    flag_validator,
+    parse_bool,
+    parse_number,
+    parse_numbers,
+    range_validator,
+    tsp_number,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Keithley2636B", "SMUChannel"]
+
+VOLTAGE_RANGES = (200e-3, 2.0, 20.0, 200.0)
+CURRENT_MEASURE_RANGES = (100e-12, 1e-9, 10e-9, 100e-9, 1e-6, 10e-6, 100e-6, 1e-3, 10e-3, 100e-3, 1.0, 1.5)
+VOLTAGE_LEVEL = (-200.0, 200.0)
+CURRENT_LEVEL = (-1.5, 1.5)
+CURRENT_LIMIT = (100e-12, 1.5)
+VOLTAGE_LIMIT = (20e-3, 200.0)
+NPLC = (0.001, 25.0)
+DELAY = (0.0, 10e3)              # driver bound (s), not a manual figure
+PULSE_WIDTH = (1e-6, 100e3)      # trigger.timer[N].delay
+DELAY_AUTO = -1.0
+
+_validate_width = range_validator("width", "s")
+_validate_pulse_limit = range_validator("current_limit", "A")
+_validate_amplitude = range_validator("amplitude", "V")
+_validate_read_voltage = range_validator("read_voltage", "V")
+
+
+def _number(name: str, unit: str, bounds: tuple[float, float], *, special: tuple[float, ...] = (),
+            set_process: Any = tsp_number) -> dict[str, Any]:
+    """Keyword arguments of a numeric setting that can fail (checked with ``strict_errors``)."""
+    return {"validator": range_validator(name, unit, special=special), "values": bounds,
+            "set_process": set_process, "get_process": parse_number, "cast": str, "maxsplit": 0,
+            "check_set_errors": True}
+
+
+def _choice(name: str, unit: str, choices: tuple[float, ...]) -> dict[str, Any]:
+    return {"validator": choice_validator(name, unit), "values": choices, "set_process": tsp_number,
+            "get_process": parse_number, "cast": str, "maxsplit": 0, "check_set_errors": True}
+
+
+def _flag(name: str, on: str, off: str, *, is_on: Any = lambda x: x != 0.0,
+          check: bool = False) -> dict[str, Any]:
+    """A boolean attribute written as the manual's named constants (``on``/``off``)."""
+    return {"validator": flag_validator(name), "values": (True, False),
+            "set_process": lambda b: on if b else off,
+            "get_process": lambda reply: bool(is_on(parse_number(reply))), "cast": str, "maxsplit": 0,
+            "check_set_errors": check}
+
+
+def _delay_text(x: float) -> str:
+    return "smu{ch}.DELAY_AUTO" if x == DELAY_AUTO else tsp_number(x)
+
+
+_FUNCTIONS = {"voltage": "smu{ch}.OUTPUT_DCVOLTS", "current": "smu{ch}.OUTPUT_DCAMPS"}
+
+
+def _function_of(reply: str) -> str:
+    code = parse_number(reply)
+    if code == 1.0:
+        return "voltage"
+    if code == 0.0:
+        return "current"
+    raise ReplyError("print(smuX.source.func)", reply, "1 (OUTPUT_DCVOLTS) or 0 (OUTPUT_DCAMPS)")
+
+
+def _function_validator(value: Any, values: Any) -> str:
+    if not isinstance(value, str) or value not in _FUNCTIONS:
+        raise ValueError(f"source_function must be one of 'voltage', 'current', got {value!r}")
+    return value
+
+
+class SMUChannel(Channel):
+    """One SMU channel (``id`` "a" or "b"; the TSP node ``smua``/``smub``)."""
+
+    # ------------------------------------------------------------------ source
+    source_function = Channel.control(
+        "print(smu{ch}.source.func)", "smu{ch}.source.func = %s",
+        """Control the source function: "voltage" (``OUTPUT_DCVOLTS``) or "current" (``OUTPUT_DCAMPS``).""",
+        validator=_function_validator, values=tuple(_FUNCTIONS), set_process=_FUNCTIONS.__getitem__,
+        get_process=_function_of, cast=str, maxsplit=0, check_set_errors=True,
+    )
+
+    source_voltage = Channel.control(
+        "print(smu{ch}.source.levelv)", "smu{ch}.source.levelv = %s",
+        """Control the DC voltage source level (``source.levelv``, V, -200 … 200; the instrument
+        rejects levels beyond the present fixed source range).""",
+        **_number("source_voltage", "V", VOLTAGE_LEVEL),
+    )
+
+    source_current = Channel.control(
+        "print(smu{ch}.source.leveli)", "smu{ch}.source.leveli = %s",
+        """Control the DC current source level (``source.leveli``, A, -1.5 … 1.5).""",
+        **_number("source_current", "A", CURRENT_LEVEL),
+    )
+
+    current_limit = Channel.control(
+        "print(smu{ch}.source.limiti)", "smu{ch}.source.limiti = %s",
+        """Control the current limit (compliance) of the voltage source (``source.limiti``, A,
+        100e-12 … 1.5; sub-µA values are sent exactly, e.g. ``1.5e-07``).""",
+        **_number("current_limit", "A", CURRENT_LIMIT),
+    )
+
+    voltage_limit = Channel.control(
+        "print(smu{ch}.source.limitv)", "smu{ch}.source.limitv = %s",
+        """Control the voltage limit of the current source (``source.limitv``, V, 0.02 … 200).""",
+        **_number("voltage_limit", "V", VOLTAGE_LIMIT),
+    )
+
+    source_voltage_range = Channel.control(
+        "print(smu{ch}.source.rangev)", "smu{ch}.source.rangev = %s",
+        """Control the voltage source range (``source.rangev``, V, one of 0.2, 2, 20, 200).
+        Setting it disables source autorange; it fails (5003) below the present level.""",
+        **_choice("source_voltage_range", "V", VOLTAGE_RANGES),
+    )
+
+    source_voltage_autorange = Channel.control(
+        "print(smu{ch}.source.autorangev)", "smu{ch}.source.autorangev = %s",
+        """Control voltage source autorange (``source.autorangev``, bool).""",
+        **_flag("source_voltage_autorange", "smu{ch}.AUTORANGE_ON", "smu{ch}.AUTORANGE_OFF"),
+    )
+
+    source_delay = Channel.control(
+        "print(smu{ch}.source.delay)", "smu{ch}.source.delay = %s",
+        """Control the source delay (``source.delay``, s, 0 … 1e4, or -1 for ``DELAY_AUTO``).""",
+        **_number("source_delay", "s", DELAY, special=(DELAY_AUTO,), set_process=_delay_text),
+    )
+
+    output_enabled = Channel.control(
+        "print(smu{ch}.source.output)", "smu{ch}.source.output = %s",
+        """Control the output (``source.output``: True = ``OUTPUT_ON``, False = ``OUTPUT_OFF``;
+        reads False for ``OUTPUT_HIGH_Z`` too).""",
+        **_flag("output_enabled", "smu{ch}.OUTPUT_ON", "smu{ch}.OUTPUT_OFF", is_on=lambda x: x == 1.0,
+                check=True),
+    )
+
+    compliance = Channel.measurement(
+        "print(smu{ch}.source.compliance)",
+        """Get whether the source is in compliance, i.e. clamped at its limit (``source.compliance``).""",
+        cast=str, maxsplit=0, get_process=parse_bool,
+    )
+
+    # ----------------------------------------------------------------- measure
+    current_range = Channel.control(
+        "print(smu{ch}.measure.rangei)", "smu{ch}.measure.rangei = %s",
+        """Control the current measure range (``measure.rangei``, A, one of 1e-10, 1e-9 … 1, 1.5).
+        Setting it disables measure autorange; under autorange it reads the range in use.""",
+        **_choice("current_range", "A", CURRENT_MEASURE_RANGES),
+    )
+
+    current_autorange = Channel.control(
+        "print(smu{ch}.measure.autorangei)", "smu{ch}.measure.autorangei = %s",
+        """Control current measure autorange (``measure.autorangei``, bool).""",
+        **_flag("current_autorange", "smu{ch}.AUTORANGE_ON", "smu{ch}.AUTORANGE_OFF"),
+    )
+
+    nplc = Channel.control(
+        "print(smu{ch}.measure.nplc)", "smu{ch}.measure.nplc = %s",
+        """Control the integration time in power-line cycles (``measure.nplc``, 0.001 … 25).""",
+        **_number("nplc", "", NPLC),
+    )
+
+    measure_delay = Channel.control(
+        "print(smu{ch}.measure.delay)", "smu{ch}.measure.delay = %s",
+        """Control the measure delay (``measure.delay``, s, 0 … 1e4, or -1 for ``DELAY_AUTO``).""",
+        **_number("measure_delay", "s", DELAY, special=(DELAY_AUTO,), set_process=_delay_text),
+    )
+
+    def __init__(self, parent: Instrument, id: str, **kwargs: Any) -> None:
+        if id not in ("a", "b"):
+            raise ValueError(f"SMU channel id must be 'a' or 'b', got {id!r}")
+        super().__init__(parent, id, **kwargs)
+        n = f"smu{id}"
+        self.node = n                                   # the TSP node name, smua or smub
+        self.pulse_timer = 1 if id == "a" else 2        # trigger.timer[N] that times this channel's pulses
+        # Hot-path command templates, built once (one write per pulse; see the module docstring).
+        fire = f"if errorqueue.count == 0 then {n}.trigger.initiate() waitcomplete() end"
+        self._pulse_command = f"{n}.trigger.source.listv({{%s}}) {fire}"
+        self._pulse_read_command = (f"{n}.trigger.source.listv({{%s}}) {fire} {n}.source.levelv = %s "
+                                    f"print({n}.measure.i(), errorqueue.count) {n}.source.levelv = 0")
+
+    def _ask(self, command: str) -> str:
+        # Through the instrument, not Channel.write: commands may hold Lua tables ({...}).
+        return self.parent.ask(command)
+
+    def _measure(self, what: str) -> float:
+        command = f"print({self.node}.measure.{what}())"
+        return parse_number(self._ask(command), command)
+
+    def measure_current(self) -> float:
+        """Measure the current once (``print(smuX.measure.i())``, A; 9.91e37 when over range)."""
+        return self._measure("i")
+
+    def measure_voltage(self) -> float:
+        """Measure the voltage once (``print(smuX.measure.v())``, V; 9.91e37 when over range)."""
+        return self._measure("v")
+
+    def measure_iv(self) -> tuple[float, float]:
+        """Measure current and voltage together (``print(smuX.measure.iv())``): (A, V)."""
+        command = f"print({self.node}.measure.iv())"
+        i, v = parse_numbers(self._ask(command), 2, command)
+        return i, v
+
+    # ------------------------------------------------------------------ pulses
+    def configure_pulse(self, width: float, current_limit: float | None = None) -> None:
+        """Set up the trigger model for one timed voltage pulse per ``smuX.trigger.initiate()``.
+
+        ``width``: pulse width (s, 1e-6 … 1e5), the delay of ``trigger.timer[N]`` (N = 1 for smua,
+        2 for smub) started by the source-complete event; the end pulse returns the source to its DC
+        level (``SOURCE_IDLE``). Source action on, measure action off, counts 1.
+        ``current_limit``: the limit during the pulse (``smuX.trigger.source.limiti``, A, 100e-12 …
+        1.5; during sweeps the instrument enforces at least 10 % of the limit range); None = the DC
+        limit (``LIMIT_AUTO``, sent as 0). One write, then the strict error check.
+        """
+        w = _validate_width(width, PULSE_WIDTH)
+        limit = "0" if current_limit is None else tsp_number(_validate_pulse_limit(current_limit, CURRENT_LIMIT))
+        n, t = self.node, f"trigger.timer[{self.pulse_timer}]"
+        statements = [
+            f"{n}.trigger.source.action = {n}.ENABLE",
+            f"{n}.trigger.measure.action = {n}.DISABLE",
+            f"{n}.trigger.source.limiti = {limit}",
+            f"{t}.delay = {tsp_number(w)}",
+            f"{t}.count = 1",
+            f"{t}.passthrough = false",
+            f"{t}.stimulus = {n}.trigger.SOURCE_COMPLETE_EVENT_ID",
+            f"{n}.trigger.endpulse.action = {n}.SOURCE_IDLE",
+            f"{n}.trigger.endpulse.stimulus = {t}.EVENT_ID",
+            f"{n}.trigger.arm.count = 1",
+            f"{n}.trigger.count = 1",
+        ]
+        self.parent.write("; ".join(statements))
+        self.parent.check_set_errors()
+
+    def pulse(self, amplitude: float) -> None:
+        """One timed pulse of ``amplitude`` V (-200 … 200), returning to the DC level.
+
+        One write, no reply: ``smuX.trigger.source.listv({amplitude})``, then
+        ``smuX.trigger.initiate() waitcomplete()`` only if the error queue is empty (a rejected
+        amplitude must not fire the previous one). Needs :meth:`configure_pulse` and the output on.
+        Errors are not read here: see the module docstring.
+        """
+        a = tsp_number(_validate_amplitude(amplitude, VOLTAGE_LEVEL))
+        self.parent.write(self._pulse_command % a)
+
+    def pulse_and_measure(self, amplitude: float, read_voltage: float) -> float:
+        """Pulse ``amplitude`` V, then source ``read_voltage`` V, measure the current (A), return to 0 V.
+
+        One write and one read (both voltages -200 … 200; the current is measured with the
+        channel's present NPLC, range and delay). The reply carries ``errorqueue.count`` beside the
+        reading; a non-zero count drains the queue into :class:`InstrumentError` (reading discarded).
+        """
+        a = tsp_number(_validate_amplitude(amplitude, VOLTAGE_LEVEL))
+        r = tsp_number(_validate_read_voltage(read_voltage, VOLTAGE_LEVEL))
+        parent = self.parent
+        command = self._pulse_read_command % (a, r)
+        current, count = parse_numbers(parent.ask(command), 2, command)
+        if count != 0.0:
+            parent.check_errors()
+            raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after a pulse")
+        return current
+
+    # ----------------------------------------------------------------- buffers
+    @staticmethod
+    def _buffer(buffer: int) -> int:
+        if isinstance(buffer, bool) or buffer not in (1, 2):
+            raise ValueError(f"buffer must be 1 or 2, got {buffer!r}")
+        return int(buffer)
+
+    def read_buffer(self, buffer: int = 1) -> list[float]:
+        """All readings of ``smuX.nvbufferN`` (N = 1, 2), oldest first.
+
+        ``print(smuX.nvbufferN.n)``, then, when not empty,
+        ``printbuffer(1, n, smuX.nvbufferN.readings)``.
+        """
+        b = f"{self.node}.nvbuffer{self._buffer(buffer)}"
+        count = int(self.parent.query_number(f"{b}.n"))
+        if count <= 0:
+            return []
+        command = f"printbuffer(1, {count}, {b}.readings)"
+        return parse_numbers(self._ask(command), count, command, separator=", ")
+
+    def clear_buffer(self, buffer: int = 1) -> None:
+        """Clear ``smuX.nvbufferN`` (``smuX.nvbufferN.clear()``)."""
+        self.parent.write(f"{self.node}.nvbuffer{self._buffer(buffer)}.clear()")
+
+
+class Keithley2636B(TSPMixin, Instrument):
+    """Keithley 2636B dual-channel System SourceMeter (TSP).
+
+    ``adapter``: a VISA resource name (``"GPIB0::26::INSTR"``), GPIB address or pymeasure adapter.
+    Terminations are LF both ways and the timeout 10 s unless given; nothing is sent on connect.
+    ``strict_errors``: check the error queue after each setting that can fail (one query).
+    """
+
+    smua = Instrument.ChannelCreator(SMUChannel, "a")
+    smub = Instrument.ChannelCreator(SMUChannel, "b")
+
+    def __init__(self, adapter: Any, name: str = "Keithley 2636B", *, strict_errors: bool = True,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("read_termination", "\n")
+        kwargs.setdefault("write_termination", "\n")
+        kwargs.setdefault("timeout", 10_000)
+        super().__init__(adapter, name, includeSCPI=False, **kwargs)
+        self.strict_errors = bool(strict_errors)
+
+    def shutdown(self) -> None:
+        """Turn both outputs off, then set both levels to 0; no query needed; idempotent.
+
+        Writes, each in its own ``try`` (a failing step does not stop the others):
+        ``smua.source.output = smua.OUTPUT_OFF``, ``smub.source.output = smub.OUTPUT_OFF``,
+        ``smua.source.levelv = 0; smua.source.leveli = 0`` and the same for smub. Raises
+        :class:`ShutdownError` listing the failed steps after all were tried.
+        """
+        steps = [f"{n}.source.output = {n}.OUTPUT_OFF" for n in ("smua", "smub")]
+        steps += [f"{n}.source.levelv = 0; {n}.source.leveli = 0" for n in ("smua", "smub")]
+        failures: list[tuple[str, BaseException]] = []
+        for step in steps:
+            try:
+                self.write(step)
+            except Exception as exc:  # noqa: BLE001 - every step must be tried
+                log.error("%s: shutdown step %r failed: %s", self.name, step, exc)
+                failures.append((step, exc))
+        self.isShutdown = True
+        if failures:
+            raise ShutdownError(self.name, failures)

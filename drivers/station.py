@@ -1,0 +1,281 @@
+"""The station: instruments from a station file wired to a 1T1R array, offering cell operations.
+
+Protocols talk to a :class:`Station` (capability :class:`~.capabilities.CellStation`), never to pyvisa.
+The station connects one cell at a time through the matrix (sources off while relays move, then the
+closed crosspoints are read back), drives the word line (gate) and bit line from two SMU channels, and
+checks every voltage, width and limit against the safety envelope before anything is written.
+``safe_state()`` turns every output off and opens every relay, each step in its own ``try``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from pymeasure.adapters import VISAAdapter
+
+from .capabilities import Reading
+from .clock import BenchController, SystemClock
+from .keithley707b import Keithley707B
+from .keithley2636b import Keithley2636B, SMUChannel
+from .station_config import StationConfig, load_station_config
+
+log = logging.getLogger(__name__)
+
+
+class SafetyError(ValueError):
+    """An operation outside the station's safety envelope; nothing was sent."""
+
+
+class RoutingError(RuntimeError):
+    """The matrix did not close exactly the crosspoints asked for (read-back mismatch)."""
+
+
+def _finite(name: str, value: float, unit: str) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise SafetyError(f"{name} must be a finite number of {unit}, got {value!r}")
+    return v
+
+
+class Station:
+    """A probe station: SMU channels + switch matrix + clock, wired to one die (0-based cells)."""
+
+    def __init__(self, config: StationConfig, *, visa_library: str | None = None) -> None:
+        self.config = config
+        self.rows, self.cols = config.rows, config.cols
+        self.envelope = config.safety
+        self.read_conditions = config.read
+        self.instruments: dict[str, Any] = {}
+        for name, entry in config.instruments.items():
+            library = entry.visa_library if visa_library is None else visa_library
+            adapter = VISAAdapter(entry.resource, visa_library=library, timeout=int(entry.timeout * 1000))
+            if entry.driver == "keithley2636b":
+                self.instruments[name] = Keithley2636B(adapter, name)
+            elif entry.driver == "keithley707b":
+                self.instruments[name] = Keithley707B(adapter, name)
+            else:
+                self.instruments[name] = BenchController(adapter, name)
+        w = config.wiring
+        self.smu_bl: SMUChannel = self._channel(w.bit_line)
+        self.smu_wl: SMUChannel = self._channel(w.word_line)
+        self.smu = self.instruments[w.bit_line.split(".")[0]]
+        self.matrix: Keithley707B = self.instruments[w.matrix]
+        self.clock = self.instruments[config.clock] if config.clock != "system" else SystemClock()
+        self._cell: tuple[int, int] | None = None
+        self._settings: dict[tuple[str, str], float | bool] = {}
+        self._pulse_width: float | None = None
+        self.pulses_sent = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None, *, visa_library: str | None = None) -> Station:
+        """Station from a station file (None: the default simulated station)."""
+        return cls(load_station_config(path), visa_library=visa_library)
+
+    def _channel(self, spec: str) -> SMUChannel:
+        inst, ch = spec.split(".")
+        return getattr(self.instruments[inst], f"smu{ch}")
+
+    # ------------------------------------------------------------------ life cycle
+    def open(self) -> None:
+        """First action of every run: safe state, clear error queues, set and verify the current limits."""
+        failures = self.safe_state()
+        if failures:
+            raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
+        for inst in self.instruments.values():
+            if hasattr(inst, "clear_errors"):
+                inst.clear_errors()
+        self.arm()
+
+    def arm(self) -> None:
+        """Set the mandatory current limits and read them back (refuse to run if they differ)."""
+        self._settings.clear()
+        for terminal, channel in (("bit_line", self.smu_bl), ("word_line", self.smu_wl)):
+            limit = self.envelope.current_limit[terminal]
+            channel.current_limit = limit
+            back = channel.current_limit
+            if not math.isclose(back, limit, rel_tol=1e-5):
+                raise RuntimeError(f"{terminal} current limit read back {back} A, set {limit} A")
+            self._settings[(channel.node, "current_limit")] = limit
+        self._pulse_width = None
+
+    def identities(self) -> dict[str, str]:
+        """``*IDN?`` of every instrument."""
+        return {name: inst.id for name, inst in self.instruments.items()}
+
+    def close(self) -> None:
+        """Safe state, then close every VISA session."""
+        self.safe_state()
+        for inst in self.instruments.values():
+            try:
+                inst.adapter.close()
+            except Exception as e:  # noqa: BLE001 - closing must go on
+                log.warning("closing %s: %s", inst.name, e)
+
+    def __enter__(self) -> Station:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def safe_state(self) -> list[str]:
+        """Every output off at 0 V, every relay open; each step in its own try. Returns what failed."""
+        failures: list[str] = []
+        for name, inst in self.instruments.items():
+            if isinstance(inst, Keithley2636B):
+                try:
+                    inst.shutdown()
+                except Exception as e:  # noqa: BLE001 - go on with the next instrument
+                    failures.append(f"{name}: {e}")
+        for name, inst in self.instruments.items():
+            if isinstance(inst, Keithley707B):
+                try:
+                    inst.shutdown()
+                except Exception as e:  # noqa: BLE001
+                    failures.append(f"{name}: {e}")
+        self._cell = None
+        self._settings = {k: v for k, v in self._settings.items() if k[1] == "current_limit"}
+        self._settings.update({(ch.node, "output_enabled"): False for ch in (self.smu_bl, self.smu_wl)})
+        self._settings.update({(ch.node, "source_voltage"): 0.0 for ch in (self.smu_bl, self.smu_wl)})
+        for f in failures:
+            log.error("safe state: %s", f)
+        return failures
+
+    # ------------------------------------------------------------------ safety
+    def check_voltage(self, terminal: str, value: float, name: str) -> float:
+        v = _finite(name, value, "V")
+        limit = self.envelope.max_voltage[terminal]
+        if abs(v) > limit:
+            raise SafetyError(f"{name} must be within [-{limit}, {limit}] V on the {terminal} "
+                              f"(safety.max_voltage.{terminal}), got {v} V")
+        return v
+
+    def check_width(self, width: float) -> float:
+        w = _finite("pulse width", width, "s")
+        lo, hi = self.envelope.min_pulse_width, self.envelope.max_pulse_width
+        if not lo <= w <= hi:
+            raise SafetyError(f"pulse width must be within [{lo}, {hi}] s (safety.min/max_pulse_width), got {w} s")
+        return w
+
+    def check_energy(self, amplitude: float, width: float) -> None:
+        e = amplitude * amplitude * self.envelope.g_max * width
+        if e > self.envelope.max_pulse_energy:
+            raise SafetyError(f"pulse energy V²·G_max·t = {e:.3g} J exceeds safety.max_pulse_energy "
+                              f"= {self.envelope.max_pulse_energy} J")
+
+    def check_limit(self, terminal: str, current_limit: float) -> float:
+        c = _finite("current_limit", current_limit, "A")
+        cap = self.envelope.current_limit[terminal]
+        if not 0 < c <= cap:
+            raise SafetyError(f"current_limit must be within (0, {cap}] A on the {terminal} "
+                              f"(safety.current_limit.{terminal}), got {c} A")
+        return c
+
+    def check_cell(self, row: int, col: int) -> None:
+        if not (0 <= row < self.rows and 0 <= col < self.cols) or int(row) != row or int(col) != col:
+            raise ValueError(f"cell (row, col) must be within rows 0..{self.rows - 1}, cols 0..{self.cols - 1}, "
+                             f"got ({row}, {col})")
+
+    # ------------------------------------------------------------------ routing
+    def _set(self, channel: SMUChannel, attr: str, value: float | bool) -> None:
+        key = (channel.node, attr)
+        if self._settings.get(key) != value:
+            setattr(channel, attr, value)
+            self._settings[key] = value
+
+    def release(self) -> None:
+        """Bit line to 0 V and both outputs off (relays stay as they are)."""
+        for ch in (self.smu_bl, self.smu_wl):
+            self._set(ch, "source_voltage", 0.0)
+            self._set(ch, "output_enabled", False)
+
+    def connect(self, row: int, col: int) -> None:
+        """Route cell (row, col): outputs off, exclusive close of its gate, bit- and source-line crosspoints,
+        then read the closed crosspoints back (RoutingError on any mismatch)."""
+        self.check_cell(row, col)
+        if self._cell == (row, col):
+            return
+        self.release()
+        points = list(self.config.crosspoints(row, col))
+        self._cell = None
+        self.matrix.exclusive_close(points)
+        closed = sorted(self.matrix.closed_channels)
+        if closed != sorted(points):
+            self.matrix.open_all()
+            raise RoutingError(f"cell ({row}, {col}): asked for {sorted(points)}, matrix reports {closed}")
+        self._cell = (row, col)
+
+    def _bias(self, gate_voltage: float, bl_limit: float | None = None) -> None:
+        """Gate on at gate_voltage, bit line on at 0 V with its limit (outputs on after the levels are set)."""
+        self.check_voltage("word_line", gate_voltage, "gate voltage")
+        self._set(self.smu_wl, "source_voltage", gate_voltage)
+        self._set(self.smu_wl, "output_enabled", True)
+        limit = self.envelope.current_limit["bit_line"] if bl_limit is None else bl_limit
+        self._set(self.smu_bl, "current_limit", limit)
+        self._set(self.smu_bl, "source_voltage", 0.0)
+        self._set(self.smu_bl, "output_enabled", True)
+
+    # ------------------------------------------------------------------ cell ops
+    def read(self, row: int, col: int, *, voltage: float | None = None, nplc: float | None = None,
+             gate_voltage: float | None = None) -> Reading:
+        """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line."""
+        rc = self.read_conditions
+        v = self.check_voltage("bit_line", rc.voltage if voltage is None else voltage, "read voltage")
+        gate = rc.gate_voltage if gate_voltage is None else gate_voltage
+        self.connect(row, col)
+        self._bias(gate)
+        self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
+        self._set(self.smu_bl, "source_voltage", v)
+        current = self.smu_bl.measure_current()
+        t = self.clock.now()
+        self._set(self.smu_bl, "source_voltage", 0.0)
+        return Reading(row, col, v, current, t)
+
+    def _configure_pulse(self, width: float) -> None:
+        if self._pulse_width != width:
+            self.smu_bl.configure_pulse(width, self.envelope.current_limit["bit_line"])
+            self._pulse_width = width
+
+    def pulse(self, row: int, col: int, amplitude: float, width: float, gate_voltage: float | None = None) -> None:
+        """One timed pulse of ``amplitude`` V and ``width`` s on the bit line, gate at ``gate_voltage``."""
+        a = self.check_voltage("bit_line", amplitude, "pulse amplitude")
+        w = self.check_width(width)
+        self.check_energy(a, w)
+        gate = self.read_conditions.gate_voltage if gate_voltage is None else gate_voltage
+        self.connect(row, col)
+        self._bias(gate)
+        self._configure_pulse(w)
+        self.smu_bl.pulse(a)
+        self.pulses_sent += 1
+
+    def pulse_read(self, row: int, col: int, amplitude: float, width: float,
+                   gate_voltage: float | None = None, nplc: float | None = None) -> Reading:
+        """Pulse, then read at the station's read voltage: one instrument round trip."""
+        a = self.check_voltage("bit_line", amplitude, "pulse amplitude")
+        w = self.check_width(width)
+        self.check_energy(a, w)
+        rc = self.read_conditions
+        gate = rc.gate_voltage if gate_voltage is None else gate_voltage
+        self.connect(row, col)
+        self._bias(gate)
+        self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
+        self._configure_pulse(w)
+        self.pulses_sent += 1
+        current = self.smu_bl.pulse_and_measure(a, rc.voltage)
+        return Reading(row, col, rc.voltage, current, self.clock.now())
+
+    def dc_point(self, row: int, col: int, voltage: float, *, gate_voltage: float, current_limit: float,
+                 nplc: float) -> Reading:
+        """Hold the bit line at ``voltage`` (DC, output stays on) and measure; for staircase sweeps."""
+        v = self.check_voltage("bit_line", voltage, "sweep voltage")
+        limit = self.check_limit("bit_line", current_limit)
+        self.connect(row, col)
+        self._bias(gate_voltage, limit)
+        self._set(self.smu_bl, "nplc", nplc)
+        self._set(self.smu_bl, "source_voltage", v)
+        current = self.smu_bl.measure_current()
+        compliance = abs(current) >= 0.999 * limit
+        return Reading(row, col, v, current, self.clock.now(), compliance)
