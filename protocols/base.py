@@ -1,0 +1,121 @@
+"""What every protocol shares: parameter validation, table declarations, the events a protocol yields.
+
+A protocol is a parameter dataclass (SI units, defaults, validation) plus code that drives a station one
+cell operation at a time and yields :class:`Record` and :class:`CellDone` events. The runner writes
+records to the dataset and makes a durability point at every ``CellDone``; a Ctrl-C stops there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rramlab.drivers.capabilities import CellStation
+from rramlab.drivers.station_config import SafetyEnvelope
+
+Cell = tuple[int, int]
+Columns = dict[str, tuple[Any, str, str]]     # name -> (dtype, unit, description)
+
+CELL_COLUMNS: Columns = {
+    "row": (np.int32, "", "word line (0-based)"),
+    "col": (np.int32, "", "bit line (0-based)"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One row for table ``table``."""
+
+    table: str
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CellDone:
+    """A cell (or a batch of retention reads) is finished: a durability and stop point."""
+
+    cell: Cell | None = None
+
+
+Event = Record | CellDone
+
+
+class ParameterError(ValueError):
+    """A protocol parameter outside its allowed range."""
+
+
+def require(name: str, value: Any, lo: float, hi: float, unit: str = "", *, allow_none: bool = False) -> None:
+    """Raise ParameterError unless lo <= value <= hi (finite)."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not lo <= value <= hi:
+        u = f" {unit}" if unit else ""
+        raise ParameterError(f"{name} must be within [{lo}, {hi}]{u}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A preflight finding: parameter, value, what is allowed."""
+
+    step: str
+    parameter: str
+    value: Any
+    allowed: str
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.parameter} = {self.value!r} not allowed ({self.allowed})"
+
+
+class Protocol:
+    """Base class: subclasses set ``name``, ``Params``, ``tables`` and implement ``run``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+    tables: ClassVar[dict[str, Columns]]
+
+    def __init__(self, params: Any, cells: Sequence[Cell], label: str = "") -> None:
+        self.params = params
+        self.cells = list(cells)
+        self.label = label or self.name
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], cells: Sequence[Cell], label: str = "") -> Protocol:
+        known = {f.name for f in fields(cls.Params)}
+        extra = sorted(set(values) - known)
+        if extra:
+            raise ParameterError(f"{label or cls.name}: unknown parameter(s) {extra}; allowed: {sorted(known)}")
+        return cls(cls.Params(**values), cells, label)
+
+    # --- preflight helpers -------------------------------------------------------------------
+    def voltage(self, out: list[Violation], env: SafetyEnvelope, terminal: str, name: str, value: float) -> None:
+        limit = env.max_voltage[terminal]
+        if not math.isfinite(value) or abs(value) > limit:
+            out.append(Violation(self.label, name, value, f"|V| <= {limit} V on the {terminal} "
+                                                          f"(safety.max_voltage.{terminal})"))
+
+    def limit(self, out: list[Violation], env: SafetyEnvelope, name: str, value: float | None) -> None:
+        cap = env.current_limit["bit_line"]
+        if value is None:
+            out.append(Violation(self.label, name, None, f"a current limit is mandatory (0 < I <= {cap} A)"))
+        elif not math.isfinite(value) or not 0 < value <= cap:
+            out.append(Violation(self.label, name, value, f"0 < I <= {cap} A (safety.current_limit.bit_line)"))
+
+    def width(self, out: list[Violation], env: SafetyEnvelope, name: str, value: float, amplitude: float) -> None:
+        if not math.isfinite(value) or not env.min_pulse_width <= value <= env.max_pulse_width:
+            out.append(Violation(self.label, name, value, f"{env.min_pulse_width} s <= width <= "
+                                                          f"{env.max_pulse_width} s (safety.min/max_pulse_width)"))
+        elif amplitude * amplitude * env.g_max * value > env.max_pulse_energy:
+            out.append(Violation(self.label, name, value, f"pulse energy <= {env.max_pulse_energy} J "
+                                                          "(safety.max_pulse_energy)"))
+
+    def check(self, env: SafetyEnvelope) -> list[Violation]:
+        """Everything this step will apply, checked against the envelope before any write."""
+        return []
+
+    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:  # pragma: no cover
+        raise NotImplementedError

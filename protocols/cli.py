@@ -1,0 +1,239 @@
+"""The ``rramlab`` command line: demo, run, check, info, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rramlab.drivers.station import Station
+from rramlab.drivers.station_config import StationConfigError
+
+from .preflight import PreflightError
+from .recipe import Recipe, RecipeError, demo_recipe, load_recipe
+from .runner import RunResult, run_recipe
+
+EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _human_time(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    for unit, size in (("y", 365.25 * 86400), ("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+class _Bar:
+    """rich progress bar: one task per recipe step, with the simulated-hardware time."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.progress = Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[sim]}"), console=console,
+                                 disable=not enabled, transient=False)
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, step: str, done: int, total: int, sim: float | None) -> None:
+        if step not in self.tasks:
+            self.tasks[step] = self.progress.add_task(step, total=total, sim="")
+        hw = f"hardware time {_human_time(sim)}" if sim is not None else ""
+        self.progress.update(self.tasks[step], completed=done, sim=hw)
+
+
+def _default_out(prefix: str) -> Path:
+    return Path(f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    from rramlab.analysis.dataset import open_run
+    from rramlab.analysis.summary import summarize
+
+    run = open_run(path)
+    return summarize({name: run.table(name) for name in run.tables})
+
+
+def _print_summary(console: Console, summary: dict[str, Any], result: RunResult) -> None:
+    table = Table(title=f"rramlab summary — {result.path} ({result.exit_status})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+
+    def add(name: str, value: Any, scale: float = 1.0, unit: str = "") -> None:
+        if isinstance(value, (int, float)) and value is not None and math.isfinite(value):
+            table.add_row(name, f"{value * scale:.4g} {unit}".strip())
+
+    f = summary.get("forming", {})
+    add("forming yield", f.get("yield"), 100, "%")
+    add("V_form mean", f.get("v_form_mean"), 1, "V")
+    add("V_form σ", f.get("v_form_std"), 1e3, "mV")
+    for key, pv in summary.get("program_verify", {}).items():
+        add(f"program-verify {key}: σ slope", pv.get("sigma_slope"))
+        add(f"program-verify {key}: σ intercept", pv.get("sigma_intercept_uS"), 1, "µS")
+        add(f"program-verify {key}: mean iterations", pv.get("mean_iterations"))
+        add(f"program-verify {key}: success", pv.get("success_rate"), 100, "%")
+    r = summary.get("retention", {})
+    for label in ("1h", "10y"):
+        add(f"relaxation {label}: mean shift", r.get("mean_shift_uS", {}).get(label), 1, "µS")
+        add(f"relaxation {label}: σ", r.get("sigma_uS", {}).get(label), 1, "µS")
+    add("hardware time (simulated)", result.sim_hardware_time_s, 1, "s")
+    add("wall time", result.wall_time_s, 1, "s")
+    console.print(table)
+
+
+def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed: int | None,
+             json_path: str | None, quiet: bool) -> int:
+    bar = _Bar(console, enabled=not quiet)
+    try:
+        with bar.progress:
+            result = run_recipe(station, recipe, out, seed=seed, progress=bar)
+    except PreflightError as e:
+        console.print(f"[red]{e}[/red]")
+        return EXIT_REFUSED
+    finally:
+        station.close()
+    if result.exit_status == "interrupted":
+        console.print(f"[yellow]Interrupted: {result.cells_done} cells recorded in {out} "
+                      "(exit status 'interrupted'); outputs off, relays open.[/yellow]")
+    elif result.exit_status != "completed":
+        console.print(f"[red]Run {result.exit_status}: {result.message}. Data kept in {out}.[/red]")
+    summary = _summary(out)
+    summary.update({"exit_status": result.exit_status, "file": str(out), "wall_time_s": result.wall_time_s,
+                    "sim_hardware_time_s": result.sim_hardware_time_s, "cells_done": result.cells_done})
+    if not quiet:
+        _print_summary(console, summary, result)
+    if json_path:
+        Path(json_path).write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+    return 0 if result.exit_status == "completed" else EXIT_INTERRUPTED if result.exit_status == "interrupted" \
+        else EXIT_FAILED
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    raise TypeError(f"not JSON-serialisable: {o!r}")
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    library = f"?seed={args.seed}@rramlab" if args.seed is not None else None
+    station = Station.from_file(None, visa_library=library)
+    out = Path(args.out) if args.out else _default_out("rramlab-demo")
+    return _execute(console, station, demo_recipe(), out, args.seed, args.json, args.quiet)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    recipe = load_recipe(args.recipe)
+    station = Station.from_file(args.station)
+    out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
+    return _execute(console, station, recipe, out, None, args.json, args.quiet)
+
+
+def cmd_check(args: argparse.Namespace, console: Console) -> int:
+    from rramlab.drivers.station_config import load_station_config
+
+    from .preflight import preflight
+
+    recipe = load_recipe(args.recipe)
+    config = load_station_config(args.station)
+    try:
+        preflight(recipe.build(config.rows, config.cols), config.safety)
+    except PreflightError as e:
+        console.print(f"[red]{e}[/red]")
+        return EXIT_REFUSED
+    console.print(f"[green]{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of "
+                  f"{config.name}[/green]")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, console: Console) -> int:
+    from rramlab.analysis.dataset import open_run
+
+    run = open_run(args.file)
+    meta = run.metadata
+    console.print(f"[bold]{args.file}[/bold]: schema {run.schema_version}, exit status {run.exit_status}"
+                  + (f" ({run.exit_message})" if run.exit_message else ""))
+    for key in ("run_id", "package_version", "seed", "start_time", "stop_time", "host"):
+        if meta.get(key) is not None:
+            console.print(f"  {key}: {meta[key]}")
+    for name, idn in (meta.get("instruments") or {}).items():
+        console.print(f"  instrument {name}: {idn}")
+    t = Table(title="steps")
+    for col in ("#", "name", "protocol", "status", "cells"):
+        t.add_column(col)
+    for s in run.steps:
+        t.add_row(str(s.index), s.name, s.protocol, s.status, str(len(s.cells)))
+    console.print(t)
+    t = Table(title="tables")
+    for col in ("table", "rows", "columns (units)"):
+        t.add_column(col)
+    for name in run.tables:
+        df = run.table(name)
+        units = df.attrs.get("units", {})
+        t.add_row(name, str(len(df)), ", ".join(f"{c} [{units.get(c)}]" if units.get(c) else c for c in df.columns))
+    console.print(t)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from rramlab.analysis.dataset import open_run
+    from rramlab.analysis.plots import save_report_figures
+
+    summary = _summary(Path(args.file))
+    console.print_json(json.dumps(summary, default=_json_default))
+    if args.figures:
+        run = open_run(args.file)
+        paths = save_report_figures({n: run.table(n) for n in run.tables}, Path(args.figures))
+        console.print(f"{len(paths)} figures written to {args.figures}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rramlab", description="ReRAM array characterization on real or simulated "
+                                 "benches (Keithley 2636B + 707B), HDF5 datasets and analysis.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="full characterization run on the embedded simulated bench")
+    d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")
+    d.add_argument("--seed", type=int, help="seed of the simulated bench (default: the bench file's)")
+    d.add_argument("--json", help="write the summary figures to this JSON file")
+    d.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    d.set_defaults(func=cmd_demo)
+    r = sub.add_parser("run", help="run a recipe on a station")
+    r.add_argument("recipe", help="recipe TOML file")
+    r.add_argument("--station", required=True, help="station TOML file")
+    r.add_argument("--out", help="HDF5 file to write (never overwritten)")
+    r.add_argument("--json", help="write the summary figures to this JSON file")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_run)
+    c = sub.add_parser("check", help="check a recipe against a station's safety envelope (sends nothing)")
+    c.add_argument("recipe")
+    c.add_argument("--station", required=True)
+    c.set_defaults(func=cmd_check)
+    i = sub.add_parser("info", help="describe a run file")
+    i.add_argument("file")
+    i.set_defaults(func=cmd_info)
+    p = sub.add_parser("report", help="summary figures (JSON) and plots of a run file")
+    p.add_argument("file")
+    p.add_argument("--figures", help="directory for PNG figures")
+    p.set_defaults(func=cmd_report)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    try:
+        return int(args.func(args, console))
+    except (RecipeError, StationConfigError, FileExistsError, FileNotFoundError) as e:
+        console.print(f"[red]error: {e}[/red]")
+        return EXIT_REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The runner: preflight, then run a recipe on a station, writing the dataset as it goes.
+
+On every exit path — normal end, exception, Ctrl-C, SIGTERM — the station is put in safe state and the
+exit status is recorded. Ctrl-C once stops at the next cell boundary ("interrupted"); twice aborts at
+once, still with cleanup; SIGTERM aborts with cleanup ("aborted"). Every cell ends with a durability
+point, so nothing recorded before an interruption is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rramlab.analysis.dataset import RunMetadata, RunWriter
+from rramlab.analysis.dataset_writer import installed_version
+from rramlab.drivers.station import Station
+
+from .base import CellDone, ParameterError, Protocol
+from .preflight import PreflightError, preflight
+from .recipe import Recipe
+from .retention import Retention
+
+
+class StopRequested(Exception):
+    """First Ctrl-C: stop at the next cell boundary."""
+
+
+@dataclass
+class RunResult:
+    path: Path
+    exit_status: str
+    message: str = ""
+    wall_time_s: float = 0.0
+    sim_hardware_time_s: float | None = None
+    cells_done: int = 0
+    safe_state_failures: list[str] = field(default_factory=list)
+
+
+class _Signals:
+    """SIGINT once → stop at the next cell; twice → KeyboardInterrupt now; SIGTERM → SystemExit now."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self._old: dict[int, Any] = {}
+
+    def _sigint(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def _sigterm(self, signum: int, frame: Any) -> None:
+        raise SystemExit(143)
+
+    @contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            self._old = {signal.SIGINT: signal.signal(signal.SIGINT, self._sigint),
+                         signal.SIGTERM: signal.signal(signal.SIGTERM, self._sigterm)}
+        try:
+            yield self
+        finally:
+            for sig, handler in self._old.items():
+                signal.signal(sig, handler)
+
+
+def expected_units(p: Protocol) -> int:
+    """How many cell boundaries a step will report (for the progress bar)."""
+    if isinstance(p, Retention):
+        reads = len(p.cells) * len(p.params.schedule())
+        return math.ceil(reads / p.params.flush_every) + 1
+    assignments = getattr(p, "assignments", None)
+    return len(assignments()) if assignments else len(p.cells)
+
+
+def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int | None = None,
+               progress: Callable[[str, int, int, float | None], None] | None = None,
+               extras: dict[str, Any] | None = None, overwrite: bool = False) -> RunResult:
+    """Run ``recipe`` on ``station`` into the HDF5 file ``out``.
+
+    ``progress(step_label, done, total, simulated_time)`` is called at every cell boundary.
+    Raises PreflightError (nothing sent, no file written) when the recipe leaves the safety envelope.
+    """
+    try:
+        protocols = recipe.build(station.rows, station.cols)
+    except ParameterError as e:
+        raise PreflightError([str(e)]) from None
+    preflight(protocols, station.envelope)
+
+    out = Path(out)
+    wall0 = time.perf_counter()
+    meta = RunMetadata(recipe=recipe.text, station=station.config.text, instruments=station.identities(),
+                       package_version=installed_version(), seed=seed, extras=extras or {})
+    writer = RunWriter(out, metadata=meta, overwrite=overwrite)
+    result = RunResult(out, "failed")
+    signals = _Signals()
+    sim0 = station.clock.now() if getattr(station.clock, "simulated", False) else None
+    step = None
+    try:
+        with signals.installed():
+            station.open()
+            context: dict[str, Any] = {}
+            tables: dict[str, Any] = {}
+            for proto in protocols:
+                step = writer.step(proto.label, proto.name, _params(proto), cells=proto.cells)
+                for name, columns in proto.tables.items():
+                    if name not in tables:
+                        tables[name] = writer.table(name, {"step": (str, "", "recipe step"), **columns})
+                total, done = expected_units(proto), 0
+                for event in proto.run(station, context):
+                    if isinstance(event, CellDone):
+                        writer.durability_point()
+                        done += 1
+                        result.cells_done += 1
+                        if progress:
+                            progress(proto.label, done, total, _sim_time(station, sim0))
+                        if signals.stop:
+                            raise StopRequested
+                    else:
+                        tables[event.table].append({"step": proto.label, **event.values})
+                step.finish("completed")
+                step = None
+        result.exit_status = "completed"
+    except (StopRequested, KeyboardInterrupt):
+        result.exit_status, result.message = "interrupted", "interrupted by Ctrl-C"
+    except SystemExit:
+        result.exit_status, result.message = "aborted", "terminated by SIGTERM"
+    except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised below
+        result.exit_status, result.message = "failed", f"{type(e).__name__}: {e}"
+        result.safe_state_failures = station.safe_state()
+        _close(writer, step, result, traceback.format_exc())
+        raise
+    finally:
+        if result.exit_status != "failed":
+            result.safe_state_failures = station.safe_state()
+            _close(writer, step, result, "")
+        result.wall_time_s = time.perf_counter() - wall0
+        result.sim_hardware_time_s = _sim_time(station, sim0)
+    return result
+
+
+def _close(writer: RunWriter, step: Any, result: RunResult, tb: str) -> None:
+    message = result.message
+    if result.safe_state_failures:
+        message += ("; " if message else "") + "safe state incomplete: " + "; ".join(result.safe_state_failures)
+    if step is not None:
+        step.finish(result.exit_status if result.exit_status != "completed" else "completed", message)
+    writer.close(result.exit_status, message, traceback=tb)
+
+
+def _sim_time(station: Station, t0: float | None) -> float | None:
+    if t0 is None:
+        return None
+    try:
+        return station.clock.now() - t0
+    except Exception:  # noqa: BLE001 - reporting only
+        return None
+
+
+def _params(proto: Protocol) -> dict[str, Any]:
+    return dataclasses.asdict(proto.params)
