@@ -14,8 +14,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pymeasure.adapters import VISAAdapter
-
 from .capabilities import Reading
 from .clock import BenchController, SystemClock
 from .keithley707b import Keithley707B
@@ -49,15 +47,12 @@ class Station:
         self.envelope = config.safety
         self.read_conditions = config.read
         self.instruments: dict[str, Any] = {}
+        drivers = {"keithley2636b": Keithley2636B, "keithley707b": Keithley707B,
+                   "rramlab_bench_controller": BenchController}
         for name, entry in config.instruments.items():
             library = entry.visa_library if visa_library is None else visa_library
-            adapter = VISAAdapter(entry.resource, visa_library=library, timeout=int(entry.timeout * 1000))
-            if entry.driver == "keithley2636b":
-                self.instruments[name] = Keithley2636B(adapter, name)
-            elif entry.driver == "keithley707b":
-                self.instruments[name] = Keithley707B(adapter, name)
-            else:
-                self.instruments[name] = BenchController(adapter, name)
+            self.instruments[name] = drivers[entry.driver](entry.resource, name, visa_library=library,
+                                                           timeout=int(entry.timeout * 1000))
         w = config.wiring
         self.smu_bl: SMUChannel = self._channel(w.bit_line)
         self.smu_wl: SMUChannel = self._channel(w.word_line)
@@ -100,6 +95,12 @@ class Station:
                 raise RuntimeError(f"{terminal} current limit read back {back} A, set {limit} A")
             self._settings[(channel.node, "current_limit")] = limit
         self._pulse_width = None
+
+    def checkpoint(self) -> None:
+        """Cell boundary check: drain the SMU and matrix error queues (pulses do not read them), so an
+        instrument error stops the run before the next cell."""
+        self.smu.check_errors()
+        self.matrix.check_errors()
 
     def identities(self) -> dict[str, str]:
         """``*IDN?`` of every instrument."""
@@ -224,7 +225,9 @@ class Station:
         """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line."""
         rc = self.read_conditions
         v = self.check_voltage("bit_line", rc.voltage if voltage is None else voltage, "read voltage")
-        gate = rc.gate_voltage if gate_voltage is None else gate_voltage
+        gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
+                                  "gate voltage")
+        self.check_cell(row, col)
         self.connect(row, col)
         self._bias(gate)
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
@@ -244,7 +247,9 @@ class Station:
         a = self.check_voltage("bit_line", amplitude, "pulse amplitude")
         w = self.check_width(width)
         self.check_energy(a, w)
-        gate = self.read_conditions.gate_voltage if gate_voltage is None else gate_voltage
+        gate = self.check_voltage("word_line", self.read_conditions.gate_voltage if gate_voltage is None
+                                  else gate_voltage, "gate voltage")
+        self.check_cell(row, col)
         self.connect(row, col)
         self._bias(gate)
         self._configure_pulse(w)
@@ -258,7 +263,9 @@ class Station:
         w = self.check_width(width)
         self.check_energy(a, w)
         rc = self.read_conditions
-        gate = rc.gate_voltage if gate_voltage is None else gate_voltage
+        gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
+                                  "gate voltage")
+        self.check_cell(row, col)
         self.connect(row, col)
         self._bias(gate)
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
@@ -272,6 +279,8 @@ class Station:
         """Hold the bit line at ``voltage`` (DC, output stays on) and measure; for staircase sweeps."""
         v = self.check_voltage("bit_line", voltage, "sweep voltage")
         limit = self.check_limit("bit_line", current_limit)
+        self.check_voltage("word_line", gate_voltage, "gate voltage")
+        self.check_cell(row, col)
         self.connect(row, col)
         self._bias(gate_voltage, limit)
         self._set(self.smu_bl, "nplc", nplc)

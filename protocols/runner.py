@@ -119,6 +119,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
                 for event in proto.run(station, context):
                     if isinstance(event, CellDone):
                         writer.durability_point()
+                        station.checkpoint()
                         done += 1
                         result.cells_done += 1
                         if progress:

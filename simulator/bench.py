@@ -8,7 +8,11 @@ protocols and drivers only ever see VISA messages.
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,6 +82,23 @@ class Bench:
         self.instruments[config.controller] = self.controller
         self.by_name["controller"] = self.controller
         self.circuit.changed()
+        log_path = os.environ.get("RRAMLAB_BENCH_LOG")
+        if log_path:  # for tests that run a whole process on the bench (e.g. Ctrl-C of `rramlab demo`)
+            atexit.register(self.dump_log, Path(log_path))
+
+    def state(self) -> dict[str, object]:
+        """Outputs and closed relays now (for logs and tests)."""
+        return {"time": self.clock.now,
+                "outputs": {n: {"output": s.output, "levelv": s.levelv} for n, s in self.circuit.sources.items()},
+                "closed": {n: sorted(f"{p[0]}{p[1]}{p[2]:02d}" for p in pts) for n, pts in self.circuit.closed.items()}}
+
+    def dump_log(self, path: Path) -> None:
+        """Write the event log and the final state as JSON."""
+        events = [{"time": e.time, "source": e.source, "kind": e.kind,
+                   "details": {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
+                               for k, v in e.details.items()}} for e in self.events.events]
+        path.write_text(json.dumps({"bench": self.name, "events": events, "final": self.state(),
+                                    "internal_errors": self.internal_errors}, default=str))
 
     @classmethod
     def from_spec(cls, spec: str = "") -> Bench:

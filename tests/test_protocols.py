@@ -1,0 +1,147 @@
+"""Every protocol through the station on the simulated bench: physical outcomes, not just rows."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rramlab.drivers.station import Station
+from rramlab.protocols.base import CellDone, ParameterError, Record
+from rramlab.protocols.catalog import PROTOCOLS
+from rramlab.protocols.forming import staircase
+
+_tags = itertools.count()
+
+
+def station(query: str = "") -> Station:
+    st = Station.from_file(None, visa_library=f"?tag=proto{next(_tags)}{'&' + query if query else ''}@rramlab")
+    st.open()
+    return st
+
+
+def run(st: Station, name: str, params: dict[str, Any], cells: list[tuple[int, int]],
+        context: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+    proto = PROTOCOLS[name].from_mapping(params, cells)
+    assert proto.check(st.envelope) == []
+    out: dict[str, list[dict[str, Any]]] = {t: [] for t in proto.tables}
+    done = 0
+    for ev in proto.run(st, {} if context is None else context):
+        if isinstance(ev, Record):
+            assert set(ev.values) == set(proto.tables[ev.table])      # every declared column, nothing else
+            out[ev.table].append(ev.values)
+        else:
+            assert isinstance(ev, CellDone)
+            done += 1
+    assert done >= 1
+    return out
+
+
+def formed(st: Station, cells: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    return run(st, "forming", {"current_limit": 1e-3}, cells)["forming"]
+
+
+def test_staircase_is_exact() -> None:
+    assert staircase(0.0, 0.05, 0.01).tolist() == [0.0, 0.01, 0.02, 0.03, 0.04, 0.05]
+    assert staircase(0.0, -0.04, 0.02).tolist() == [0.0, -0.02, -0.04]
+
+
+def test_read_map() -> None:
+    st = station("noise=0")
+    rows = run(st, "read", {"repeats": 2}, [(0, 0), (3, 4)])["read"]
+    assert [(r["row"], r["col"], r["n"]) for r in rows] == [(0, 0, 1), (0, 0, 2), (3, 4, 1), (3, 4, 2)]
+    assert all(0 < r["g"] < 5e-9 and r["v"] == 0.2 for r in rows)       # pristine cells: ~1 nS
+
+
+def test_forming_jump_and_first_reset() -> None:
+    st = station()
+    out = run(st, "forming", {"current_limit": 1e-3}, [(0, c) for c in range(8)])
+    f = out["forming"]
+    v = np.array([r["v_form"] for r in f])
+    assert all(r["formed"] for r in f) and np.all((2.9 < v) & (v < 3.45))
+    assert all(r["i_form"] >= 50e-6 for r in f)
+    g = np.array([r["g_after_reset"] for r in f])
+    assert np.all((2e-6 < g) & (g < 40e-6)) and np.median(g) < 20e-6     # reset into the analog window
+    sweep = out["forming_sweep"]
+    first = [r for r in sweep if r["col"] == 0 and r["branch"] == "form"]
+    assert first[-1]["v"] == v[0] and first[-1]["i"] >= 50e-6 and first[-2]["i"] < 50e-6
+    assert min(r["v"] for r in sweep if r["branch"] == "reset") == pytest.approx(-1.4)
+
+
+def test_forming_attempts_bounded_by_envelope() -> None:
+    st = station()
+    proto = PROTOCOLS["forming"].from_mapping({"current_limit": 1e-3, "attempts": 5}, [(0, 0)])
+    assert [v.parameter for v in proto.check(st.envelope)] == ["attempts"]
+    missing = PROTOCOLS["forming"].from_mapping({}, [(0, 0)])
+    assert [v.parameter for v in missing.check(st.envelope)] == ["current_limit"]
+
+
+def test_iv_sweep_shows_set_and_reset() -> None:
+    st = station()
+    formed(st, [(1, 1)])
+    rows = run(st, "iv_sweep", {"current_limit": 1e-3}, [(1, 1)])["iv_sweep"]
+    s = [r for r in rows if r["branch"] == "set"]
+    r_ = [r for r in rows if r["branch"] == "reset"]
+    g_before_set = s[10]["i"] / s[10]["v"]        # 0.2 V on the way up
+    g_after_set = s[-11]["i"] / s[-11]["v"]       # 0.2 V on the way down
+    assert g_after_set > 1.5 * g_before_set
+    g_after_reset = r_[-11]["i"] / r_[-11]["v"]
+    assert g_after_reset < 0.7 * g_after_set
+    assert max(r["v"] for r in s) == pytest.approx(1.5) and min(r["v"] for r in r_) == pytest.approx(-1.5)
+
+
+def test_pulses_move_conductance_both_ways() -> None:
+    st = station()
+    formed(st, [(2, 2)])
+    up = run(st, "pulse", {"amplitude": 1.35, "count": 10}, [(2, 2)])["pulse"]
+    down = run(st, "pulse", {"amplitude": -1.3, "count": 10}, [(2, 2)])["pulse"]
+    assert up[-1]["g"] > up[0]["g"] + 10e-6 and down[-1]["g"] < up[-1]["g"] - 10e-6
+    assert [r["n"] for r in up] == list(range(1, 11))
+
+
+def test_pulse_train_paper_protocol_shape() -> None:
+    st = station()
+    formed(st, [(3, 3)])
+    rows = run(st, "pulse_train", {"blocks": [[1, 100], [-1, 100]], "alternating_pairs": 20}, [(3, 3)])
+    g = np.array([r["g"] for r in rows["pulse_train"]])
+    assert g.size == 240
+    assert g[99] > 60e-6 and g[199] < 25e-6                            # saturates up, then down
+    with pytest.raises(ParameterError, match="blocks"):
+        PROTOCOLS["pulse_train"].from_mapping({"blocks": [[2, 5]]}, [(0, 0)])
+
+
+def test_program_verify_lands_in_the_acceptance_band() -> None:
+    st = station()
+    cells = [(4, c) for c in range(4)]
+    formed(st, cells)
+    out = run(st, "program_verify", {"acceptance": 0.02, "targets": [20e-6, 45e-6, 70e-6]}, cells)
+    res = out["program_verify_result"]
+    assert [r["target"] for r in res] == [20e-6, 45e-6, 70e-6, 20e-6]
+    for r in res:
+        assert r["converged"] and abs(r["g_final"] - r["target"]) <= 0.02 * r["target"]
+    its = out["program_verify"]
+    first = [r for r in its if r["col"] == 0]
+    assert first[0]["iteration"] == 0 and first[0]["v_pulse"] == 0.0
+    assert {r["v_pulse"] for r in first[1:]} <= {1.35, -1.5}              # the 10–30 µS band's amplitudes
+    assert len(first) - 1 == res[0]["iterations"]
+
+
+def test_retention_log_schedule_with_actual_times() -> None:
+    st = station()
+    cells = [(5, 0), (5, 1)]
+    formed(st, cells)
+    ctx: dict[str, Any] = {}
+    run(st, "program_verify", {"acceptance": 0.02, "targets": [50e-6]}, cells, ctx)
+    rows = run(st, "retention", {"t_first": 1.0, "horizon": 1e5, "points_per_decade": 2, "also_at": [3600.0]},
+               cells, ctx)["retention"]
+    for cell in cells:
+        mine = [r for r in rows if (r["row"], r["col"]) == cell]
+        tau = np.array([r["tau"] for r in mine])
+        planned = np.array(sorted({*np.round(10 ** (np.arange(11) / 2), 9).tolist(), 3600.0}))
+        assert tau.size == planned.size and np.all(np.diff(tau) > 0)
+        assert np.all(tau >= planned) and np.all(tau < planned + 0.5)     # never early; late reads keep real τ
+        assert mine[0]["g0"] == ctx["programmed"][cell][1]
+    times = [r["t"] for r in rows]
+    assert times == sorted(times)                                        # interleaved in time order

@@ -1,0 +1,107 @@
+"""Station: station files, routing with read-back, safety checks before any write, safe state."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from rramlab.drivers.station import RoutingError, SafetyError, Station
+from rramlab.drivers.station_config import (
+    StationConfigError,
+    default_station_text,
+    load_station_config,
+    parse_station_config,
+)
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+_tags = itertools.count()
+
+
+def fresh_station(query: str = "") -> Station:
+    return Station.from_file(None, visa_library=f"?tag=station{next(_tags)}{'&' + query if query else ''}@rramlab")
+
+
+def bench(station: Station):  # noqa: ANN201 - test side channel
+    return station.smu.adapter.connection.visalib.bench
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("rows = 8 ", "rows = 0 "), "array.rows/cols"),
+    (('driver = "keithley707b"', 'driver = "keithley7001"'), "instruments.matrix.driver"),
+    (('resource = "GPIB0::26::INSTR"', 'resource = "GPIB0::26; rm -rf /"'), "instruments.smu.resource"),
+    (("bit_line = 4.0,", "bit_line = -4.0,"), "safety.max_voltage.bit_line"),
+    (("current_limit = { bit_line = 1e-3, word_line = 1e-6 }", "current_limit = { bit_line = 1e-3 }"),
+     "safety.current_limit.word_line: missing"),
+    (('pads = { WL = "1:1-8"', 'pads = { WL = "1:1-7"'), "wiring.pads.WL"),
+    (('bit_line = "smu.a"', 'bit_line = "smu.c"'), "wiring.bit_line"),
+    (("[read]", "[read]\nvoltge = 0.2"), "read: unknown key(s) ['voltge']"),
+    (('source = "bench"', 'source = "sundial"'), "clock.source"),
+])
+def test_bad_station_file_names_key_and_problem(edit: tuple[str, str], message: str) -> None:
+    old, new = edit
+    text = default_station_text()
+    assert old in text
+    with pytest.raises(StationConfigError, match=message.replace("[", r"\[").replace("]", r"\]")
+                       .replace("(", r"\(").replace(")", r"\)")):
+        parse_station_config(text.replace(old, new, 1))
+
+
+def test_example_lab_station_differs_only_in_instruments_and_clock() -> None:
+    lab, sim = load_station_config(EXAMPLE), load_station_config()
+    assert (lab.rows, lab.cols, lab.wiring, lab.read) == (sim.rows, sim.cols, sim.wiring, sim.read)
+    assert lab.clock == "system" and all(e.visa_library == "" for e in lab.instruments.values())
+    assert lab.crosspoints(2, 5) == sim.crosspoints(2, 5) == ("1B03", "2A06", "3C06")
+
+
+def test_safety_refuses_before_any_write() -> None:
+    st = fresh_station()
+    entries = bench(st).transcript.entries
+    with pytest.raises(SafetyError, match=r"pulse amplitude must be within \[-4.0, 4.0\] V on the bit_line"):
+        st.pulse(0, 0, 5.0, 2.5e-6)
+    with pytest.raises(SafetyError, match=r"pulse width must be within \[1e-06, 0.001\] s"):
+        st.pulse(0, 0, 1.0, 2e-3)
+    with pytest.raises(SafetyError, match="gate voltage must be within"):
+        st.read(0, 0, gate_voltage=5.0)
+    with pytest.raises(SafetyError, match="finite"):
+        st.pulse(0, 0, float("nan"), 2.5e-6)
+    with pytest.raises(SafetyError, match="current_limit must be within"):
+        st.dc_point(0, 0, 1.0, gate_voltage=1.2, current_limit=0.5, nplc=1)
+    with pytest.raises(ValueError, match="cell"):
+        st.read(8, 0)
+    assert entries == []
+
+
+def test_open_connect_read_and_safe_state() -> None:
+    st = fresh_station("noise=0")
+    st.open()
+    b = bench(st)
+    assert b.circuit.sources["smu.a"].limiti == 1e-3 and b.circuit.sources["smu.b"].limiti == 1e-6
+    r = st.read(2, 5)
+    assert r.row == 2 and r.col == 5 and r.voltage == 0.2
+    assert 0 < r.conductance < 5e-9                         # pristine cell
+    assert b.by_name["matrix"].closed == {(1, "B", 3), (2, "A", 6), (3, "C", 6)}
+    assert st.safe_state() == []
+    assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
+    assert b.events.of_kind("hot_switch") == []
+
+
+def test_routing_read_back_mismatch_aborts() -> None:
+    st = fresh_station()
+    st.open()
+    bench(st).faults.add("relay_fail", match="exclusiveclose", channels="2A01")
+    with pytest.raises(RoutingError, match=r"asked for \['1B01', '2A01', '3C01'\]"):
+        st.read(0, 0)
+    assert bench(st).by_name["matrix"].closed == set()   # opened again after the mismatch
+
+
+def test_checkpoint_raises_queued_instrument_errors() -> None:
+    from rramlab.drivers.errors import InstrumentError
+
+    st = fresh_station()
+    st.open()
+    bench(st).faults.add("queue_error", match="listv", code=-222, message="Parameter data out of range")
+    st.pulse(0, 0, 1.0, 1e-5)
+    with pytest.raises(InstrumentError, match="-222"):
+        st.checkpoint()
