@@ -151,3 +151,15 @@ def test_signal_during_demo_subprocess(tmp_path: Path, sig: int, status: str, co
     assert all(o["output"] == 0 for o in bench_log["final"]["outputs"].values())
     assert all(not closed for closed in bench_log["final"]["closed"].values())
     assert bench_log["internal_errors"] == []
+
+
+def test_lab_station_file_runs_unchanged_with_the_simulators_visa_library(tmp_path: Path) -> None:
+    """Only the station file differs between lab and simulator: run the example lab file on @rramlab."""
+    example = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    st = Station.from_file(example, visa_library=f"?tag=lab{next(_tags)}@rramlab")
+    assert type(st.clock).__name__ == "SystemClock"          # the lab file waits in real time
+    res = run_recipe(st, parse_recipe(SMALL), tmp_path / "lab.h5")
+    assert res.exit_status == "completed"
+    run = open_run(tmp_path / "lab.h5")
+    assert run.table("program_verify_result")["converged"].all()
+    assert run.metadata["station"].startswith("# Station file for a real probe station")
