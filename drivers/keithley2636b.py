@@ -65,6 +65,7 @@ _validate_width = range_validator("width", "s")
 _validate_pulse_limit = range_validator("current_limit", "A")
 _validate_amplitude = range_validator("amplitude", "V")
 _validate_read_voltage = range_validator("read_voltage", "V")
+_validate_voltage = range_validator("voltage", "V")
 
 
 def _number(name: str, unit: str, bounds: tuple[float, float], *, special: tuple[float, ...] = (),
@@ -219,6 +220,7 @@ class SMUChannel(Channel):
         self._pulse_command = f"{n}.trigger.source.listv({{%s}}) {fire}"
         self._pulse_read_command = (f"{n}.trigger.source.listv({{%s}}) {fire} {n}.source.levelv = %s "
                                     f"print({n}.measure.i(), errorqueue.count) {n}.source.levelv = 0")
+        self._source_read_command = f"{n}.source.levelv = %s print({n}.measure.i(), errorqueue.count)"
 
     def _ask(self, command: str) -> str:
         # Through the instrument, not Channel.write: commands may hold Lua tables ({...}).
@@ -298,6 +300,25 @@ class SMUChannel(Channel):
         if count != 0.0:
             parent.check_errors()
             raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after a pulse")
+        return current
+
+    def measure_current_at(self, voltage: float, return_to_zero: bool = True) -> float:
+        """Source ``voltage`` V (-200 … 200), measure the current once (A), then return to 0 V unless
+        ``return_to_zero`` is False (a staircase point that stays at its level).
+
+        One write and one read: ``smuX.source.levelv = v print(smuX.measure.i(), errorqueue.count)``
+        [`` smuX.source.levelv = 0``]. A non-zero error count drains the queue into
+        :class:`InstrumentError` (reading discarded), so a refused level never yields a reading.
+        """
+        v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
+        command = self._source_read_command % v
+        if return_to_zero:
+            command += f" {self.node}.source.levelv = 0"
+        parent = self.parent
+        current, count = parse_numbers(parent.ask(command), 2, command)
+        if count != 0.0:
+            parent.check_errors()
+            raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after sourcing {v} V")
         return current
 
     # ----------------------------------------------------------------- buffers

@@ -231,11 +231,8 @@ class Station:
         self.connect(row, col)
         self._bias(gate)
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
-        self._set(self.smu_bl, "source_voltage", v)
-        current = self.smu_bl.measure_current()
-        t = self.clock.now()
-        self._set(self.smu_bl, "source_voltage", 0.0)
-        return Reading(row, col, v, current, t)
+        current = self.smu_bl.measure_current_at(v)          # back at 0 V afterwards
+        return Reading(row, col, v, current, self.clock.now())
 
     def _configure_pulse(self, width: float) -> None:
         if self._pulse_width != width:
@@ -284,7 +281,7 @@ class Station:
         self.connect(row, col)
         self._bias(gate_voltage, limit)
         self._set(self.smu_bl, "nplc", nplc)
-        self._set(self.smu_bl, "source_voltage", v)
-        current = self.smu_bl.measure_current()
+        current = self.smu_bl.measure_current_at(v, return_to_zero=False)
+        self._settings[(self.smu_bl.node, "source_voltage")] = v
         compliance = abs(current) >= 0.999 * limit
         return Reading(row, col, v, current, self.clock.now(), compliance)

@@ -94,6 +94,8 @@ def session(smu: Keithley2636B, mx: Keithley707B) -> dict[str, Any]:
     smu.check_errors()                             # the caller's check after hot-path pulses
     out["after_reset"] = a.pulse_and_measure(1.0, 0.2)
 
+    out["i_at"] = a.measure_current_at(0.2)       # one round trip, back at 0 V
+    out["i_stay"] = a.measure_current_at(0.25, return_to_zero=False)
     a.source_voltage = 0.2
     out["i"] = a.measure_current()
     out["v"] = a.measure_voltage()
@@ -479,6 +481,25 @@ def test_pulse_and_measure_is_one_write_one_read_and_raises_on_errors(bench) -> 
     smu.smua.source_voltage_range = 0.2
     with pytest.raises(InstrumentError) as e:
         smu.smua.pulse_and_measure(0.1, 1.0)
+    assert e.value.errors == [(1101, "Parameter too big")]
+
+
+def test_measure_current_at_is_one_round_trip_and_refuses_bad_levels(bench) -> None:  # noqa: ANN001
+    b, smu = bench
+    smu.smua.output_enabled = True
+    b.transcript.clear()
+    assert smu.smua.measure_current_at(0.2) == 0.0            # open circuit
+    (cmd, reply), = b.transcript.pairs(SMU)
+    assert cmd == b"smua.source.levelv = 0.2 print(smua.measure.i(), errorqueue.count) smua.source.levelv = 0\n"
+    assert reply == b"0.00000e+00\t0.00000e+00\n"
+    smu.smua.measure_current_at(0.3, return_to_zero=False)
+    assert smu.smua.source_voltage == 0.3
+    with pytest.raises(ValueError, match=r"voltage must be a finite number within \[-200, 200\] V"):
+        smu.smua.measure_current_at(float("inf"))
+    smu.smua.source_voltage = 0
+    smu.smua.source_voltage_range = 0.2
+    with pytest.raises(InstrumentError) as e:
+        smu.smua.measure_current_at(1.0)
     assert e.value.errors == [(1101, "Parameter too big")]
 
 

@@ -60,10 +60,10 @@ def test_forming_jump_and_first_reset() -> None:
     out = run(st, "forming", {"current_limit": 1e-3}, [(0, c) for c in range(8)])
     f = out["forming"]
     v = np.array([r["v_form"] for r in f])
-    assert all(r["formed"] for r in f) and np.all((2.9 < v) & (v < 3.45))
+    assert all(r["formed"] for r in f) and np.all((v > 2.9) & (v < 3.45))
     assert all(r["i_form"] >= 50e-6 for r in f)
     g = np.array([r["g_after_reset"] for r in f])
-    assert np.all((2e-6 < g) & (g < 40e-6)) and np.median(g) < 20e-6     # reset into the analog window
+    assert np.all((g > 2e-6) & (g < 40e-6)) and np.median(g) < 20e-6     # reset into the analog window
     sweep = out["forming_sweep"]
     first = [r for r in sweep if r["col"] == 0 and r["branch"] == "form"]
     assert first[-1]["v"] == v[0] and first[-1]["i"] >= 50e-6 and first[-2]["i"] < 50e-6

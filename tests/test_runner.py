@@ -98,7 +98,7 @@ def test_instrument_failure_mid_run_keeps_data_and_ends_safe(tmp_path: Path) -> 
     st = station()
     b = bench(st)
     # the SMU stops answering during the second step: a dropped reply times out
-    b.faults.add("drop_reply", match=r"measure\.i\(\), errorqueue\.count", times=1000)
+    b.faults.add("drop_reply", match=r"trigger\.initiate.*measure\.i", times=1000)
     with pytest.raises(Exception, match="VI_ERROR_TMO|Timeout"):
         run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
     run = open_run(tmp_path / "run.h5")
