@@ -73,16 +73,18 @@ def program_verify_32(acceptance: float = 0.02) -> dict[str, float]:
         mx.write(f"channel.exclusiveclose('{cell_channels(row, col)}')")
         smu.query("print(rr_form(4, 0.01, 1.2, 1e-3, 50e-6))")
         smu.write("rr_sweep(-1.4, -0.02, 1.2); rr_bias(3.3); rr_pulse_setup(2.5e-6)")
-        target = (10 + 2.5 * k) * 1e-6
+        target = (10 + 2.3 * k) * 1e-6                     # 10 … 81 µS
         vset = 1.5 if target > 60e-6 else 1.35
         vreset = -1.5 if target < 30e-6 else -1.3
         g = float(smu.query("print(rr_read(0.2, 1))"))
         transactions += 6
-        while abs(g - target) > acceptance * target and iterations < 100_000:
+        pulses = 0
+        while abs(g - target) > acceptance * target and pulses < 1000:   # paper: iteration axis to 1e3
             v = vset if g < target else vreset
             g = float(smu.query(f"rr_pulse({v}); print(rr_read(0.2, 1))"))
-            iterations += 1
+            pulses += 1
             transactions += 1
+        iterations += pulses
         smu.write("rr_outputs_off()")
         mx.write("channel.open('allslots')")
         transactions += 2
