@@ -1,0 +1,137 @@
+"""The JSON-able run summary (``rramlab demo --json``): one section per table that exists.
+
+``summarize(tables)`` returns nested dicts of plain Python values (float, int, bool, str, None; NaN and
+±inf become None). Voltages in V, conductances in µS where the key says ``_uS``, fractions as fractions.
+
+Sections: ``forming`` (table ``forming``), ``switching`` (``iv_sweep``), ``open_loop``
+(``pulse_train``), ``program_verify`` keyed "0.2%", "2%", … (``program_verify_result``),
+``retention`` (``retention``), and ``mvm`` (64×64 MVM RMSE from the measured programming-noise fit
+of the tightest acceptance and the measured relaxation fit; needs both of the last two).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .dataset_reader import RunData, open_run
+from .forming import forming_stats
+from .mvm import mvm_error
+from .open_loop import open_loop_metrics, open_loop_stats
+from .programming import ProgrammingNoise, number_of_states, program_verify_by_acceptance
+from .retention import fit_relaxation, reads_at, relaxation_curve, retention_stats
+from .switching import switching_stats, switching_voltages
+
+US = 1e6
+TablesLike = Mapping[str, pd.DataFrame] | RunData | str | os.PathLike
+
+
+def tables_of(source: TablesLike) -> dict[str, pd.DataFrame]:
+    """All tables of a run as DataFrames: from a mapping, an opened :class:`RunData` or a file path."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    run = source if isinstance(source, RunData) else open_run(source)
+    return {name: run.table(name) for name in run.tables}
+
+
+def jsonable(value: Any) -> Any:
+    """Plain-Python copy of nested dicts/lists/numpy values; NaN/inf → None; DataFrames dropped."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items() if not isinstance(v, pd.DataFrame | pd.Series)}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _program_verify(df: pd.DataFrame) -> dict[str, Any]:
+    out = {}
+    for label, s in program_verify_by_acceptance(df).items():
+        out[label] = {
+            "acceptance": s["acceptance"], "n_cells": s["n_cells"], "n_targets": s["n_targets"],
+            "sigma_slope": s["slope"], "sigma_slope_se": s["slope_se"],
+            "sigma_intercept_uS": s["intercept_uS"], "sigma_intercept_se_uS": s["intercept_se_uS"],
+            "mean_iterations": s["mean_iterations"], "median_iterations": s["median_iterations"],
+            "success_rate": s["success_rate"],
+        }
+    return out
+
+
+def _retention(df: pd.DataFrame) -> dict[str, Any]:
+    stats = retention_stats(df)
+    fit = fit_relaxation(relaxation_curve(df))
+    out: dict[str, Any] = {
+        "mean_shift_uS": {k: v["mean_shift_uS"] for k, v in stats.items()},
+        "sigma_uS": {k: v["sigma_uS"] for k, v in stats.items()},
+        "n": {k: v["n"] for k, v in stats.items()},
+        "fit": fit.as_uS(),
+        "extrapolated_10y": {"mean_shift_uS": float(fit.mean_shift(315576000.0)) * US,
+                             "sigma_uS": float(fit.sigma(315576000.0)) * US},
+    }
+    states = _states_10min(df)
+    if states is not None:
+        out["states_10min"] = states
+    return out
+
+
+def _states_10min(df: pd.DataFrame) -> dict[str, Any] | None:
+    """Distinguishable states 10 min after programming: each target a normal with the pooled spread of
+    g − target over all cells (relaxation is level-independent, device-model.md §6), as in the paper's
+    "35 targets, 9.6 % overlap after 10 min"."""
+    if "target" not in df:
+        return None
+    reads = reads_at(df, 600.0)
+    reads = reads[np.isfinite(reads["target"]) & np.isfinite(reads["g"])]
+    if len(reads) < 2:
+        return None
+    sigma = float((reads["g"] - reads["target"]).std(ddof=1))
+    targets = np.unique(reads["target"].to_numpy(float))
+    table = pd.DataFrame({"target": targets, "g_mean": targets, "sigma": sigma})
+    states = number_of_states(table)
+    return {"sigma_uS": sigma * US, **{k: states[k] for k in ("n_targets", "n_states", "adjacent_overlap_mean",
+                                                               "adjacent_overlap_max", "threshold")}}
+
+
+def _mvm(pv: dict[str, Any], retention: pd.DataFrame) -> dict[str, Any] | None:
+    tight = min(pv.values(), key=lambda s: s["acceptance"], default=None)
+    fit = fit_relaxation(relaxation_curve(retention))
+    if tight is None or not all(math.isfinite(v) for v in (tight["sigma_slope"], tight["sigma_intercept_uS"],
+                                                           fit.a, fit.b, fit.c)):
+        return None
+    noise = ProgrammingNoise(tight["sigma_slope"], tight["sigma_intercept_uS"] / US)
+    result = mvm_error(noise, fit)
+    return {"acceptance": tight["acceptance"], "rmse": result["rmse_by_time"]}
+
+
+def summarize(tables: TablesLike) -> dict[str, Any]:
+    """JSON-able summary of the analysis of every table present (see the module docstring).
+
+    Keys include ``forming.yield``, ``forming.v_form_mean``, ``forming.v_form_std`` (V);
+    ``program_verify["0.2%"|"2%"]`` with ``sigma_slope``, ``sigma_intercept_uS``, ``mean_iterations``,
+    ``success_rate``; ``retention.mean_shift_uS`` and ``retention.sigma_uS`` with ``1h`` and ``10y``.
+    """
+    t = tables_of(tables)
+    out: dict[str, Any] = {}
+    if "forming" in t:
+        out["forming"] = forming_stats(t["forming"])
+    if "iv_sweep" in t:
+        out["switching"] = switching_stats(switching_voltages(t["iv_sweep"]))
+    if "pulse_train" in t:
+        out["open_loop"] = open_loop_stats(open_loop_metrics(t["pulse_train"]))
+    if "program_verify_result" in t:
+        out["program_verify"] = _program_verify(t["program_verify_result"])
+    if "retention" in t:
+        out["retention"] = _retention(t["retention"])
+    if "program_verify" in out and "retention" in t:
+        mvm = _mvm(out["program_verify"], t["retention"])
+        if mvm is not None:
+            out["mvm"] = mvm
+    return jsonable(out)
