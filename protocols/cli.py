@@ -89,7 +89,7 @@ def _print_summary(console: Console, summary: dict[str, Any], result: RunResult)
 
 
 def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed: int | None,
-             json_path: str | None, quiet: bool) -> int:
+             json_path: str | None, quiet: bool, figures: str | None = None) -> int:
     bar = _Bar(console, enabled=not quiet)
     try:
         with bar.progress:
@@ -100,19 +100,30 @@ def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed
     finally:
         station.close()
     if result.exit_status == "interrupted":
-        console.print(f"[yellow]Interrupted: {result.cells_done} cells recorded in {out} "
+        console.print(f"[yellow]Interrupted: {result.units_done} units (cells or read batches) recorded in {out} "
                       "(exit status 'interrupted'); outputs off, relays open.[/yellow]")
     elif result.exit_status != "completed":
         console.print(f"[red]Run {result.exit_status}: {result.message}. Data kept in {out}.[/red]")
     summary = _summary(out)
     summary.update({"exit_status": result.exit_status, "file": str(out), "wall_time_s": result.wall_time_s,
-                    "sim_hardware_time_s": result.sim_hardware_time_s, "cells_done": result.cells_done})
+                    "sim_hardware_time_s": result.sim_hardware_time_s, "units_done": result.units_done})
     if not quiet:
         _print_summary(console, summary, result)
     if json_path:
         Path(json_path).write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+    if figures:
+        _write_figures(console, out, Path(figures))
     return 0 if result.exit_status == "completed" else EXIT_INTERRUPTED if result.exit_status == "interrupted" \
         else EXIT_FAILED
+
+
+def _write_figures(console: Console, run_file: Path, directory: Path) -> None:
+    from rramlab.analysis.dataset import open_run
+    from rramlab.analysis.plots import save_report_figures
+
+    run = open_run(run_file)
+    paths = save_report_figures({n: run.table(n) for n in run.tables}, directory)
+    console.print(f"{len(paths)} figures written to {directory}: {', '.join(p.name for p in paths)}")
 
 
 def _json_default(o: Any) -> Any:
@@ -125,14 +136,14 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     library = f"?seed={args.seed}@rramlab" if args.seed is not None else None
     station = Station.from_file(None, visa_library=library)
     out = Path(args.out) if args.out else _default_out("rramlab-demo")
-    return _execute(console, station, demo_recipe(), out, args.seed, args.json, args.quiet)
+    return _execute(console, station, demo_recipe(), out, args.seed, args.json, args.quiet, args.figures)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     recipe = load_recipe(args.recipe)
     station = Station.from_file(args.station)
     out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
-    return _execute(console, station, recipe, out, None, args.json, args.quiet)
+    return _execute(console, station, recipe, out, None, args.json, args.quiet, args.figures)
 
 
 def cmd_check(args: argparse.Namespace, console: Console) -> int:
@@ -182,15 +193,10 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from rramlab.analysis.dataset import open_run
-    from rramlab.analysis.plots import save_report_figures
-
     summary = _summary(Path(args.file))
     console.print_json(json.dumps(summary, default=_json_default))
     if args.figures:
-        run = open_run(args.file)
-        paths = save_report_figures({n: run.table(n) for n in run.tables}, Path(args.figures))
-        console.print(f"{len(paths)} figures written to {args.figures}")
+        _write_figures(console, Path(args.file), Path(args.figures))
     return 0
 
 
@@ -202,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")
     d.add_argument("--seed", type=int, help="seed of the simulated bench (default: the bench file's)")
     d.add_argument("--json", help="write the summary figures to this JSON file")
+    d.add_argument("--figures", help="directory for the report figures (PNG)")
     d.add_argument("--quiet", action="store_true", help="no progress bar or table")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run a recipe on a station")
@@ -209,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--station", required=True, help="station TOML file")
     r.add_argument("--out", help="HDF5 file to write (never overwritten)")
     r.add_argument("--json", help="write the summary figures to this JSON file")
+    r.add_argument("--figures", help="directory for the report figures (PNG)")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("check", help="check a recipe against a station's safety envelope (sends nothing)")

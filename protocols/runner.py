@@ -41,7 +41,7 @@ class RunResult:
     message: str = ""
     wall_time_s: float = 0.0
     sim_hardware_time_s: float | None = None
-    cells_done: int = 0
+    units_done: int = 0  # completed cell operations and retention read batches (durability points)
     safe_state_failures: list[str] = field(default_factory=list)
 
 
@@ -121,7 +121,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
                         writer.durability_point()
                         station.checkpoint()
                         done += 1
-                        result.cells_done += 1
+                        result.units_done += 1
                         if progress:
                             progress(proto.label, done, total, _sim_time(station, sim0))
                         if signals.stop:

@@ -1,0 +1,169 @@
+"""The ``rramlab`` command line end to end: the README's ``rramlab demo`` on the embedded bench, its
+JSON summary against the published device figures, the run file, figures, ``info``/``report``/``check``.
+
+Tolerances are statistical: the demo forms 64 cells and programs/reads 32, so a mean of n samples
+with spread σ is allowed 3·σ/√n and a spread 3·σ/√(2(n−1)) around the published value
+(device-model.md §2, §5, §6, §7).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rramlab.analysis.dataset import open_run
+from rramlab.protocols.recipe import demo_recipe
+
+TEN_YEARS = 315576000.0
+SEED = 7
+
+
+def rramlab_command() -> list[str]:
+    """The installed console script next to this interpreter (as the README runs it), else the module."""
+    script = Path(sys.executable).with_name("rramlab")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("rramlab")
+    return [found] if found else [sys.executable, "-m", "rramlab.protocols.cli"]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*rramlab_command(), *args], cwd=cwd, text=True, capture_output=True, timeout=240,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    cwd = tmp_path_factory.mktemp("demo")
+    proc = run_cli("demo", "--seed", str(SEED), "--out", "demo.h5", "--json", "summary.json",
+                   "--figures", "figures", cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {"cwd": cwd, "stdout": proc.stdout, "summary": json.loads((cwd / "summary.json").read_text())}
+
+
+def within(value: float, expected: float, tol: float) -> bool:
+    return value is not None and abs(value - expected) <= tol
+
+
+def test_demo_completes_and_prints_the_summary_table(demo: dict[str, Any]) -> None:
+    s = demo["summary"]
+    assert s["exit_status"] == "completed"
+    assert "rramlab summary" in demo["stdout"] and "V_form mean" in demo["stdout"]
+    # The retention step reads out to ten years of bench time in seconds of wall time.
+    assert s["sim_hardware_time_s"] >= TEN_YEARS
+    assert 0 < s["wall_time_s"] < 240
+    assert s["sim_hardware_time_s"] / s["wall_time_s"] > 1e6
+
+
+def test_demo_run_file_holds_every_step_and_cell(demo: dict[str, Any]) -> None:
+    run = open_run(demo["cwd"] / "demo.h5")
+    assert run.exit_status == "completed"
+    recipe = demo_recipe()
+    assert [s.name for s in run.steps] == [s.label for s in recipe.steps]
+    assert all(s.status == "completed" for s in run.steps)
+    # One durability point per cell operation: forming 64, I-V 4, program-verify 2 × 32 cells × 4
+    # rounds, and the retention reads in batches.
+    cells = [len(s.cells) for s in run.steps]
+    assert cells == [64, 4, 32, 32, 32]
+    retention = run.table("retention")
+    batches = demo["summary"]["units_done"] - (64 + 4 + 2 * 32 * 4)
+    assert len(retention) == 32 * retention.groupby(["row", "col"]).size().iloc[0]
+    assert batches == len(retention) // 64 + 1                 # flush_every = 64 reads, then the last
+    assert len(run.table("forming")) == 64
+    pv = run.table("program_verify_result")
+    assert len(pv) == 2 * 32 * 4                              # two acceptances × 32 cells × 4 rounds
+    assert set(pv["acceptance"]) == {0.002, 0.02}
+    units = run.table("retention").attrs["units"]
+    assert units["g"] == "S" and units["tau"] == "s"
+
+
+def test_demo_forming_matches_the_published_distribution(demo: dict[str, Any]) -> None:
+    f = demo["summary"]["forming"]
+    assert f["n_cells"] == 64 and f["yield"] >= 0.95
+    # device-model.md §2: V_form ≈ 3.17 V mean, σ ≈ 75 mV.
+    assert within(f["v_form_mean"], 3.17, 3 * 0.075 / math.sqrt(64) + 0.01), f
+    assert within(f["v_form_std"], 0.075, 3 * 0.075 / math.sqrt(126) + 0.005), f
+
+
+def test_demo_switching_below_one_and_a_half_volts(demo: dict[str, Any]) -> None:
+    sw = demo["summary"]["switching"]
+    assert sw["set_fraction"] == 1.0 and sw["reset_fraction"] == 1.0
+    assert 0.5 < sw["v_set_mean"] < 1.5 and -1.5 < sw["v_reset_mean"] < -0.5
+    assert sw["on_off_median"] > 2.0
+
+
+@pytest.mark.parametrize(("label", "slope"), [("2%", 0.01129), ("0.2%", 0.001069)])
+def test_demo_programming_noise_slopes(demo: dict[str, Any], label: str, slope: float) -> None:
+    pv = demo["summary"]["program_verify"][label]
+    assert pv["n_targets"] == 32 and pv["success_rate"] >= 0.95
+    # Published σ(G) slope (device-model.md §5) within 3 standard errors of the fit plus 10 %.
+    assert within(pv["sigma_slope"], slope, 3 * pv["sigma_slope_se"] + 0.1 * slope), pv
+    assert abs(pv["sigma_intercept_uS"]) < 3 * pv["sigma_intercept_se_uS"] + 0.02
+    iterations = {"2%": (5, 40), "0.2%": (50, 300)}[label]
+    assert iterations[0] < pv["mean_iterations"] < iterations[1]
+
+
+@pytest.mark.parametrize(("label", "mean", "sigma"), [("1h", -0.73, 0.76), ("10y", -1.74, 1.23)])
+def test_demo_relaxation_matches_the_published_law(demo: dict[str, Any], label: str, mean: float,
+                                                   sigma: float) -> None:
+    r = demo["summary"]["retention"]
+    n = r["n"][label]
+    assert n == 32
+    assert within(r["mean_shift_uS"][label], mean, 3 * sigma / math.sqrt(n)), r
+    assert within(r["sigma_uS"][label], sigma, 3 * sigma / math.sqrt(2 * (n - 1))), r
+    assert within(r["fit"]["a_uS"], 0.0890, 0.25 * 0.0890)
+
+
+def test_demo_mvm_error_grows_with_time_as_published(demo: dict[str, Any]) -> None:
+    rmse = demo["summary"]["mvm"]["rmse"]
+    assert demo["summary"]["mvm"]["acceptance"] == 0.002
+    assert 0.03 < rmse["1s"] < 0.08 and 0.15 < rmse["10y"] < 0.35      # device-model.md V5
+    assert rmse["1s"] < rmse["1h"] < rmse["1d"] < rmse["10y"]
+
+
+def test_demo_writes_the_report_figures(demo: dict[str, Any]) -> None:
+    names = sorted(p.name for p in (demo["cwd"] / "figures").glob("*.png"))
+    assert names == ["forming.png", "iv_loops.png", "mvm_rmse.png", "programmed_cdfs.png",
+                     "programming_noise.png", "relaxation.png"]
+    for name in names:
+        assert (demo["cwd"] / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_and_info_read_the_run_file(demo: dict[str, Any]) -> None:
+    proc = run_cli("report", "demo.h5", cwd=demo["cwd"])
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    for key in ("forming", "switching", "program_verify", "retention", "mvm"):
+        assert report[key] == demo["summary"][key]
+    info = run_cli("info", "demo.h5", cwd=demo["cwd"])
+    assert info.returncode == 0 and "exit status completed" in info.stdout
+    assert "program_verify_result" in info.stdout and "retention" in info.stdout
+
+
+def test_demo_never_overwrites_a_run_file(demo: dict[str, Any]) -> None:
+    before = (demo["cwd"] / "demo.h5").read_bytes()
+    proc = run_cli("demo", "--out", "demo.h5", "--quiet", cwd=demo["cwd"])
+    assert proc.returncode != 0 and "demo.h5" in proc.stdout
+    assert (demo["cwd"] / "demo.h5").read_bytes() == before
+
+
+def test_check_refuses_a_recipe_outside_the_envelope(tmp_path: Path) -> None:
+    station = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    good = tmp_path / "good.toml"
+    step = '[[steps]]\nname = "form"\nprotocol = "forming"\ncells = "all"\n[steps.params]\ncurrent_limit = 1e-3\n'
+    good.write_text(step)
+    proc = run_cli("check", str(good), "--station", str(station), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(step + "v_stop = 9.0\n")
+    proc = run_cli("check", str(bad), "--station", str(station), cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "v_stop" in proc.stdout and "9" in proc.stdout
