@@ -111,7 +111,9 @@ def test_demo_programming_noise_slopes(demo: dict[str, Any], label: str, slope: 
     assert iterations[0] < pv["mean_iterations"] < iterations[1]
 
 
-@pytest.mark.parametrize(("label", "mean", "sigma"), [("1h", -0.73, 0.76), ("10y", -1.74, 1.23)])
+# 1 h: the paper's average over all programmed states (−0.68 µS; −0.73 µS at 50 µS, where cells near
+# the bottom of their window cannot drift as far); 10 y: the log-time extrapolation at 50 µS.
+@pytest.mark.parametrize(("label", "mean", "sigma"), [("1h", -0.68, 0.76), ("10y", -1.74, 1.23)])
 def test_demo_relaxation_matches_the_published_law(demo: dict[str, Any], label: str, mean: float,
                                                    sigma: float) -> None:
     r = demo["summary"]["retention"]
