@@ -63,6 +63,7 @@ class Station:
         self._settings: dict[tuple[str, str], float | bool] = {}
         self._pulse_width: float | None = None
         self.pulses_sent = 0
+        self.pulses_per_cell: dict[tuple[int, int], int] = {}
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, *, visa_library: str | None = None) -> Station:
@@ -175,6 +176,15 @@ class Station:
                               f"(safety.current_limit.{terminal}), got {c} A")
         return c
 
+    def _count_pulse(self, row: int, col: int) -> None:
+        """Charge one pulse to cell (row, col); SafetyError (nothing sent) beyond safety.max_pulses_per_cell."""
+        n = self.pulses_per_cell.get((row, col), 0) + 1
+        if n > self.envelope.max_pulses_per_cell:
+            raise SafetyError(f"cell ({row}, {col}): pulse {n} exceeds safety.max_pulses_per_cell = "
+                              f"{self.envelope.max_pulses_per_cell} for this station session")
+        self.pulses_per_cell[(row, col)] = n
+        self.pulses_sent += 1
+
     def check_cell(self, row: int, col: int) -> None:
         if not (0 <= row < self.rows and 0 <= col < self.cols) or int(row) != row or int(col) != col:
             raise ValueError(f"cell (row, col) must be within rows 0..{self.rows - 1}, cols 0..{self.cols - 1}, "
@@ -247,11 +257,11 @@ class Station:
         gate = self.check_voltage("word_line", self.read_conditions.gate_voltage if gate_voltage is None
                                   else gate_voltage, "gate voltage")
         self.check_cell(row, col)
+        self._count_pulse(row, col)
         self.connect(row, col)
         self._bias(gate)
         self._configure_pulse(w)
         self.smu_bl.pulse(a)
-        self.pulses_sent += 1
 
     def pulse_read(self, row: int, col: int, amplitude: float, width: float,
                    gate_voltage: float | None = None, nplc: float | None = None) -> Reading:
@@ -263,11 +273,11 @@ class Station:
         gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
                                   "gate voltage")
         self.check_cell(row, col)
+        self._count_pulse(row, col)
         self.connect(row, col)
         self._bias(gate)
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
         self._configure_pulse(w)
-        self.pulses_sent += 1
         current = self.smu_bl.pulse_and_measure(a, rc.voltage)
         return Reading(row, col, rc.voltage, current, self.clock.now())
 

@@ -117,5 +117,13 @@ class Protocol:
         """Everything this step will apply, checked against the envelope before any write."""
         return []
 
+    def units(self) -> int:
+        """Durability points (:class:`CellDone`) the step reports, for the progress bar: one per cell."""
+        return len(self.cells)
+
+    def pulses_per_cell(self) -> dict[Cell, int]:
+        """Worst-case number of pulses each cell receives in this step (preflight sums them per recipe)."""
+        return {}
+
     def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:  # pragma: no cover
         raise NotImplementedError

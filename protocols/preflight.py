@@ -5,6 +5,7 @@ A rejected recipe sends nothing: the runner calls :func:`preflight` before openi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from rramlab.drivers.station_config import SafetyEnvelope
@@ -22,9 +23,19 @@ class PreflightError(ValueError):
 
 
 def preflight(protocols: Sequence[Protocol], envelope: SafetyEnvelope) -> None:
-    """Raise PreflightError listing every violation of every step."""
+    """Raise PreflightError listing every violation of every step, and the recipe's worst-case pulse count
+    per cell against ``safety.max_pulses_per_cell``."""
     found: list[Violation] = []
+    pulses: Counter = Counter()
     for p in protocols:
         found.extend(p.check(envelope))
+        pulses.update(p.pulses_per_cell())
+    if pulses:
+        cell, worst = max(pulses.items(), key=lambda kv: kv[1])
+        if worst > envelope.max_pulses_per_cell:
+            steps = [p.label for p in protocols if p.pulses_per_cell().get(cell)]
+            found.append(Violation("recipe", "pulses per cell", worst,
+                                   f"<= {envelope.max_pulses_per_cell} (safety.max_pulses_per_cell); cell {cell} "
+                                   f"would receive up to {worst} pulses in steps {steps}"))
     if found:
         raise PreflightError(found)

@@ -9,6 +9,7 @@ amplitudes depend only on the target band (10–30 µS: +1.35/−1.5 V; 30–60 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require
 
 PAPER_BANDS = [[0.0, 30e-6, 1.35, -1.5], [30e-6, 60e-6, 1.35, -1.3], [60e-6, 1.0, 1.5, -1.3]]
 
@@ -102,10 +103,15 @@ class ProgramVerify(Protocol):
             self.width(out, env, "width", p.width, max(abs(v_set), abs(v_reset)))
         if p.gate_voltage is not None:
             self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
-        if p.max_iterations + p.reset_first > env.max_pulses_per_cell:
-            out.append(Violation(self.label, "max_iterations", p.max_iterations,
-                                 f"<= {env.max_pulses_per_cell} pulses per cell (safety.max_pulses_per_cell)"))
         return out
+
+    def units(self) -> int:
+        return len(self.assignments())
+
+    def pulses_per_cell(self) -> dict[Cell, int]:
+        per_event = self.params.max_iterations + self.params.reset_first
+        events = Counter((row, col) for row, col, _ in self.assignments())
+        return {cell: n * per_event for cell, n in events.items()}
 
     def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
         p = self.params

@@ -13,7 +13,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class Pulse(Protocol):
             self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
         self.width(out, env, "width", p.width, p.amplitude)
         return out
+
+    def pulses_per_cell(self) -> dict[Cell, int]:
+        return dict.fromkeys(self.cells, self.params.count)
 
     def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
         p = self.params
@@ -99,6 +102,9 @@ class PulseTrain(Protocol):
             self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
         self.width(out, env, "width", p.width, max(abs(p.set_voltage), abs(p.reset_voltage)))
         return out
+
+    def pulses_per_cell(self) -> dict[Cell, int]:
+        return dict.fromkeys(self.cells, len(self.params.signs()))
 
     def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
         p = self.params

@@ -59,6 +59,10 @@ class Retention(Protocol):
     def check(self, env: SafetyEnvelope) -> list[Violation]:
         return []
 
+    def units(self) -> int:
+        reads = len(self.cells) * len(self.params.schedule())
+        return math.ceil(reads / self.params.flush_every) + 1
+
     def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
         p = self.params
         programmed = context.get("programmed", {})

@@ -9,7 +9,6 @@ point, so nothing recorded before an interruption is lost.
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 import threading
 import time
@@ -27,7 +26,6 @@ from rramlab.drivers.station import Station
 from .base import CellDone, ParameterError, Protocol
 from .preflight import PreflightError, preflight
 from .recipe import Recipe
-from .retention import Retention
 
 
 class StopRequested(Exception):
@@ -73,15 +71,6 @@ class _Signals:
                 signal.signal(sig, handler)
 
 
-def expected_units(p: Protocol) -> int:
-    """How many cell boundaries a step will report (for the progress bar)."""
-    if isinstance(p, Retention):
-        reads = len(p.cells) * len(p.params.schedule())
-        return math.ceil(reads / p.params.flush_every) + 1
-    assignments = getattr(p, "assignments", None)
-    return len(assignments()) if assignments else len(p.cells)
-
-
 def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int | None = None,
                progress: Callable[[str, int, int, float | None], None] | None = None,
                extras: dict[str, Any] | None = None, overwrite: bool = False) -> RunResult:
@@ -115,7 +104,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
                 for name, columns in proto.tables.items():
                     if name not in tables:
                         tables[name] = writer.table(name, {"step": (str, "", "recipe step"), **columns})
-                total, done = expected_units(proto), 0
+                total, done = proto.units(), 0
                 for event in proto.run(station, context):
                     if isinstance(event, CellDone):
                         writer.durability_point()

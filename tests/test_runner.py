@@ -71,6 +71,9 @@ def test_small_run_writes_dataset_with_units(tmp_path: Path) -> None:
     (("current_limit = 1e-3\n[[steps]]", "[[steps]]"), "current_limit = None"),
     (("acceptance = 0.02", "acceptance = 0.02\nwidth = 0.01"), "width = 0.01"),
     (("acceptance = 0.02", "acceptance = 0.02\nbands = [[0.0, 1.0, 4.5, -1.3]]"), "bands.v_set = 4.5"),
+    # 3 rounds × 400 000 pulses could reach one cell 1.2 million times: over safety.max_pulses_per_cell
+    (("acceptance = 0.02", "acceptance = 0.02\nmax_iterations = 400000\nrounds = 3"),
+     "pulses per cell = 1200000 not allowed (<= 1000000"),
 ])
 def test_recipe_outside_envelope_is_refused_before_any_write(tmp_path: Path, edit: tuple[str, str],
                                                               finding: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -71,6 +72,22 @@ def test_safety_refuses_before_any_write() -> None:
     with pytest.raises(ValueError, match="cell"):
         st.read(8, 0)
     assert entries == []
+
+
+def test_pulse_budget_per_cell_is_enforced_at_send_time() -> None:
+    st = fresh_station()
+    st.envelope = dataclasses.replace(st.envelope, max_pulses_per_cell=3)
+    st.open()
+    for _ in range(2):
+        st.pulse(1, 1, 1.0, 2.5e-6)
+    st.pulse_read(1, 1, 1.0, 2.5e-6)
+    sent = len(bench(st).transcript.entries)
+    with pytest.raises(SafetyError, match=r"cell \(1, 1\): pulse 4 exceeds safety.max_pulses_per_cell = 3"):
+        st.pulse(1, 1, 1.0, 2.5e-6)
+    assert len(bench(st).transcript.entries) == sent           # refused before any write
+    st.pulse(1, 2, 1.0, 2.5e-6)                                # the budget is per cell
+    assert st.pulses_per_cell == {(1, 1): 3, (1, 2): 1}
+    st.close()
 
 
 def test_open_connect_read_and_safe_state() -> None:
