@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .endurance import window_by_cycle
 from .forming import forming_stats
 from .mvm import mvm_error
 from .programming import PUBLISHED_PROGRAMMING_NOISE, ProgrammingNoise, acceptance_label, program_verify_by_acceptance
@@ -85,6 +86,19 @@ def plot_open_loop(pulse_train: pd.DataFrame, max_devices: int = 8) -> Figure:
     ax.set(xlabel="pulse number", ylabel="G (µS)", title="open-loop identical pulses")
     if ax.lines:
         ax.legend(fontsize="small", ncols=2)
+    return fig
+
+
+def plot_endurance(endurance: pd.DataFrame) -> Figure:
+    """LRS and HRS conductance (µS) vs cycle (log x): median and the 10–90 % band over cells."""
+    fig, (ax,) = _figure()
+    w = window_by_cycle(endurance)
+    for k, (name, label) in enumerate((("g_lrs", "LRS"), ("g_hrs", "HRS"))):
+        ax.fill_between(w["cycle"], w[f"{name}_p10"] * US, w[f"{name}_p90"] * US, color=f"C{k}", alpha=0.25, lw=0)
+        ax.plot(w["cycle"], w[name] * US, "o-", color=f"C{k}", ms=4, label=f"{label} median")
+    ax.set(xscale="log", xlabel="cycle", ylabel="G (µS)", title="endurance")
+    if ax.lines:
+        ax.legend(fontsize="small")
     return fig
 
 
@@ -173,6 +187,8 @@ def save_report_figures(source: TablesLike, directory: str | os.PathLike) -> lis
         figures["iv_loops"] = plot_iv_loops(tables["iv_sweep"])
     if "pulse_train" in tables:
         figures["open_loop"] = plot_open_loop(tables["pulse_train"])
+    if "endurance" in tables:
+        figures["endurance"] = plot_endurance(tables["endurance"])
     if "program_verify_result" in tables:
         stats = program_verify_by_acceptance(tables["program_verify_result"])
         figures["programming_noise"] = plot_programming_noise(stats)

@@ -5,8 +5,9 @@
 
 Sections: ``forming`` (table ``forming``), ``switching`` (``iv_sweep``), ``open_loop``
 (``pulse_train``), ``program_verify`` keyed "0.2%", "2%", … (``program_verify_result``),
-``retention`` (``retention``), and ``mvm`` (64×64 MVM RMSE from the measured programming-noise fit
-of the tightest acceptance and the measured relaxation fit; needs both of the last two).
+``retention`` (``retention``), ``endurance`` (``endurance``, ``endurance_result``) and ``mvm`` (64×64
+MVM RMSE from the measured programming-noise fit of the tightest acceptance and the measured relaxation
+fit; needs program-verify and retention).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset_reader import RunData, open_run
+from .endurance import endurance_stats
 from .forming import forming_stats
 from .mvm import mvm_error
 from .open_loop import open_loop_metrics, open_loop_stats
@@ -130,6 +132,8 @@ def summarize(tables: TablesLike) -> dict[str, Any]:
         out["program_verify"] = _program_verify(t["program_verify_result"])
     if "retention" in t:
         out["retention"] = _retention(t["retention"])
+    if "endurance" in t:
+        out["endurance"] = endurance_stats(t["endurance"], t.get("endurance_result"))
     if "program_verify" in out and "retention" in t:
         mvm = _mvm(out["program_verify"], t["retention"])
         if mvm is not None:

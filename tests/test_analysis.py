@@ -15,10 +15,12 @@ from scipy.integrate import quad
 from scipy.stats import norm
 
 from rramlab.analysis.dataset import RunMetadata, RunWriter
+from rramlab.analysis.endurance import endurance_stats, window_by_cycle
 from rramlab.analysis.forming import forming_stats
 from rramlab.analysis.mvm import expected_rmse, mvm_error, read_noise_sigma
 from rramlab.analysis.open_loop import open_loop_metrics, open_loop_stats
 from rramlab.analysis.plots import (
+    plot_endurance,
     plot_forming,
     plot_iv_loops,
     plot_mvm_rmse,
@@ -393,13 +395,43 @@ def test_mvm_takes_measured_fits():
 
 # -- summary -----------------------------------------------------------------------------------------
 
+def endurance_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Three cells, checkpoints 1, 10, 100: (0,0) and (0,1) keep a 80/10 µS and 60/20 µS window; (0,2)
+    closes to 30/25 µS from cycle 10 and fails there."""
+    rows = []
+    for col, (lrs, hrs) in enumerate(((80e-6, 10e-6), (60e-6, 20e-6))):
+        rows += [{"row": 0, "col": col, "cycle": c, "g_lrs": lrs, "g_hrs": hrs, "t": float(c)} for c in (1, 10, 100)]
+    rows += [{"row": 0, "col": 2, "cycle": 1, "g_lrs": 70e-6, "g_hrs": 10e-6, "t": 1.0},
+             {"row": 0, "col": 2, "cycle": 10, "g_lrs": 30e-6, "g_hrs": 25e-6, "t": 10.0}]
+    result = pd.DataFrame({"row": [0, 0, 0], "col": [0, 1, 2], "cycles_done": [100, 100, 10],
+                           "failed": [False, False, True], "failed_at": [0, 0, 10]})
+    return pd.DataFrame(rows), result
+
+
+def test_endurance_stats_and_window_by_cycle():
+    df, result = endurance_tables()
+    s = endurance_stats(df, result)
+    assert s["n_cells"] == 3 and s["cycles_max"] == 100
+    assert s["g_lrs_first"] == pytest.approx(70e-6) and s["g_hrs_first"] == pytest.approx(10e-6)
+    assert s["on_off_first"] == pytest.approx(7.0)                      # median of 8, 3, 7
+    assert s["g_lrs_last"] == pytest.approx(60e-6) and s["on_off_last"] == pytest.approx(3.0)   # 8, 3, 1.2
+    assert s["failed_fraction"] == pytest.approx(1 / 3) and s["failed_at_median"] == 10.0
+    w = window_by_cycle(df)
+    assert w["cycle"].tolist() == [1, 10, 100] and w["n"].tolist() == [3, 3, 2]
+    assert w["g_hrs"].tolist() == pytest.approx([10e-6, 20e-6, 15e-6])
+    assert w["g_lrs_p10"].iloc[1] == pytest.approx(36e-6)               # 30 + 0.2·(60 − 30) µS
+    assert endurance_stats(df.iloc[:0]) == {"n_cells": 0}
+
+
 def all_tables() -> dict[str, pd.DataFrame]:
     iv = pd.concat([iv_loop(0, c, 1, 0.8, -0.9) for c in range(3)], ignore_index=True)
     iv.insert(0, "seq", np.arange(len(iv)))
     pv = pd.concat([programmed_table(0.02, 4), programmed_table(0.002, 4)], ignore_index=True)
     trains = pd.concat([soft_bounds_trace(0, c, 0.074, 0.117) for c in range(2)], ignore_index=True)
+    endurance, endurance_result = endurance_tables()
     return {"forming": forming_table(32), "iv_sweep": iv, "program_verify_result": pv,
-            "retention": retention_table(70), "pulse_train": trains}
+            "retention": retention_table(70), "pulse_train": trains, "endurance": endurance,
+            "endurance_result": endurance_result}
 
 
 def _plain(value: object) -> bool:
@@ -412,7 +444,8 @@ def _plain(value: object) -> bool:
 
 def test_summary_keys_and_json():
     s = summarize(all_tables())
-    assert set(s) == {"forming", "switching", "open_loop", "program_verify", "retention", "mvm"}
+    assert set(s) == {"forming", "switching", "open_loop", "program_verify", "retention", "endurance", "mvm"}
+    assert s["endurance"]["failed_fraction"] == pytest.approx(1 / 3)
     assert s["forming"]["yield"] == 1.0
     assert s["forming"]["v_form_mean"] == pytest.approx(3.17, abs=0.05) and 0 < s["forming"]["v_form_std"] < 0.15
     for label, ar in (("0.2%", 0.002), ("2%", 0.02)):
@@ -475,12 +508,15 @@ def test_plot_functions_return_figures_with_expected_content():
     assert len(plot_relaxation(t["retention"], published=False).axes[0].lines) == 2
     fig = plot_mvm_rmse({"a": mvm_error(0.002, times=(0.0, 1.0, 3600.0)), "b": mvm_error(0.02, times=(1.0,))})
     assert len(fig.axes[0].lines) == 2 and len(fig.axes[0].lines[0].get_xdata()) == 2   # t = 0 left off
+    fig = plot_endurance(t["endurance"])
+    lrs, hrs = (np.asarray(line.get_ydata(), float) for line in fig.axes[0].lines)
+    assert lrs == pytest.approx([70, 60, 70]) and hrs == pytest.approx([10, 20, 15])        # medians in µS
 
 
 def test_save_report_figures_writes_pngs(tmp_path):
     paths = save_report_figures(all_tables(), tmp_path / "report")
     names = sorted(p.name for p in paths)
-    assert names == sorted(["forming.png", "iv_loops.png", "open_loop.png", "programming_noise.png",
+    assert names == sorted(["forming.png", "iv_loops.png", "open_loop.png", "programming_noise.png", "endurance.png",
                             "programmed_cdfs.png", "relaxation.png", "mvm_rmse.png"])
     for p in paths:
         assert Path(p).is_file() and Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

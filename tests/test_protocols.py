@@ -145,3 +145,23 @@ def test_retention_log_schedule_with_actual_times() -> None:
         assert mine[0]["g0"] == ctx["programmed"][cell][1]
     times = [r["t"] for r in rows]
     assert times == sorted(times)                                        # interleaved in time order
+
+
+def test_endurance_log_checkpoints_full_window_and_a_stuck_cell_stops() -> None:
+    st = station()
+    cells = [(6, 0), (6, 1)]
+    formed(st, cells)
+    b = st.smu.adapter.connection.visalib.bench                      # test side channel: a cell sticks at LRS
+    b.model.set_stuck(np.array([6 * st.cols + 1]), "lrs", b.clock.now)
+    out = run(st, "endurance", {"cycles": 100, "points_per_decade": 2}, cells)
+    good = [r for r in out["endurance"] if r["col"] == 0]
+    assert [r["cycle"] for r in good] == [1, 3, 10, 32, 100]
+    assert all(r["g_lrs"] > 2 * r["g_hrs"] for r in good)                  # the window stays open
+    assert np.median([r["g_lrs"] for r in good]) > 50e-6 and np.median([r["g_hrs"] for r in good]) < 25e-6
+    stuck = [r for r in out["endurance"] if r["col"] == 1]
+    assert [r["cycle"] for r in stuck] == [1, 3, 10]                      # stops after fail_after = 3 checkpoints
+    assert all(r["g_lrs"] / r["g_hrs"] < 1.2 for r in stuck)
+    assert [(r["col"], r["cycles_done"], r["failed"], r["failed_at"]) for r in out["endurance_result"]] == \
+        [(0, 100, False, 0), (1, 10, True, 1)]
+    assert st.pulses_per_cell[(6, 0)] == 2000 and st.pulses_per_cell[(6, 1)] == 200   # 2 × 10 pulses per cycle
+    assert PROTOCOLS["endurance"].from_mapping({"cycles": 1000, "points_per_decade": 1}, cells).units() == 8

@@ -1,0 +1,121 @@
+"""``endurance``: full-window SET/RESET cycling with reads on a log-spaced set of cycle numbers.
+
+Each cycle is ``pulses_per_half`` identical SET pulses then as many RESET pulses (no verify); several
+pulses per half drive gradual (analog) cells into saturation at both ends of their window. At the
+checkpoint cycles 1, …, 10^(k/points_per_decade), …, ``cycles`` the last SET and the last RESET pulse
+are each followed by a read, giving the LRS and HRS conductance of that cycle; in between, pulses are
+sent without reads, as endurance testers do.
+A cell whose on/off ratio stays below ``min_on_off`` at ``fail_after`` consecutive checkpoints has
+failed: its cycling stops there and ``failed`` is recorded, so a dead cell does not use up the run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rramlab.drivers.capabilities import CellStation, Reading
+from rramlab.drivers.station_config import SafetyEnvelope
+
+from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Violation, require
+
+
+@dataclass(frozen=True)
+class EnduranceParams:
+    """set_voltage / reset_voltage V, width s, gate_voltage V (None = station read gate), cycles,
+    pulses_per_half (SET pulses, then as many RESET pulses, per cycle), points_per_decade of the
+    checkpoint schedule, min_on_off ratio and fail_after checkpoints below it."""
+
+    set_voltage: float = 1.5
+    reset_voltage: float = -1.5
+    width: float = 2.5e-6
+    gate_voltage: float | None = None
+    cycles: int = 1000
+    pulses_per_half: int = 10
+    points_per_decade: int = 5
+    min_on_off: float = 2.0
+    fail_after: int = 3
+
+    def __post_init__(self) -> None:
+        require("set_voltage", self.set_voltage, 0.0, 20.0, "V")
+        require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
+        require("width", self.width, 1e-9, 10.0, "s")
+        require("cycles", self.cycles, 1, 1e9)
+        require("pulses_per_half", self.pulses_per_half, 1, 10_000)
+        require("points_per_decade", self.points_per_decade, 1, 100)
+        require("min_on_off", self.min_on_off, 1.0, 1e6)
+        require("fail_after", self.fail_after, 1, 1000)
+
+    def checkpoints(self) -> np.ndarray:
+        """Cycle numbers read (1-based, ascending, unique): log-spaced from 1, always ending at ``cycles``."""
+        k_max = math.floor(self.points_per_decade * math.log10(self.cycles) + 1e-9)
+        c = np.rint(10.0 ** (np.arange(k_max + 1) / self.points_per_decade)).astype(np.int64)
+        return np.unique(np.append(c[c <= self.cycles], self.cycles))
+
+
+class Endurance(Protocol):
+    name = "endurance"
+    Params = EnduranceParams
+    tables = {
+        "endurance": {**CELL_COLUMNS, "cycle": (np.int64, "", "cycle number from 1"),
+                      "g_lrs": (np.float64, "S", "conductance read after the SET pulse"),
+                      "g_hrs": (np.float64, "S", "conductance read after the RESET pulse"),
+                      "t": (np.float64, "s", "time of the HRS read")},
+        "endurance_result": {**CELL_COLUMNS, "cycles_done": (np.int64, "", "cycles applied"),
+                             "failed": (bool, "bool", "on/off below min_on_off at fail_after checkpoints"),
+                             "failed_at": (np.int64, "", "first cycle of the failing run of checkpoints (0: none)")},
+    }
+
+    def check(self, env: SafetyEnvelope) -> list[Violation]:
+        p, out = self.params, []
+        self.voltage(out, env, "bit_line", "set_voltage", p.set_voltage)
+        self.voltage(out, env, "bit_line", "reset_voltage", p.reset_voltage)
+        if p.gate_voltage is not None:
+            self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
+        self.width(out, env, "width", p.width, max(abs(p.set_voltage), abs(p.reset_voltage)))
+        return out
+
+    def units(self) -> int:
+        return len(self.cells) * len(self.params.checkpoints())
+
+    def pulses_per_cell(self) -> dict[Cell, int]:
+        return dict.fromkeys(self.cells, 2 * self.params.cycles * self.params.pulses_per_half)
+
+    def _half(self, station: CellStation, row: int, col: int, amplitude: float, read: bool) -> Reading | None:
+        """``pulses_per_half`` pulses of ``amplitude`` V; the last one followed by a read if ``read``."""
+        p = self.params
+        for _ in range(p.pulses_per_half - read):
+            station.pulse(row, col, amplitude, p.width, p.gate_voltage)
+        return station.pulse_read(row, col, amplitude, p.width, p.gate_voltage) if read else None
+
+    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+        p = self.params
+        checkpoints = p.checkpoints()
+        for row, col in self.cells:
+            cycle, below, failed_at = 0, 0, 0
+            for k, checkpoint in enumerate(checkpoints):
+                for _ in range(cycle + 1, int(checkpoint)):          # unread cycles before the checkpoint
+                    self._half(station, row, col, p.set_voltage, read=False)
+                    self._half(station, row, col, p.reset_voltage, read=False)
+                cycle = int(checkpoint)
+                lrs = self._half(station, row, col, p.set_voltage, read=True)
+                hrs = self._half(station, row, col, p.reset_voltage, read=True)
+                assert lrs is not None and hrs is not None
+                yield Record("endurance", {"row": row, "col": col, "cycle": cycle, "g_lrs": lrs.conductance,
+                                           "g_hrs": hrs.conductance, "t": hrs.t})
+                ok = hrs.conductance > 0 and lrs.conductance / hrs.conductance >= p.min_on_off
+                below = 0 if ok else below + 1
+                failed_at = 0 if ok else (failed_at or cycle)
+                if below >= p.fail_after:
+                    break
+                if k + 1 < len(checkpoints):
+                    yield CellDone(None)                             # durability point, cell not finished
+            failed = below >= p.fail_after
+            yield Record("endurance_result", {"row": row, "col": col, "cycles_done": cycle, "failed": failed,
+                                              "failed_at": failed_at if failed else 0})
+            yield CellDone((row, col))
+        station.release()
