@@ -113,6 +113,16 @@ class Protocol:
             out.append(Violation(self.label, name, value, f"pulse energy <= {env.max_pulse_energy} J "
                                                           "(safety.max_pulse_energy)"))
 
+    def pulse_shape(self, out: list[Violation], env: SafetyEnvelope, width: float, gate_voltage: float | None,
+                    **amplitudes: float) -> None:
+        """Check a pulse step: each named bit-line amplitude (V), the gate voltage (V, None = the station's
+        read gate) and the width (s) at the largest amplitude."""
+        for name, value in amplitudes.items():
+            self.voltage(out, env, "bit_line", name, value)
+        if gate_voltage is not None:
+            self.voltage(out, env, "word_line", "gate_voltage", gate_voltage)
+        self.width(out, env, "width", width, max(abs(v) for v in amplitudes.values()))
+
     def check(self, env: SafetyEnvelope) -> list[Violation]:
         """Everything this step will apply, checked against the envelope before any write."""
         return []

@@ -41,10 +41,7 @@ class Pulse(Protocol):
 
     def check(self, env: SafetyEnvelope) -> list[Violation]:
         p, out = self.params, []
-        self.voltage(out, env, "bit_line", "amplitude", p.amplitude)
-        if p.gate_voltage is not None:
-            self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
-        self.width(out, env, "width", p.width, p.amplitude)
+        self.pulse_shape(out, env, p.width, p.gate_voltage, amplitude=p.amplitude)
         return out
 
     def pulses_per_cell(self) -> dict[Cell, int]:
@@ -96,11 +93,7 @@ class PulseTrain(Protocol):
 
     def check(self, env: SafetyEnvelope) -> list[Violation]:
         p, out = self.params, []
-        self.voltage(out, env, "bit_line", "set_voltage", p.set_voltage)
-        self.voltage(out, env, "bit_line", "reset_voltage", p.reset_voltage)
-        if p.gate_voltage is not None:
-            self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
-        self.width(out, env, "width", p.width, max(abs(p.set_voltage), abs(p.reset_voltage)))
+        self.pulse_shape(out, env, p.width, p.gate_voltage, set_voltage=p.set_voltage, reset_voltage=p.reset_voltage)
         return out
 
     def pulses_per_cell(self) -> dict[Cell, int]:

@@ -165,3 +165,5 @@ def test_endurance_log_checkpoints_full_window_and_a_stuck_cell_stops() -> None:
         [(0, 100, False, 0), (1, 10, True, 1)]
     assert st.pulses_per_cell[(6, 0)] == 2000 and st.pulses_per_cell[(6, 1)] == 200   # 2 × 10 pulses per cycle
     assert PROTOCOLS["endurance"].from_mapping({"cycles": 1000, "points_per_decade": 1}, cells).units() == 8
+    bad = PROTOCOLS["endurance"].from_mapping({"reset_voltage": -4.5, "width": 0.01, "gate_voltage": 4.0}, cells)
+    assert sorted(v.parameter for v in bad.check(st.envelope)) == ["gate_voltage", "reset_voltage", "width"]
