@@ -70,11 +70,12 @@ def test_demo_run_file_holds_every_step_and_cell(demo: dict[str, Any]) -> None:
     assert [s.name for s in run.steps] == [s.label for s in recipe.steps]
     assert all(s.status == "completed" for s in run.steps)
     # One durability point per cell operation: forming 64, I-V 4, program-verify 2 × 32 cells × 4
-    # rounds, and the retention reads in batches.
+    # rounds, endurance 4 cells × 10 checkpoints (1000 cycles, 3 per decade), and the retention reads
+    # in batches.
     cells = [len(s.cells) for s in run.steps]
-    assert cells == [64, 4, 32, 32, 32]
+    assert cells == [64, 4, 32, 32, 32, 4]
     retention = run.table("retention")
-    batches = demo["summary"]["units_done"] - (64 + 4 + 2 * 32 * 4)
+    batches = demo["summary"]["units_done"] - (64 + 4 + 2 * 32 * 4 + 4 * 10)
     assert len(retention) == 32 * retention.groupby(["row", "col"]).size().iloc[0]
     assert batches == len(retention) // 64 + 1                 # flush_every = 64 reads, then the last
     assert len(run.table("forming")) == 64
@@ -131,9 +132,17 @@ def test_demo_mvm_error_grows_with_time_as_published(demo: dict[str, Any]) -> No
     assert rmse["1s"] < rmse["1h"] < rmse["1d"] < rmse["10y"]
 
 
+def test_demo_endurance_keeps_the_window_open(demo: dict[str, Any]) -> None:
+    e = demo["summary"]["endurance"]
+    assert e["n_cells"] == 4 and e["cycles_max"] == 1000 and e["failed_fraction"] == 0.0   # no stuck cells
+    assert e["on_off_last"] > 2.0 and e["g_lrs_last"] > 50e-6 and e["g_hrs_last"] < 30e-6
+    run = open_run(demo["cwd"] / "demo.h5")
+    assert sorted(set(run.table("endurance")["cycle"])) == [1, 2, 5, 10, 22, 46, 100, 215, 464, 1000]
+
+
 def test_demo_writes_the_report_figures(demo: dict[str, Any]) -> None:
     names = sorted(p.name for p in (demo["cwd"] / "figures").glob("*.png"))
-    assert names == ["forming.png", "iv_loops.png", "mvm_rmse.png", "programmed_cdfs.png",
+    assert names == ["endurance.png", "forming.png", "iv_loops.png", "mvm_rmse.png", "programmed_cdfs.png",
                      "programming_noise.png", "relaxation.png"]
     for name in names:
         assert (demo["cwd"] / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -143,7 +152,7 @@ def test_report_and_info_read_the_run_file(demo: dict[str, Any]) -> None:
     proc = run_cli("report", "demo.h5", cwd=demo["cwd"])
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    for key in ("forming", "switching", "program_verify", "retention", "mvm"):
+    for key in ("forming", "switching", "program_verify", "retention", "endurance", "mvm"):
         assert report[key] == demo["summary"][key]
     info = run_cli("info", "demo.h5", cwd=demo["cwd"])
     assert info.returncode == 0 and "exit status completed" in info.stdout
