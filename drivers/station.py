@@ -19,12 +19,17 @@ from .clock import BenchController, SystemClock
 from .keithley707b import Keithley707B
 from .keithley2636b import Keithley2636B, SMUChannel
 from .station_config import StationConfig, load_station_config
+from .tsp import ESR_PON
 
 log = logging.getLogger(__name__)
 
 
 class SafetyError(ValueError):
     """An operation outside the station's safety envelope; nothing was sent."""
+
+
+class InstrumentRebooted(RuntimeError):
+    """An instrument was power-cycled during the run (its settings, current limits included, are lost)."""
 
 
 class RoutingError(RuntimeError):
@@ -80,9 +85,9 @@ class Station:
         failures = self.safe_state()
         if failures:
             raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
-        for inst in self.instruments.values():
-            if hasattr(inst, "clear_errors"):
-                inst.clear_errors()
+        for inst in self._tsp_instruments():
+            inst.clear_errors()
+            inst.event_status()                             # clears a power-on flag from before the run
         self.arm()
 
     def arm(self) -> None:
@@ -97,11 +102,20 @@ class Station:
             self._settings[(channel.node, "current_limit")] = limit
         self._pulse_width = None
 
+    def _tsp_instruments(self) -> list[Keithley2636B | Keithley707B]:
+        return [i for i in self.instruments.values() if isinstance(i, Keithley2636B | Keithley707B)]
+
     def checkpoint(self) -> None:
-        """Cell boundary check: drain the SMU and matrix error queues (pulses do not read them), so an
-        instrument error stops the run before the next cell."""
-        self.smu.check_errors()
-        self.matrix.check_errors()
+        """Cell boundary check of every instrument: a power-on since :meth:`open` (``*ESR?`` PON: it
+        rebooted and lost its current limits) raises :class:`InstrumentRebooted`; then the error queue is
+        drained (pulses do not read it), so an instrument error stops the run before the next cell."""
+        for inst in self._tsp_instruments():
+            if inst.event_status() & ESR_PON:
+                self._settings.clear()
+                self._pulse_width = None
+                raise InstrumentRebooted(f"{inst.name}: powered on during the run (*ESR? PON bit): its settings "
+                                         "and current limits are lost; the run stops here")
+            inst.check_errors()
 
     def identities(self) -> dict[str, str]:
         """``*IDN?`` of every instrument."""

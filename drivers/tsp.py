@@ -173,6 +173,10 @@ def parse_bool(reply: str, command: str = "") -> bool:
     raise ReplyError(command, reply, "true or false")
 
 
+#: Power-on bit of the standard event status register (IEEE 488.2).
+ESR_PON = 128
+
+
 # --------------------------------------------------------------------------------------- mixin
 class TSPMixin:
     """Behaviour shared by TSP instruments; mix in before :class:`pymeasure.instruments.Instrument`.
@@ -252,6 +256,15 @@ class TSPMixin:
     def check_get_errors(self) -> list:
         """pymeasure hook after a query: getters do not check the error queue."""
         return []
+
+    def event_status(self) -> int:
+        """Read and clear the standard event status register (``*ESR?``); bit 7 (:data:`ESR_PON`, 128)
+        is set once the instrument has been powered on since the last read."""
+        reply = self.ask("*ESR?")
+        try:
+            return int(reply.strip())
+        except ValueError:
+            raise ReplyError("*ESR?", reply, "an integer 0-255") from None
 
     def clear_errors(self) -> None:
         """Discard every queued error (``errorqueue.clear()``)."""

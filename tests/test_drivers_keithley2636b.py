@@ -22,6 +22,7 @@ from pyvisa import errors as visa_errors
 
 from rramlab.drivers import InstrumentError, Keithley707B, Keithley2636B, ReplyError, ShutdownError
 from rramlab.drivers.keithley2636b import SMUChannel
+from rramlab.drivers.tsp import ESR_PON
 
 GOLDEN_FILE = "driver_keithley2636b.txt"
 HEADER = """Keithley 2636B driver (rramlab.drivers.Keithley2636B) golden transcript: the exact traffic of
@@ -367,6 +368,18 @@ def test_clear_errors(bench) -> None:  # noqa: ANN001
     smu.write("smua.source.limiti = 0")
     smu.clear_errors()
     smu.check_errors()
+
+
+def test_event_status_reports_power_on_once(bench) -> None:  # noqa: ANN001
+    b, smu = bench
+    assert smu.event_status() & ESR_PON                      # a freshly opened instrument was powered on
+    assert smu.event_status() == 0                           # *ESR? clears the register
+    b.faults.add("reboot", match=r"print\(1\)")
+    smu.ask("print(1)")
+    assert smu.event_status() == ESR_PON and writes(b)[-1] == "*ESR?"
+    b.faults.add("garble", match=r"\*ESR\?", reply="PON")
+    with pytest.raises(ReplyError, match="an integer"):
+        smu.event_status()
 
 
 def test_garbled_reply_raises_reply_error(bench) -> None:  # noqa: ANN001

@@ -15,7 +15,7 @@ import h5py
 import pytest
 
 from rramlab.analysis.dataset import open_run
-from rramlab.drivers.station import Station
+from rramlab.drivers.station import InstrumentRebooted, Station
 from rramlab.protocols.preflight import PreflightError
 from rramlab.protocols.recipe import RecipeError, parse_recipe
 from rramlab.protocols.runner import run_recipe
@@ -105,9 +105,27 @@ def test_instrument_failure_mid_run_keeps_data_and_ends_safe(tmp_path: Path) -> 
     with pytest.raises(Exception, match="VI_ERROR_TMO|Timeout"):
         run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
     run = open_run(tmp_path / "run.h5")
-    assert run.exit_status == "failed" and "Timeout" in run.exit_message or "TMO" in run.exit_message
+    assert run.exit_status == "failed" and ("Timeout" in run.exit_message or "TMO" in run.exit_message)
     assert len(run.table("forming")) == 3                  # the finished step is all there
     assert [s.status for s in run.steps] == ["completed", "failed"]
+    assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
+
+
+def test_smu_reboot_mid_run_is_detected_at_the_next_cell_boundary(tmp_path: Path) -> None:
+    st = station()
+    b = bench(st)
+    recipe = SMALL.split("[[steps]]\nname")[0] + (
+        '[[steps]]\nname = "map"\nprotocol = "read"\ncells = [[0, 0], [0, 1], [0, 2]]\n'
+        "[steps.params]\nvoltage = 0.125\n")
+    # the SMU power-cycles as the first read of the map arrives: that read runs on a rebooted instrument
+    b.faults.add("reboot", match=r"levelv = 0\.125 ", resource="GPIB0::26::INSTR")
+    with pytest.raises(InstrumentRebooted, match="smu: powered on during the run"):
+        run_recipe(st, parse_recipe(recipe), tmp_path / "run.h5")
+    run = open_run(tmp_path / "run.h5")
+    assert run.exit_status == "failed" and "PON" in run.exit_message
+    assert [s.status for s in run.steps] == ["completed", "failed"]
+    assert len(run.table("forming")) == 3 and len(run.table("read")) == 1     # stopped after that cell
+    assert [e.kind for e in b.events.events].count("reboot") == 1
     assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
 
 
