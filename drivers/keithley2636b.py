@@ -368,7 +368,7 @@ class Keithley2636B(TSPMixin, Instrument):
     def shutdown(self) -> None:
         """Turn both outputs off, then set both levels to 0; no query needed; idempotent.
 
-        Writes, each in its own ``try`` (a failing step does not stop the others):
+        Writes, each in its own ``try`` (a failing or interrupted step does not stop the others):
         ``smua.source.output = smua.OUTPUT_OFF``, ``smub.source.output = smub.OUTPUT_OFF``,
         ``smua.source.levelv = 0; smua.source.leveli = 0`` and the same for smub. Raises
         :class:`ShutdownError` listing the failed steps after all were tried.
@@ -379,9 +379,12 @@ class Keithley2636B(TSPMixin, Instrument):
         for step in steps:
             try:
                 self.write(step)
-            except Exception as exc:  # noqa: BLE001 - every step must be tried
-                log.error("%s: shutdown step %r failed: %s", self.name, step, exc)
+            except BaseException as exc:  # noqa: BLE001 - every step must be tried, even through a Ctrl-C
+                log.error("%s: shutdown step %r failed: %r", self.name, step, exc)
                 failures.append((step, exc))
         self.isShutdown = True
+        interrupt = next((e for _, e in failures if not isinstance(e, Exception)), None)
+        if interrupt is not None:
+            raise interrupt                         # a Ctrl-C during shutdown, re-raised once all steps were tried
         if failures:
             raise ShutdownError(self.name, failures)

@@ -65,9 +65,9 @@ class Station:
         self.matrix: Keithley707B = self.instruments[w.matrix]
         self.clock = self.instruments[config.clock] if config.clock != "system" else SystemClock()
         self._cell: tuple[int, int] | None = None
-        self._settings: dict[tuple[str, str], float | bool] = {}
+        self._settings: dict[tuple[SMUChannel, str], float | bool] = {}
         self._pulse_width: float | None = None
-        self.pulses_sent = 0
+        self._armed = False                  # current limits set and verified since the last reset
         self.pulses_per_cell: dict[tuple[int, int], int] = {}
 
     @classmethod
@@ -99,8 +99,14 @@ class Station:
             back = channel.current_limit
             if not math.isclose(back, limit, rel_tol=1e-5):
                 raise RuntimeError(f"{terminal} current limit read back {back} A, set {limit} A")
-            self._settings[(channel.node, "current_limit")] = limit
+            self._settings[(channel, "current_limit")] = limit
         self._pulse_width = None
+        self._armed = True
+
+    def _require_armed(self) -> None:
+        if not self._armed:
+            raise SafetyError("the station is not armed (current limits not set and verified since it was "
+                              "opened, rebooted or failed to reach safe state): call open() first")
 
     def _tsp_instruments(self) -> list[Keithley2636B | Keithley707B]:
         return [i for i in self.instruments.values() if isinstance(i, Keithley2636B | Keithley707B)]
@@ -113,6 +119,7 @@ class Station:
             if inst.event_status() & ESR_PON:
                 self._settings.clear()
                 self._pulse_width = None
+                self._armed = False
                 raise InstrumentRebooted(f"{inst.name}: powered on during the run (*ESR? PON bit): its settings "
                                          "and current limits are lost; the run stops here")
             inst.check_errors()
@@ -138,56 +145,67 @@ class Station:
         self.close()
 
     def safe_state(self) -> list[str]:
-        """Every output off at 0 V, every relay open; each step in its own try. Returns what failed."""
+        """Every output off at 0 V, every relay open; each instrument in its own ``try``, even through a
+        Ctrl-C (re-raised once every instrument was tried). Returns what failed; after a failure the
+        station is disarmed and forgets what it believed that instrument's settings were."""
         failures: list[str] = []
-        for name, inst in self.instruments.items():
-            if isinstance(inst, Keithley2636B):
-                try:
-                    inst.shutdown()
-                except Exception as e:  # noqa: BLE001 - go on with the next instrument
-                    failures.append(f"{name}: {e}")
-        for name, inst in self.instruments.items():
-            if isinstance(inst, Keithley707B):
-                try:
-                    inst.shutdown()
-                except Exception as e:  # noqa: BLE001
-                    failures.append(f"{name}: {e}")
+        pending: BaseException | None = None
+        order = [i for i in self.instruments.values() if isinstance(i, Keithley2636B)]
+        order += [i for i in self.instruments.values() if isinstance(i, Keithley707B)]
+        for inst in order:
+            try:
+                inst.shutdown()
+            except BaseException as e:  # noqa: BLE001 - go on with the next instrument, whatever happened
+                failures.append(f"{inst.name}: {e or type(e).__name__}")
+                if not isinstance(e, Exception):
+                    pending = pending or e
+                self._forget(inst)
+            else:
+                if isinstance(inst, Keithley2636B):
+                    for ch in (inst.smua, inst.smub):
+                        self._settings[(ch, "output_enabled")] = False
+                        self._settings[(ch, "source_voltage")] = 0.0
         self._cell = None
-        self._settings = {k: v for k, v in self._settings.items() if k[1] == "current_limit"}
-        self._settings.update({(ch.node, "output_enabled"): False for ch in (self.smu_bl, self.smu_wl)})
-        self._settings.update({(ch.node, "source_voltage"): 0.0 for ch in (self.smu_bl, self.smu_wl)})
+        for key in [k for k in self._settings if k[1] not in ("current_limit", "output_enabled", "source_voltage")]:
+            del self._settings[key]
         for f in failures:
             log.error("safe state: %s", f)
+        if failures:
+            self._armed = False
+        if pending is not None:
+            raise pending
         return failures
+
+    def _forget(self, inst: Any) -> None:
+        """Drop cached settings of ``inst`` (its state is unknown after a failed shutdown)."""
+        if isinstance(inst, Keithley2636B):
+            for key in [k for k in self._settings if k[0] in (inst.smua, inst.smub)]:
+                del self._settings[key]
+            self._pulse_width = None
 
     # ------------------------------------------------------------------ safety
     def check_voltage(self, terminal: str, value: float, name: str) -> float:
+        """``value`` (V) as a float if the envelope allows it on ``terminal``, else SafetyError naming ``name``."""
         v = _finite(name, value, "V")
-        limit = self.envelope.max_voltage[terminal]
-        if abs(v) > limit:
-            raise SafetyError(f"{name} must be within [-{limit}, {limit}] V on the {terminal} "
-                              f"(safety.max_voltage.{terminal}), got {v} V")
+        if allowed := self.envelope.voltage_violation(terminal, v):
+            raise SafetyError(f"{name} must be {allowed}, got {v} V")
         return v
 
-    def check_width(self, width: float) -> float:
+    def check_pulse(self, amplitude: float, width: float) -> tuple[float, float]:
+        """(amplitude V, width s) of a bit-line pulse, checked for voltage, width and energy."""
+        a = self.check_voltage("bit_line", amplitude, "pulse amplitude")
         w = _finite("pulse width", width, "s")
-        lo, hi = self.envelope.min_pulse_width, self.envelope.max_pulse_width
-        if not lo <= w <= hi:
-            raise SafetyError(f"pulse width must be within [{lo}, {hi}] s (safety.min/max_pulse_width), got {w} s")
-        return w
-
-    def check_energy(self, amplitude: float, width: float) -> None:
-        e = amplitude * amplitude * self.envelope.g_max * width
-        if e > self.envelope.max_pulse_energy:
-            raise SafetyError(f"pulse energy V²·G_max·t = {e:.3g} J exceeds safety.max_pulse_energy "
-                              f"= {self.envelope.max_pulse_energy} J")
+        if allowed := self.envelope.width_violation(w):
+            raise SafetyError(f"pulse width must be {allowed}, got {w} s")
+        if allowed := self.envelope.energy_violation(a, w):
+            raise SafetyError(f"pulse energy must be {allowed}, got {self.envelope.pulse_energy(a, w):.3g} J")
+        return a, w
 
     def check_limit(self, terminal: str, current_limit: float) -> float:
+        """``current_limit`` (A) as a float if within (0, safety.current_limit] on ``terminal``."""
         c = _finite("current_limit", current_limit, "A")
-        cap = self.envelope.current_limit[terminal]
-        if not 0 < c <= cap:
-            raise SafetyError(f"current_limit must be within (0, {cap}] A on the {terminal} "
-                              f"(safety.current_limit.{terminal}), got {c} A")
+        if allowed := self.envelope.limit_violation(terminal, c):
+            raise SafetyError(f"current_limit must be {allowed}, got {c} A")
         return c
 
     def _count_pulse(self, row: int, col: int) -> None:
@@ -197,7 +215,6 @@ class Station:
             raise SafetyError(f"cell ({row}, {col}): pulse {n} exceeds safety.max_pulses_per_cell = "
                               f"{self.envelope.max_pulses_per_cell} for this station session")
         self.pulses_per_cell[(row, col)] = n
-        self.pulses_sent += 1
 
     def check_cell(self, row: int, col: int) -> None:
         if not (0 <= row < self.rows and 0 <= col < self.cols) or int(row) != row or int(col) != col:
@@ -206,7 +223,7 @@ class Station:
 
     # ------------------------------------------------------------------ routing
     def _set(self, channel: SMUChannel, attr: str, value: float | bool) -> None:
-        key = (channel.node, attr)
+        key = (channel, attr)
         if self._settings.get(key) != value:
             setattr(channel, attr, value)
             self._settings[key] = value
@@ -221,6 +238,7 @@ class Station:
         """Route cell (row, col): outputs off, exclusive close of its gate, bit- and source-line crosspoints,
         then read the closed crosspoints back (RoutingError on any mismatch)."""
         self.check_cell(row, col)
+        self._require_armed()
         if self._cell == (row, col):
             return
         self.release()
@@ -234,7 +252,9 @@ class Station:
         self._cell = (row, col)
 
     def _bias(self, gate_voltage: float, bl_limit: float | None = None) -> None:
-        """Gate on at gate_voltage, bit line on at 0 V with its limit (outputs on after the levels are set)."""
+        """Gate on at gate_voltage (V), bit line on at 0 V with its limit (A; default: the envelope's);
+        outputs on after the levels are set. Refuses (SafetyError) unless the station is armed."""
+        self._require_armed()
         self.check_voltage("word_line", gate_voltage, "gate voltage")
         self._set(self.smu_wl, "source_voltage", gate_voltage)
         self._set(self.smu_wl, "output_enabled", True)
@@ -258,40 +278,33 @@ class Station:
         current = self.smu_bl.measure_current_at(v)          # back at 0 V afterwards
         return Reading(row, col, v, current, self.clock.now())
 
-    def _configure_pulse(self, width: float) -> None:
-        if self._pulse_width != width:
-            self.smu_bl.configure_pulse(width, self.envelope.current_limit["bit_line"])
-            self._pulse_width = width
-
-    def pulse(self, row: int, col: int, amplitude: float, width: float, gate_voltage: float | None = None) -> None:
-        """One timed pulse of ``amplitude`` V and ``width`` s on the bit line, gate at ``gate_voltage``."""
-        a = self.check_voltage("bit_line", amplitude, "pulse amplitude")
-        w = self.check_width(width)
-        self.check_energy(a, w)
+    def _prepare_pulse(self, row: int, col: int, amplitude: float, width: float,
+                       gate_voltage: float | None) -> float:
+        """Check everything, charge the pulse to the cell's budget, route and bias; returns the amplitude (V)."""
+        a, w = self.check_pulse(amplitude, width)
         gate = self.check_voltage("word_line", self.read_conditions.gate_voltage if gate_voltage is None
                                   else gate_voltage, "gate voltage")
         self.check_cell(row, col)
+        self._require_armed()
         self._count_pulse(row, col)
         self.connect(row, col)
         self._bias(gate)
-        self._configure_pulse(w)
-        self.smu_bl.pulse(a)
+        if self._pulse_width != w:
+            self.smu_bl.configure_pulse(w, self.envelope.current_limit["bit_line"])
+            self._pulse_width = w
+        return a
+
+    def pulse(self, row: int, col: int, amplitude: float, width: float, gate_voltage: float | None = None) -> None:
+        """One timed pulse of ``amplitude`` V and ``width`` s on the bit line, gate at ``gate_voltage`` V."""
+        self.smu_bl.pulse(self._prepare_pulse(row, col, amplitude, width, gate_voltage))
 
     def pulse_read(self, row: int, col: int, amplitude: float, width: float,
                    gate_voltage: float | None = None, nplc: float | None = None) -> Reading:
-        """Pulse, then read at the station's read voltage: one instrument round trip."""
-        a = self.check_voltage("bit_line", amplitude, "pulse amplitude")
-        w = self.check_width(width)
-        self.check_energy(a, w)
+        """Pulse, then read at the station's read voltage (integration ``nplc`` power-line cycles):
+        one instrument round trip."""
+        a = self._prepare_pulse(row, col, amplitude, width, gate_voltage)
         rc = self.read_conditions
-        gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
-                                  "gate voltage")
-        self.check_cell(row, col)
-        self._count_pulse(row, col)
-        self.connect(row, col)
-        self._bias(gate)
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
-        self._configure_pulse(w)
         current = self.smu_bl.pulse_and_measure(a, rc.voltage)
         return Reading(row, col, rc.voltage, current, self.clock.now())
 
@@ -306,6 +319,6 @@ class Station:
         self._bias(gate_voltage, limit)
         self._set(self.smu_bl, "nplc", nplc)
         current = self.smu_bl.measure_current_at(v, return_to_zero=False)
-        self._settings[(self.smu_bl.node, "source_voltage")] = v
+        self._settings[(self.smu_bl, "source_voltage")] = v
         compliance = abs(current) >= 0.999 * limit
         return Reading(row, col, v, current, self.clock.now(), compliance)

@@ -54,6 +54,37 @@ class SafetyEnvelope:
     max_pulses_per_cell: int = 1_000_000
     g_max: float = 150e-6                    # conductance assumed for energy bounds (S)
 
+    # Each check returns None when the value is allowed, else what is allowed (for an error message).
+    def voltage_violation(self, terminal: str, value: float) -> str | None:
+        """Source voltage ``value`` (V) on ``terminal`` ("bit_line" | "word_line")."""
+        limit = self.max_voltage[terminal]
+        if math.isfinite(value) and abs(value) <= limit:
+            return None
+        return f"within [-{limit}, {limit}] V on the {terminal} (safety.max_voltage.{terminal})"
+
+    def limit_violation(self, terminal: str, value: float | None) -> str | None:
+        """Source current limit ``value`` (A) on ``terminal``; None (no limit) is never allowed."""
+        cap = self.current_limit[terminal]
+        if value is not None and math.isfinite(value) and 0 < value <= cap:
+            return None
+        return f"within (0, {cap}] A on the {terminal} (safety.current_limit.{terminal})"
+
+    def width_violation(self, width: float) -> str | None:
+        """Pulse width ``width`` (s)."""
+        if math.isfinite(width) and self.min_pulse_width <= width <= self.max_pulse_width:
+            return None
+        return f"within [{self.min_pulse_width}, {self.max_pulse_width}] s (safety.min/max_pulse_width)"
+
+    def pulse_energy(self, amplitude: float, width: float) -> float:
+        """Worst-case pulse energy V²·G_max·t (J) of a pulse of ``amplitude`` V and ``width`` s."""
+        return amplitude * amplitude * self.g_max * width
+
+    def energy_violation(self, amplitude: float, width: float) -> str | None:
+        """Pulse energy of ``amplitude`` V for ``width`` s against safety.max_pulse_energy."""
+        if self.pulse_energy(amplitude, width) <= self.max_pulse_energy:
+            return None
+        return f"at most {self.max_pulse_energy} J of V²·G_max·t (safety.max_pulse_energy)"
+
 
 @dataclass(frozen=True)
 class ReadConditions:

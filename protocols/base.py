@@ -93,25 +93,16 @@ class Protocol:
 
     # --- preflight helpers -------------------------------------------------------------------
     def voltage(self, out: list[Violation], env: SafetyEnvelope, terminal: str, name: str, value: float) -> None:
-        limit = env.max_voltage[terminal]
-        if not math.isfinite(value) or abs(value) > limit:
-            out.append(Violation(self.label, name, value, f"|V| <= {limit} V on the {terminal} "
-                                                          f"(safety.max_voltage.{terminal})"))
+        if allowed := env.voltage_violation(terminal, value):
+            out.append(Violation(self.label, name, value, allowed))
 
     def limit(self, out: list[Violation], env: SafetyEnvelope, name: str, value: float | None) -> None:
-        cap = env.current_limit["bit_line"]
-        if value is None:
-            out.append(Violation(self.label, name, None, f"a current limit is mandatory (0 < I <= {cap} A)"))
-        elif not math.isfinite(value) or not 0 < value <= cap:
-            out.append(Violation(self.label, name, value, f"0 < I <= {cap} A (safety.current_limit.bit_line)"))
+        if allowed := env.limit_violation("bit_line", value):
+            out.append(Violation(self.label, name, value, "mandatory, " + allowed if value is None else allowed))
 
     def width(self, out: list[Violation], env: SafetyEnvelope, name: str, value: float, amplitude: float) -> None:
-        if not math.isfinite(value) or not env.min_pulse_width <= value <= env.max_pulse_width:
-            out.append(Violation(self.label, name, value, f"{env.min_pulse_width} s <= width <= "
-                                                          f"{env.max_pulse_width} s (safety.min/max_pulse_width)"))
-        elif amplitude * amplitude * env.g_max * value > env.max_pulse_energy:
-            out.append(Violation(self.label, name, value, f"pulse energy <= {env.max_pulse_energy} J "
-                                                          "(safety.max_pulse_energy)"))
+        if allowed := env.width_violation(value) or env.energy_violation(amplitude, value):
+            out.append(Violation(self.label, name, value, allowed))
 
     def pulse_shape(self, out: list[Violation], env: SafetyEnvelope, width: float, gate_voltage: float | None,
                     **amplitudes: float) -> None:

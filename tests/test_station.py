@@ -122,3 +122,62 @@ def test_checkpoint_raises_queued_instrument_errors() -> None:
     st.pulse(0, 0, 1.0, 1e-5)
     with pytest.raises(InstrumentError, match="-222"):
         st.checkpoint()
+
+
+def test_cell_operations_refused_until_armed() -> None:
+    """Without open()/arm() the bit-line limit was never set and verified: nothing may be biased."""
+    st = fresh_station()
+    entries = bench(st).transcript.entries
+    for op in (lambda: st.read(0, 0), lambda: st.pulse(0, 0, 1.0, 2.5e-6),
+               lambda: st.dc_point(0, 0, 0.5, gate_voltage=1.2, current_limit=1e-4, nplc=1)):
+        with pytest.raises(SafetyError, match="not armed"):
+            op()
+    assert entries == [] and st.pulses_per_cell == {}         # refused before any write, nothing charged
+    st.open()
+    assert st.read(0, 0).current >= 0
+    st.close()
+
+
+def _failing_writes(st: Station, needle: str, exc: BaseException) -> None:
+    real = st.smu.write
+
+    def write(command: str) -> None:
+        if needle in command:
+            raise exc
+        real(command)
+    st.smu.write = write
+
+
+def test_failed_shutdown_is_reported_disarms_and_the_rest_still_runs() -> None:
+    st = fresh_station()
+    st.open()
+    st.read(0, 0)
+    b = bench(st)
+    assert b.circuit.sources["smu.a"].output == 1 and b.by_name["matrix"].closed
+    _failing_writes(st, "smua.source.output = smua.OUTPUT_OFF", OSError("bus error"))
+    failures = st.safe_state()
+    assert len(failures) == 1 and failures[0].startswith("smu:") and "bus error" in failures[0]
+    assert b.circuit.sources["smu.a"].output == 1                        # that step really failed...
+    assert b.circuit.sources["smu.b"].output == 0 and b.by_name["matrix"].closed == set()   # ...the rest ran
+    with pytest.raises(SafetyError, match="not armed"):                  # state unknown: re-arm first
+        st.read(0, 1)
+    # the matrix opened under a source that would not turn off, but whose level had gone to 0 V
+    assert [e.details["level"] for e in b.events.of_kind("hot_switch")] == [0.0]
+    del st.smu.write
+    st.arm()
+    st.read(0, 1)
+    assert len(b.events.of_kind("hot_switch")) == 1                      # outputs off before relays moved
+    st.close()
+    assert all(s.output == 0 for s in b.circuit.sources.values())
+
+
+def test_ctrl_c_inside_safe_state_still_tries_every_step_then_propagates() -> None:
+    st = fresh_station()
+    st.open()
+    st.read(0, 0)
+    b = bench(st)
+    _failing_writes(st, "smua.source.output = smua.OUTPUT_OFF", KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        st.safe_state()
+    assert b.circuit.sources["smu.b"].output == 0 and b.by_name["matrix"].closed == set()
+    assert b.circuit.sources["smu.b"].levelv == 0
