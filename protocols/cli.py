@@ -17,11 +17,13 @@ from rich.table import Table
 from rramlab.drivers.station import Station
 from rramlab.drivers.station_config import StationConfigError
 
+from .base import ParameterError
 from .preflight import PreflightError
 from .recipe import Recipe, RecipeError, demo_recipe, load_recipe
 from .runner import RunResult, run_recipe
 
-EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
+_EXIT_CODES = {"completed": 0, "interrupted": EXIT_INTERRUPTED, "aborted": EXIT_TERMINATED}
 
 
 def _human_time(seconds: float | None) -> str:
@@ -117,8 +119,7 @@ def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed
         Path(json_path).write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
     if figures:
         _write_figures(console, out, Path(figures))
-    return 0 if result.exit_status == "completed" else EXIT_INTERRUPTED if result.exit_status == "interrupted" \
-        else EXIT_FAILED
+    return _EXIT_CODES.get(result.exit_status, EXIT_FAILED)
 
 
 def _write_figures(console: Console, run_file: Path, directory: Path) -> None:
@@ -159,7 +160,7 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     config = load_station_config(args.station)
     try:
         preflight(recipe.build(config.rows, config.cols), config.safety)
-    except PreflightError as e:
+    except (PreflightError, ParameterError) as e:
         console.print(f"[red]{e}[/red]")
         return EXIT_REFUSED
     console.print(f"[green]{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of "

@@ -44,19 +44,34 @@ class RunResult:
 
 
 class _Signals:
-    """SIGINT once → stop at the next cell; twice → KeyboardInterrupt now; SIGTERM → SystemExit now."""
+    """SIGINT once → stop at the next cell; twice → KeyboardInterrupt now; SIGTERM → SystemExit now.
+
+    Once :meth:`defer` is called (cleanup has begun) a signal only sets a flag: nothing may interrupt
+    putting the bench in safe state and closing the dataset.
+    """
 
     def __init__(self) -> None:
         self.stop = False
+        self.deferred: list[int] = []
+        self._defer = False
         self._old: dict[int, Any] = {}
 
+    def defer(self) -> None:
+        self._defer = True
+
     def _sigint(self, signum: int, frame: Any) -> None:
-        if self.stop:
+        if self._defer:
+            self.deferred.append(signum)
+        elif self.stop:
             raise KeyboardInterrupt
-        self.stop = True
+        else:
+            self.stop = True
 
     def _sigterm(self, signum: int, frame: Any) -> None:
-        raise SystemExit(143)
+        if self._defer:
+            self.deferred.append(signum)
+        else:
+            raise SystemExit(143)
 
     @contextmanager
     def installed(self) -> Iterator[_Signals]:
@@ -78,6 +93,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
 
     ``progress(step_label, done, total, simulated_time)`` is called at every cell boundary.
     Raises PreflightError (nothing sent, no file written) when the recipe leaves the safety envelope.
+    Any other exception is recorded in the file (exit status "failed"), then re-raised after cleanup.
     """
     try:
         protocols = recipe.build(station.rows, station.cols)
@@ -93,58 +109,72 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
     result = RunResult(out, "failed")
     signals = _Signals()
     sim0 = station.clock.now() if getattr(station.clock, "simulated", False) else None
-    step = None
-    try:
-        with signals.installed():
-            station.open()
-            context: dict[str, Any] = {}
-            tables: dict[str, Any] = {}
-            for proto in protocols:
-                step = writer.step(proto.label, proto.name, _params(proto), cells=proto.cells)
-                for name, columns in proto.tables.items():
-                    if name not in tables:
-                        tables[name] = writer.table(name, {"step": (str, "", "recipe step"), **columns})
-                total, done = proto.units(), 0
-                for event in proto.run(station, context):
-                    if isinstance(event, CellDone):
-                        writer.durability_point()
-                        station.checkpoint()
-                        done += 1
-                        result.units_done += 1
-                        if progress:
-                            progress(proto.label, done, total, _sim_time(station, sim0))
-                        if signals.stop:
-                            raise StopRequested
-                    else:
-                        tables[event.table].append({"step": proto.label, **event.values})
-                step.finish("completed")
-                step = None
-        result.exit_status = "completed"
-    except (StopRequested, KeyboardInterrupt):
-        result.exit_status, result.message = "interrupted", "interrupted by Ctrl-C"
-    except SystemExit:
-        result.exit_status, result.message = "aborted", "terminated by SIGTERM"
-    except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised below
-        result.exit_status, result.message = "failed", f"{type(e).__name__}: {e}"
-        result.safe_state_failures = station.safe_state()
-        _close(writer, step, result, traceback.format_exc())
-        raise
-    finally:
-        if result.exit_status != "failed":
-            result.safe_state_failures = station.safe_state()
-            _close(writer, step, result, "")
-        result.wall_time_s = time.perf_counter() - wall0
-        result.sim_hardware_time_s = _sim_time(station, sim0)
+    error: BaseException | None = None
+    tb = ""
+    with signals.installed():          # until the file is closed: cleanup runs with signals deferred
+        try:
+            _execute(station, protocols, writer, signals, result, progress, sim0)
+            result.exit_status = "completed"
+        except (StopRequested, KeyboardInterrupt):
+            result.exit_status, result.message = "interrupted", "interrupted by Ctrl-C"
+        except SystemExit:
+            result.exit_status, result.message = "aborted", "terminated by SIGTERM"
+        except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised below
+            result.exit_status, result.message = "failed", f"{type(e).__name__}: {e}"
+            error, tb = e, traceback.format_exc()
+        finally:
+            signals.defer()
+            try:
+                _cleanup(station, writer, result, tb)
+            except BaseException as close_error:
+                if error is not None:
+                    raise close_error from error      # keep the run's own failure as the cause
+                raise
+    result.wall_time_s = time.perf_counter() - wall0
+    result.sim_hardware_time_s = _sim_time(station, sim0)
+    if error is not None:
+        raise error
     return result
 
 
-def _close(writer: RunWriter, step: Any, result: RunResult, tb: str) -> None:
+def _execute(station: Station, protocols: list[Protocol], writer: RunWriter, signals: _Signals,
+             result: RunResult, progress: Callable[[str, int, int, float | None], None] | None,
+             sim0: float | None) -> None:
+    """Open the station and run every step, a durability point and a station checkpoint per cell."""
+    station.open()
+    context: dict[str, Any] = {}
+    tables: dict[str, Any] = {}
+    for proto in protocols:
+        step = writer.step(proto.label, proto.name, _params(proto), cells=proto.cells)
+        for name, columns in proto.tables.items():
+            if name not in tables:
+                tables[name] = writer.table(name, {"step": (str, "", "recipe step"), **columns})
+        total, done = proto.units(), 0
+        for event in proto.run(station, context):
+            if isinstance(event, CellDone):
+                writer.durability_point()
+                station.checkpoint()
+                done += 1
+                result.units_done += 1
+                if progress:
+                    progress(proto.label, done, total, _sim_time(station, sim0))
+                if signals.stop:
+                    raise StopRequested
+            else:
+                tables[event.table].append({"step": proto.label, **event.values})
+        step.finish("completed")
+
+
+def _cleanup(station: Station, writer: RunWriter, result: RunResult, tb: str) -> None:
+    """Safe state, then close the dataset with the exit status; each step survives the other failing."""
+    try:
+        result.safe_state_failures = station.safe_state()
+    except BaseException as e:  # noqa: BLE001 - the file must still be closed
+        result.safe_state_failures = [f"safe state raised {type(e).__name__}: {e}"]
     message = result.message
     if result.safe_state_failures:
         message += ("; " if message else "") + "safe state incomplete: " + "; ".join(result.safe_state_failures)
-    if step is not None:
-        step.finish(result.exit_status if result.exit_status != "completed" else "completed", message)
-    writer.close(result.exit_status, message, traceback=tb)
+    writer.close(result.exit_status, message, traceback=tb)   # also finishes a step left running
 
 
 def _sim_time(station: Station, t0: float | None) -> float | None:

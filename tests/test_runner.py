@@ -151,7 +151,7 @@ def _wait_for_file(proc: subprocess.Popen[str], path: Path, timeout: float = 60.
     raise AssertionError("the demo never got going")
 
 
-@pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "aborted", 1)])
+@pytest.mark.parametrize("sig, status, code", [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "aborted", 143)])
 def test_signal_during_demo_subprocess(tmp_path: Path, sig: int, status: str, code: int) -> None:
     out = tmp_path / "demo.h5"
     proc, log = _spawn(tmp_path, ["demo", "--out", str(out), "--quiet"])
@@ -184,3 +184,49 @@ def test_lab_station_file_runs_unchanged_with_the_simulators_visa_library(tmp_pa
     run = open_run(tmp_path / "lab.h5")
     assert run.table("program_verify_result")["converged"].all()
     assert run.metadata["station"].startswith("# Station file for a real probe station")
+
+
+def test_ctrl_c_twice_during_cleanup_cannot_leave_the_bench_live(tmp_path: Path) -> None:
+    """Signals that arrive while the runner puts the bench in safe state are held until it is done."""
+    st = station()
+    real, calls = st.safe_state, []
+
+    def safe_state() -> list[str]:
+        calls.append(1)
+        if len(calls) == 2:                                  # the cleanup call (the first is open())
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)                                 # let the handlers run here, not later
+        return real()
+    st.safe_state = safe_state
+    try:
+        res = run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C escaped the runner's cleanup")
+    assert len(calls) == 2 and res.exit_status == "completed" and res.safe_state_failures == []
+    b = bench(st)
+    assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
+    assert open_run(tmp_path / "run.h5").exit_status == "completed"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
+
+
+def test_failure_while_closing_the_file_keeps_the_run_error_as_cause(tmp_path: Path) -> None:
+    from rramlab.analysis.dataset_writer import RunWriter
+
+    st = station()
+    real_close = RunWriter.close
+
+    def close(self, *a, **k) -> None:  # noqa: ANN001, ANN002, ANN003
+        real_close(self, *a, **k)
+        raise OSError("disk full")
+    st.checkpoint = lambda: (_ for _ in ()).throw(RuntimeError("bench on fire"))
+    RunWriter.close = close
+    try:
+        with pytest.raises(OSError, match="disk full") as info:
+            run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
+    finally:
+        RunWriter.close = real_close
+    assert isinstance(info.value.__cause__, RuntimeError) and "bench on fire" in str(info.value.__cause__)
+    b = bench(st)
+    assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
+    assert open_run(tmp_path / "run.h5").exit_status == "failed"
