@@ -58,6 +58,12 @@ def require(name: str, value: Any, lo: float, hi: float, unit: str = "", *, allo
         raise ParameterError(f"{name} must be within [{lo}, {hi}]{u}, got {value!r}")
 
 
+def require_int(name: str, value: Any, lo: int, hi: int) -> None:
+    """Raise ParameterError unless ``value`` is an integer (not a bool, not a float) with lo <= value <= hi."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ParameterError(f"{name} must be an integer within [{lo}, {hi}], got {value!r}")
+
+
 @dataclass(frozen=True)
 class Violation:
     """A preflight finding: parameter, value, what is allowed."""

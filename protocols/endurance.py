@@ -21,7 +21,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation, Reading
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Violation, require, require_int
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class EnduranceParams:
         require("set_voltage", self.set_voltage, 0.0, 20.0, "V")
         require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
         require("width", self.width, 1e-9, 10.0, "s")
-        require("cycles", self.cycles, 1, 1e9)
-        require("pulses_per_half", self.pulses_per_half, 1, 10_000)
-        require("points_per_decade", self.points_per_decade, 1, 100)
+        require_int("cycles", self.cycles, 1, 1_000_000_000)
+        require_int("pulses_per_half", self.pulses_per_half, 1, 10_000)
+        require_int("points_per_decade", self.points_per_decade, 1, 100)
         require("min_on_off", self.min_on_off, 1.0, 1e6)
-        require("fail_after", self.fail_after, 1, 1000)
+        require_int("fail_after", self.fail_after, 1, 1000)
 
     def checkpoints(self) -> np.ndarray:
         """Cycle numbers read (1-based, ascending, unique): log-spaced from 1, always ending at ``cycles``."""

@@ -11,7 +11,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
 from .forming import staircase
 
 
@@ -32,7 +32,7 @@ class IVSweepParams:
         require("v_reset_min", self.v_reset_min, -20.0, -0.05, "V")
         require("v_step", self.v_step, 1e-4, 1.0, "V")
         require("nplc", self.nplc, 0.001, 25)
-        require("cycles", self.cycles, 1, 10_000)
+        require_int("cycles", self.cycles, 1, 10_000)
 
 
 class IVSweep(Protocol):

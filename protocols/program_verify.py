@@ -19,7 +19,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require, require_int
 
 PAPER_BANDS = [[0.0, 30e-6, 1.35, -1.5], [30e-6, 60e-6, 1.35, -1.3], [60e-6, 1.0, 1.5, -1.3]]
 
@@ -45,10 +45,10 @@ class ProgramVerifyParams:
         require("acceptance", self.acceptance, 1e-5, 0.5)
         require("target_min", self.target_min, 1e-9, 1e-2, "S")
         require("target_max", self.target_max, self.target_min, 1e-2, "S")
-        require("max_iterations", self.max_iterations, 1, 1_000_000)
+        require_int("max_iterations", self.max_iterations, 1, 1_000_000)
         require("width", self.width, 1e-9, 10.0, "s")
-        require("rounds", self.rounds, 1, 1000)
-        require("reset_first", self.reset_first, 0, 1000)
+        require_int("rounds", self.rounds, 1, 1000)
+        require_int("reset_first", self.reset_first, 0, 1000)
         for t in self.targets or []:
             require("targets[]", t, 1e-9, 1e-2, "S")
         if self.targets is not None and not self.targets:

@@ -13,7 +13,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require, require_int
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class PulseParams:
     def __post_init__(self) -> None:
         require("amplitude", self.amplitude, -20.0, 20.0, "V")
         require("width", self.width, 1e-9, 10.0, "s")
-        require("count", self.count, 1, 1_000_000)
+        require_int("count", self.count, 1, 1_000_000)
 
 
 class Pulse(Protocol):
@@ -73,7 +73,7 @@ class PulseTrainParams:
         require("set_voltage", self.set_voltage, 0.0, 20.0, "V")
         require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
         require("width", self.width, 1e-9, 10.0, "s")
-        require("alternating_pairs", self.alternating_pairs, 0, 1_000_000)
+        require_int("alternating_pairs", self.alternating_pairs, 0, 1_000_000)
         for b in self.blocks:
             if not (isinstance(b, list) and len(b) == 2 and b[0] in (1, -1) and isinstance(b[1], int) and b[1] > 0):
                 raise ParameterError(f"blocks: each block is [+1 or -1, count > 0], got {b!r}")

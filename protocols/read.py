@@ -11,7 +11,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ReadParams:
     def __post_init__(self) -> None:
         require("voltage", self.voltage, -1.0, 1.0, "V", allow_none=True)
         require("nplc", self.nplc, 0.001, 25, allow_none=True)
-        require("repeats", self.repeats, 1, 10_000)
+        require_int("repeats", self.repeats, 1, 10_000)
 
 
 class Read(Protocol):

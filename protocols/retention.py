@@ -15,7 +15,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
 
 TEN_YEARS = 10 * 365.25 * 86400.0
 
@@ -34,8 +34,8 @@ class RetentionParams:
     def __post_init__(self) -> None:
         require("t_first", self.t_first, 1e-3, 1e9, "s")
         require("horizon", self.horizon, self.t_first, 1e10, "s")
-        require("points_per_decade", self.points_per_decade, 1, 100)
-        require("flush_every", self.flush_every, 1, 1_000_000)
+        require_int("points_per_decade", self.points_per_decade, 1, 100)
+        require_int("flush_every", self.flush_every, 1, 1_000_000)
         for t in self.also_at:
             require("also_at[]", t, self.t_first, self.horizon, "s")
 

@@ -176,5 +176,9 @@ def test_check_refuses_a_recipe_outside_the_envelope(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(step + "v_stop = 9.0\n")
     proc = run_cli("check", str(bad), "--station", str(station), cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "v_stop" in proc.stdout and "9" in proc.stdout
+    bad.write_text(step + "attempts = 2.5\n")                  # a parameter the step cannot take at all
+    proc = run_cli("check", str(bad), "--station", str(station), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+    assert "attempts must be an integer within [1, 100], got 2.5" in " ".join(proc.stdout.split())

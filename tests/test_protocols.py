@@ -156,7 +156,8 @@ def test_endurance_log_checkpoints_full_window_and_a_stuck_cell_stops() -> None:
     out = run(st, "endurance", {"cycles": 100, "points_per_decade": 2}, cells)
     good = [r for r in out["endurance"] if r["col"] == 0]
     assert [r["cycle"] for r in good] == [1, 3, 10, 32, 100]
-    assert all(r["g_lrs"] > 2 * r["g_hrs"] for r in good)                  # the window stays open
+    on_off = np.array([r["g_lrs"] / r["g_hrs"] for r in good])         # the window stays open (single
+    assert np.median(on_off) > 3 and np.all(on_off > 1.5)                 # checkpoints vary cycle to cycle)
     assert np.median([r["g_lrs"] for r in good]) > 50e-6 and np.median([r["g_hrs"] for r in good]) < 25e-6
     stuck = [r for r in out["endurance"] if r["col"] == 1]
     assert [r["cycle"] for r in stuck] == [1, 3, 10]                      # stops after fail_after = 3 checkpoints
@@ -167,3 +168,56 @@ def test_endurance_log_checkpoints_full_window_and_a_stuck_cell_stops() -> None:
     assert PROTOCOLS["endurance"].from_mapping({"cycles": 1000, "points_per_decade": 1}, cells).units() == 8
     bad = PROTOCOLS["endurance"].from_mapping({"reset_voltage": -4.5, "width": 0.01, "gate_voltage": 4.0}, cells)
     assert sorted(v.parameter for v in bad.check(st.envelope)) == ["gate_voltage", "reset_voltage", "width"]
+
+
+@pytest.mark.parametrize("protocol, param, value", [
+    ("pulse", "count", 2.5), ("pulse", "count", True), ("read", "repeats", 3.0), ("forming", "attempts", 1.5),
+    ("program_verify", "max_iterations", 1e3), ("retention", "flush_every", 64.5),
+    ("endurance", "cycles", 1e3), ("iv_sweep", "cycles", "3"), ("pulse_train", "alternating_pairs", 0.5),
+])
+def test_integer_parameters_refuse_non_integers(protocol: str, param: str, value: object) -> None:
+    """A count like 2.5 must be refused at recipe load, not crash mid-run after writes."""
+    base = {"current_limit": 1e-3} if protocol in ("forming", "iv_sweep") else {}
+    with pytest.raises(ParameterError, match=rf"{param} must be an integer within \["):
+        PROTOCOLS[protocol].from_mapping({**base, param: value}, [(0, 0)])
+    good = {**base, param: 2 if param != "alternating_pairs" else 0}
+    PROTOCOLS[protocol].from_mapping(good, [(0, 0)])            # the same parameter as an integer is fine
+
+
+def test_dc_point_compliance_is_what_the_smu_reports() -> None:
+    """A formed cell driven at 1 V through an open gate draws ~tens of µA: clamped at 1 µA, free at 1 mA."""
+    st = station("noise=0")
+    formed(st, [(5, 5)])
+    clamped = st.dc_point(5, 5, 1.0, gate_voltage=3.3, current_limit=1e-6, nplc=1)
+    assert clamped.compliance and clamped.current == pytest.approx(1e-6, rel=0.01)
+    free = st.dc_point(5, 5, 0.3, gate_voltage=3.3, current_limit=1e-3, nplc=1)
+    assert not free.compliance and 1e-6 < free.current < 1e-4
+    st.close()
+
+
+def test_forming_jump_must_be_reachable_below_the_current_limit() -> None:
+    with pytest.raises(ParameterError, match=r"jump_current must be below current_limit = 5e-05 A"):
+        PROTOCOLS["forming"].from_mapping({"current_limit": 50e-6, "jump_current": 50e-6}, [(0, 0)])
+
+
+def test_forming_stops_the_ramp_at_compliance() -> None:
+    """An SMU clamped at its limit while its (noisy) reading is still under jump_current ends the ramp."""
+    from rramlab.drivers.capabilities import Reading
+
+    class ClampingStation:                      # a CellStation whose source clamps at 0.8 V
+        class clock:  # noqa: N801
+            now = staticmethod(lambda: 0.0)
+
+        def dc_point(self, row: int, col: int, v: float, **kw: Any) -> Reading:
+            return Reading(row, col, v, 1e-9 if v < 0.8 else 49.9e-6, 0.0, compliance=v >= 0.8)
+
+        def release(self) -> None: ...
+
+        def read(self, row: int, col: int) -> Reading:
+            return Reading(row, col, 0.2, 2e-6, 0.0)
+
+    proto = PROTOCOLS["forming"].from_mapping({"current_limit": 50e-6, "jump_current": 49.95e-6}, [(0, 0)])
+    events = [e for e in proto.run(ClampingStation(), {}) if isinstance(e, Record)]
+    form = [e.values for e in events if e.table == "forming_sweep" and e.values["branch"] == "form"]
+    result = next(e.values for e in events if e.table == "forming")
+    assert form[-1]["v"] == 0.8 and len(form) == 81 and result["formed"] and result["v_form"] == 0.8
