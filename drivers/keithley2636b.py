@@ -221,6 +221,8 @@ class SMUChannel(Channel):
         self._pulse_read_command = (f"{n}.trigger.source.listv({{%s}}) {fire} {n}.source.levelv = %s "
                                     f"print({n}.measure.i(), errorqueue.count) {n}.source.levelv = 0")
         self._source_read_command = f"{n}.source.levelv = %s print({n}.measure.i(), errorqueue.count)"
+        self._sweep_point_command = (f"{n}.source.levelv = %s "
+                                     f"print({n}.measure.i(), {n}.source.compliance, errorqueue.count)")
 
     def _ask(self, command: str) -> str:
         # Through the instrument, not Channel.write: commands may hold Lua tables ({...}).
@@ -320,6 +322,25 @@ class SMUChannel(Channel):
             parent.check_errors()
             raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after sourcing {v} V")
         return current
+
+    def sweep_point(self, voltage: float) -> tuple[float, bool]:
+        """Source ``voltage`` V and stay there (a staircase point); measure the current once (A) and read
+        whether the source is clamped at its limit (``source.compliance``), in one round trip:
+        ``smuX.source.levelv = v print(smuX.measure.i(), smuX.source.compliance, errorqueue.count)``.
+        A non-zero error count raises :class:`InstrumentError` (reading discarded).
+        """
+        v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
+        command = self._sweep_point_command % v
+        parent = self.parent
+        reply = parent.ask(command)
+        parts = reply.strip().split("\t")
+        if len(parts) != 3:
+            raise ReplyError(command, reply, "current, compliance and error count separated by TABs")
+        current, count = parse_number(parts[0], command), parse_number(parts[2], command)
+        if count != 0.0:
+            parent.check_errors()
+            raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after sourcing {v} V")
+        return current, parse_bool(parts[1], command)
 
     # ----------------------------------------------------------------- buffers
     @staticmethod

@@ -310,7 +310,9 @@ class Station:
 
     def dc_point(self, row: int, col: int, voltage: float, *, gate_voltage: float, current_limit: float,
                  nplc: float) -> Reading:
-        """Hold the bit line at ``voltage`` (DC, output stays on) and measure; for staircase sweeps."""
+        """Hold the bit line at ``voltage`` V (DC, output stays on, current limited to ``current_limit`` A,
+        gate at ``gate_voltage`` V) and measure current and compliance (as the SMU reports it); for
+        staircase sweeps."""
         v = self.check_voltage("bit_line", voltage, "sweep voltage")
         limit = self.check_limit("bit_line", current_limit)
         self.check_voltage("word_line", gate_voltage, "gate voltage")
@@ -318,7 +320,6 @@ class Station:
         self.connect(row, col)
         self._bias(gate_voltage, limit)
         self._set(self.smu_bl, "nplc", nplc)
-        current = self.smu_bl.measure_current_at(v, return_to_zero=False)
+        current, compliance = self.smu_bl.sweep_point(v)
         self._settings[(self.smu_bl, "source_voltage")] = v
-        compliance = abs(current) >= 0.999 * limit
         return Reading(row, col, v, current, self.clock.now(), compliance)

@@ -13,7 +13,7 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require
+from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Violation, require, require_int
 
 SWEEP_COLUMNS = {**CELL_COLUMNS, "attempt": (np.int32, "", "forming attempt from 1"),
                  "branch": (str, "", "'form' or 'reset'"), "v": (np.float64, "V", "bit-line voltage"),
@@ -50,9 +50,12 @@ class FormingParams:
         require("v_step", self.v_step, 1e-4, 1.0, "V")
         require("jump_current", self.jump_current, 1e-9, 0.1, "A")
         require("nplc", self.nplc, 0.001, 25)
-        require("attempts", self.attempts, 1, 100)
+        require_int("attempts", self.attempts, 1, 100)
         require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
         require("reset_step", self.reset_step, 1e-4, 1.0, "V")
+        if self.current_limit is not None and not self.jump_current < self.current_limit:
+            raise ParameterError(f"jump_current must be below current_limit = {self.current_limit} A (the ramp "
+                                 f"could never see the jump), got {self.jump_current} A")
 
 
 class Forming(Protocol):
@@ -80,22 +83,29 @@ class Forming(Protocol):
                                  f"<= {env.max_forming_attempts} (safety.max_forming_attempts)"))
         return out
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def _point(self, station: CellStation, row: int, col: int, v: float, gate: float, attempt: int,
+               branch: str) -> tuple[float, bool, Record]:
+        """One staircase point: (current A, compliance, its sweep record)."""
         p = self.params
         assert p.current_limit is not None
+        r = station.dc_point(row, col, v, gate_voltage=gate, current_limit=p.current_limit, nplc=p.nplc)
+        return r.current, r.compliance, Record("forming_sweep", {
+            "row": row, "col": col, "attempt": attempt, "branch": branch, "v": r.voltage, "i": r.current,
+            "compliance": r.compliance, "t": r.t})
+
+    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+        p = self.params
         ramp = staircase(p.v_start, p.v_stop, p.v_step)
         reset = staircase(0.0, p.reset_voltage, p.reset_step)
         for row, col in self.cells:
             v_form, i_form, attempt = float("nan"), float("nan"), 0
             for attempt in range(1, p.attempts + 1):  # noqa: B007 - attempt is recorded
                 for v in ramp:
-                    r = station.dc_point(row, col, float(v), gate_voltage=p.gate_voltage,
-                                         current_limit=p.current_limit, nplc=p.nplc)
-                    yield Record("forming_sweep", {"row": row, "col": col, "attempt": attempt, "branch": "form",
-                                                   "v": r.voltage, "i": r.current, "compliance": r.compliance,
-                                                   "t": r.t})
-                    if r.current >= p.jump_current:
-                        v_form, i_form = float(v), r.current
+                    current, compliance, record = self._point(station, row, col, float(v), p.gate_voltage,
+                                                              attempt, "form")
+                    yield record
+                    if current >= p.jump_current or compliance:      # the filament formed: stop the ramp
+                        v_form, i_form = float(v), current
                         break
                 station.release()
                 if v_form == v_form:
@@ -103,11 +113,7 @@ class Forming(Protocol):
             g_reset = float("nan")
             if v_form == v_form:
                 for v in reset:
-                    r = station.dc_point(row, col, float(v), gate_voltage=p.reset_gate_voltage,
-                                         current_limit=p.current_limit, nplc=p.nplc)
-                    yield Record("forming_sweep", {"row": row, "col": col, "attempt": attempt, "branch": "reset",
-                                                   "v": r.voltage, "i": r.current, "compliance": r.compliance,
-                                                   "t": r.t})
+                    yield self._point(station, row, col, float(v), p.reset_gate_voltage, attempt, "reset")[2]
                 station.release()
                 g_reset = station.read(row, col).conductance
             yield Record("forming", {"row": row, "col": col, "v_form": v_form, "formed": v_form == v_form,

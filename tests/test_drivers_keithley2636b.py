@@ -516,6 +516,23 @@ def test_measure_current_at_is_one_round_trip_and_refuses_bad_levels(bench) -> N
     assert e.value.errors == [(1101, "Parameter too big")]
 
 
+def test_sweep_point_reads_current_and_compliance_in_one_round_trip(bench) -> None:  # noqa: ANN001
+    b, smu = bench
+    smu.smua.output_enabled = True
+    b.transcript.clear()
+    assert smu.smua.sweep_point(0.25) == (0.0, False)          # open circuit: no current, not clamped
+    (cmd, reply), = b.transcript.pairs(SMU)
+    assert cmd == (b"smua.source.levelv = 0.25 print(smua.measure.i(), smua.source.compliance, "
+                   b"errorqueue.count)\n")
+    assert reply == b"0.00000e+00\tfalse\t0.00000e+00\n"
+    assert smu.smua.source_voltage == 0.25                      # stays at its level
+    smu.smua.source_voltage = 0
+    smu.smua.source_voltage_range = 0.2
+    with pytest.raises(InstrumentError) as e:
+        smu.smua.sweep_point(1.0)
+    assert e.value.errors == [(1101, "Parameter too big")]
+
+
 def test_measurements_and_buffer(bench) -> None:  # noqa: ANN001
     b, smu = bench
     smu.smua.source_voltage = 0.2
