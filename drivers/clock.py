@@ -14,21 +14,45 @@ from typing import Any
 from pymeasure.instruments import Instrument
 
 
+class WaitInterrupted(Exception):
+    """A wait was cut short by :meth:`SystemClock.interrupt` (e.g. Ctrl-C during a long retention wait)."""
+
+
 class SystemClock:
-    """Monotonic wall-clock time (s) for a real bench."""
+    """Monotonic wall-clock time (s) for a real bench; waits can be interrupted from a signal handler."""
+
+    slice = 0.2                      # s; the longest a wait goes without checking for an interrupt
 
     def __init__(self) -> None:
         self._t0 = time.monotonic()
+        self._interrupted = False
 
     def now(self) -> float:
+        """Seconds since this clock was made."""
         return time.monotonic() - self._t0
 
     def wait(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds)
+        """Sleep ``seconds`` s, in slices; raise :class:`WaitInterrupted` once :meth:`interrupt` is called."""
+        if not math.isfinite(seconds):
+            raise ValueError(f"wait must be finite, got {seconds!r} s")
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._interrupted:
+                self._interrupted = False
+                raise WaitInterrupted(f"wait interrupted with {left:.1f} s left")
+            time.sleep(min(self.slice, left))
 
     def wait_until(self, t: float) -> None:
+        """Sleep until :meth:`now` reaches ``t`` s (at once if it has)."""
         self.wait(t - self.now())
+
+    def interrupt(self) -> None:
+        """Cut the current (or the next) wait short; safe to call from a signal handler."""
+        self._interrupted = True
+
+    def reset_interrupt(self) -> None:
+        """Forget an interrupt no wait consumed (a new run starts)."""
+        self._interrupted = False
 
     @property
     def simulated(self) -> bool:
@@ -55,15 +79,23 @@ class BenchController(Instrument):
         return float(self.ask("CLOCk:TIME?"))
 
     def wait(self, seconds: float) -> None:
+        """Advance the virtual clock by ``seconds`` s (``CLOCk:WAIT``); takes no wall time."""
         if not math.isfinite(seconds):
             raise ValueError(f"wait must be finite, got {seconds!r} s")
         if seconds > 0:
             self.write(f"CLOCk:WAIT {float(seconds)!r}")
 
     def wait_until(self, t: float) -> None:
+        """Advance the virtual clock to ``t`` s (``CLOCk:WAIT:UNTil``; no-op if it is later already)."""
         if not math.isfinite(t):
             raise ValueError(f"wait_until must be finite, got {t!r} s")
         self.write(f"CLOCk:WAIT:UNTil {float(t)!r}")
+
+    def interrupt(self) -> None:
+        """Nothing to cut short: virtual waits are instantaneous."""
+
+    def reset_interrupt(self) -> None:
+        """Nothing to forget."""
 
     @property
     def simulated(self) -> bool:

@@ -88,6 +88,7 @@ class Station:
         for inst in self._tsp_instruments():
             inst.clear_errors()
             inst.event_status()                             # clears a power-on flag from before the run
+        self.clock.reset_interrupt()
         self.arm()
 
     def arm(self) -> None:

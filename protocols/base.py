@@ -36,9 +36,13 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class CellDone:
-    """A cell (or a batch of retention reads) is finished: a durability and stop point."""
+    """A durability and stop point: a cell (or a batch of retention reads) is finished.
+
+    ``work`` counts the progress units it completes (see :meth:`Protocol.units`).
+    """
 
     cell: Cell | None = None
+    work: int = 1
 
 
 Event = Record | CellDone
@@ -125,7 +129,7 @@ class Protocol:
         return []
 
     def units(self) -> int:
-        """Durability points (:class:`CellDone`) the step reports, for the progress bar: one per cell."""
+        """Total progress units (sum of :attr:`CellDone.work`) of the step: one per cell by default."""
         return len(self.cells)
 
     def pulses_per_cell(self) -> dict[Cell, int]:

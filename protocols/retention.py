@@ -23,19 +23,22 @@ TEN_YEARS = 10 * 365.25 * 86400.0
 @dataclass(frozen=True)
 class RetentionParams:
     """t_first s after programming, horizon s, points_per_decade, also_at extra τ values (s, e.g. 3600);
-    flush_every reads per durability point."""
+    flush_every reads per durability point at most; before any wait longer than idle_after s the outputs
+    are turned off and the reads so far are made durable (a Ctrl-C stop point on a lab bench)."""
 
     t_first: float = 1.0
     horizon: float = TEN_YEARS
     points_per_decade: int = 4
     also_at: list[float] = field(default_factory=list)
     flush_every: int = 64
+    idle_after: float = 10.0
 
     def __post_init__(self) -> None:
         require("t_first", self.t_first, 1e-3, 1e9, "s")
         require("horizon", self.horizon, self.t_first, 1e10, "s")
         require_int("points_per_decade", self.points_per_decade, 1, 100)
         require_int("flush_every", self.flush_every, 1, 1_000_000)
+        require("idle_after", self.idle_after, 0.0, 1e9, "s")
         for t in self.also_at:
             require("also_at[]", t, self.t_first, self.horizon, "s")
 
@@ -60,8 +63,8 @@ class Retention(Protocol):
         return []
 
     def units(self) -> int:
-        reads = len(self.cells) * len(self.params.schedule())
-        return math.ceil(reads / self.params.flush_every) + 1
+        """Progress in reads: every cell at every τ of the schedule."""
+        return len(self.cells) * len(self.params.schedule())
 
     def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
         p = self.params
@@ -76,18 +79,24 @@ class Retention(Protocol):
         taus = p.schedule()
         queue = [(t_prog + taus[0], 0, cell) for cell, (_, _, t_prog) in start.items()]
         heapq.heapify(queue)
-        done = 0
+        pending = 0                                   # reads since the last durability point
         while queue:
             t_due, k, (row, col) = heapq.heappop(queue)
             target, g0, t_prog = start[(row, col)]
+            if t_due - station.clock.now() > p.idle_after:
+                station.release()                     # no bias while the cells relax
+                if pending:
+                    yield CellDone(None, work=pending)
+                    pending = 0
             station.clock.wait_until(t_due)
             r = station.read(row, col)
             yield Record("retention", {"row": row, "col": col, "target": target, "g0": g0, "t_prog": t_prog,
                                        "tau": r.t - t_prog, "g": r.conductance, "t": r.t})
             if k + 1 < len(taus):
                 heapq.heappush(queue, (t_prog + taus[k + 1], k + 1, (row, col)))
-            done += 1
-            if done % p.flush_every == 0:
-                yield CellDone(None)
+            pending += 1
+            if pending == p.flush_every:
+                yield CellDone(None, work=pending)
+                pending = 0
         station.release()
-        yield CellDone(None)
+        yield CellDone(None, work=pending)

@@ -21,6 +21,7 @@ from typing import Any
 
 from rramlab.analysis.dataset import RunMetadata, RunWriter
 from rramlab.analysis.dataset_writer import installed_version
+from rramlab.drivers.clock import WaitInterrupted
 from rramlab.drivers.station import Station
 
 from .base import CellDone, ParameterError, Protocol
@@ -55,6 +56,7 @@ class _Signals:
         self.deferred: list[int] = []
         self._defer = False
         self._old: dict[int, Any] = {}
+        self.on_stop: Callable[[], None] | None = None
 
     def defer(self) -> None:
         self._defer = True
@@ -66,6 +68,8 @@ class _Signals:
             raise KeyboardInterrupt
         else:
             self.stop = True
+            if self.on_stop is not None:
+                self.on_stop()                # e.g. cut a long retention wait short
 
     def _sigterm(self, signum: int, frame: Any) -> None:
         if self._defer:
@@ -108,6 +112,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
     writer = RunWriter(out, metadata=meta, overwrite=overwrite)
     result = RunResult(out, "failed")
     signals = _Signals()
+    signals.on_stop = station.clock.interrupt
     sim0 = station.clock.now() if getattr(station.clock, "simulated", False) else None
     error: BaseException | None = None
     tb = ""
@@ -115,7 +120,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
         try:
             _execute(station, protocols, writer, signals, result, progress, sim0)
             result.exit_status = "completed"
-        except (StopRequested, KeyboardInterrupt):
+        except (StopRequested, KeyboardInterrupt, WaitInterrupted):
             result.exit_status, result.message = "interrupted", "interrupted by Ctrl-C"
         except SystemExit:
             result.exit_status, result.message = "aborted", "terminated by SIGTERM"
@@ -154,7 +159,7 @@ def _execute(station: Station, protocols: list[Protocol], writer: RunWriter, sig
             if isinstance(event, CellDone):
                 writer.durability_point()
                 station.checkpoint()
-                done += 1
+                done += event.work
                 result.units_done += 1
                 if progress:
                     progress(proto.label, done, total, _sim_time(station, sim0))

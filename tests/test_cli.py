@@ -77,7 +77,8 @@ def test_demo_run_file_holds_every_step_and_cell(demo: dict[str, Any]) -> None:
     retention = run.table("retention")
     batches = demo["summary"]["units_done"] - (64 + 4 + 2 * 32 * 4 + 4 * 10)
     assert len(retention) == 32 * retention.groupby(["row", "col"]).size().iloc[0]
-    assert batches == len(retention) // 64 + 1                 # flush_every = 64 reads, then the last
+    # at most 64 reads per batch, and a batch before every long wait (at most one per read), plus the last
+    assert len(retention) // 64 + 1 <= batches <= len(retention) + 1
     assert len(run.table("forming")) == 64
     pv = run.table("program_verify_result")
     assert len(pv) == 2 * 32 * 4                              # two acceptances × 32 cells × 4 rounds

@@ -221,3 +221,29 @@ def test_forming_stops_the_ramp_at_compliance() -> None:
     form = [e.values for e in events if e.table == "forming_sweep" and e.values["branch"] == "form"]
     result = next(e.values for e in events if e.table == "forming")
     assert form[-1]["v"] == 0.8 and len(form) == 81 and result["formed"] and result["v_form"] == 0.8
+
+
+def test_retention_turns_outputs_off_and_makes_reads_durable_before_long_waits() -> None:
+    st = station()
+    proto = PROTOCOLS["retention"].from_mapping({"t_first": 1.0, "horizon": 1e4, "points_per_decade": 1,
+                                                 "idle_after": 5.0, "flush_every": 3}, [(1, 1), (1, 2)])
+    b = st.smu.adapter.connection.visalib.bench
+    b.transcript.clear()
+    events = list(proto.run(st, {}))
+    works = [e.work for e in events if isinstance(e, CellDone)]
+    assert sum(works) == proto.units() == 2 * 5 and max(works) <= 3
+    reads = [e for e in events if isinstance(e, Record)]
+    # the τ = 1 s reads of both cells come before any durability point; then one before each long wait
+    assert [type(e).__name__ for e in events[:3]] == ["Record", "Record", "CellDone"]
+    output = {"smua": False, "smub": False}
+    long_waits = 0
+    for e in b.transcript.entries:
+        text = e.data.decode()
+        for n in output:
+            if f"{n}.source.output = {n}.OUTPUT_" in text:
+                output[n] = f"{n}.OUTPUT_ON" in text
+        if e.direction == "write" and text.startswith("CLOCk:WAIT:UNTil") and float(text.split()[1]) - e.time > 5:
+            long_waits += 1
+            assert output == {"smua": False, "smub": False}, f"biased during the wait at t = {e.time} s"
+    assert long_waits >= 3 and len(reads) == 10
+    st.close()

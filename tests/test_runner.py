@@ -230,3 +230,24 @@ def test_failure_while_closing_the_file_keeps_the_run_error_as_cause(tmp_path: P
     b = bench(st)
     assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
     assert open_run(tmp_path / "run.h5").exit_status == "failed"
+
+
+def test_ctrl_c_cuts_a_long_real_time_retention_wait_short(tmp_path: Path) -> None:
+    """On a lab bench (system clock) a Ctrl-C during a 9 s wait stops the run at once, reads kept."""
+    import threading
+
+    example = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    st = Station.from_file(example, visa_library=f"?tag=labret{next(_tags)}@rramlab")
+    recipe = parse_recipe('[[steps]]\nprotocol = "retention"\ncells = [[0, 0]]\n[steps.params]\n'
+                          't_first = 1.0\nhorizon = 100.0\npoints_per_decade = 1\n')
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGINT))   # during the τ = 1 → 10 s wait
+    timer.start()
+    try:
+        res = run_recipe(st, recipe, tmp_path / "ret.h5")
+    finally:
+        timer.cancel()
+    assert res.exit_status == "interrupted"
+    tau = open_run(tmp_path / "ret.h5").table("retention")["tau"]
+    assert len(tau) == 1 and 1.0 <= tau[0] < 1.5                     # the τ = 10 s read never happened
+    b = bench(st)
+    assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
