@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import pyvisa
-from conftest import MATRIX, SMU, bench_of, open_rm
+from conftest import MATRIX, SMU, bench_of, bench_steps, open_rm, writes
 from golden_io import GOLDEN, Transcript, dump, load
 from pymeasure.test import expected_protocol
 from pyvisa import errors as visa_errors
@@ -121,23 +121,6 @@ def session(smu: Keithley2636B, mx: Keithley707B) -> dict[str, Any]:
     return out
 
 
-def bench_steps(rm: pyvisa.ResourceManager) -> list[tuple[str, str, str | None]]:
-    """The bench transcript as golden steps (resource, command, reply), terminations removed."""
-    steps: list[tuple[str, str, str | None]] = []
-    last: dict[str, int] = {}
-    for e in bench_of(rm).transcript.entries:
-        text = e.data.decode("latin-1").removesuffix("\n")
-        if e.direction == "write":
-            last[e.resource] = len(steps)
-            steps.append((e.resource, text, None))
-        else:
-            k = last[e.resource]
-            res, cmd, reply = steps[k]
-            assert reply is None, f"two replies to {cmd!r}"
-            steps[k] = (res, cmd, text)
-    return steps
-
-
 def record() -> None:
     """Run :func:`session` on a fresh simulated bench and write the golden file."""
     rm = pyvisa.ResourceManager("?noise=0&tag=record-driver-2636b@rramlab")
@@ -196,9 +179,6 @@ def bench() -> Iterator[tuple[Any, Keithley2636B]]:
     yield bench_of(rm), smu
     rm.close()
 
-
-def writes(b: Any) -> list[str]:
-    return [w.decode().removesuffix("\n") for w in b.transcript.writes()]
 
 
 BAD_SETTINGS = [
@@ -484,12 +464,12 @@ def test_pulse_and_measure_is_one_write_one_read_and_raises_on_errors(bench) -> 
     smu.smua.configure_pulse(1e-5)
     smu.smua.output_enabled = True
     b.transcript.clear()
-    current = smu.smua.pulse_and_measure(0.5, 0.2)
-    assert isinstance(current, float)
+    assert smu.smua.pulse_and_measure(0.5, 0.2) == 0.0          # open circuit: nothing routed
     (cmd, reply), = b.transcript.pairs(SMU)
-    assert cmd.endswith(b"smua.source.levelv = 0.2 print(smua.measure.i(), errorqueue.count) "
-                        b"smua.source.levelv = 0\n")
-    assert reply.endswith(b"\t0.00000e+00\n")
+    assert cmd == (b"smua.trigger.source.listv({0.5}) if errorqueue.count == 0 then smua.trigger.initiate() "
+                   b"waitcomplete() end smua.source.levelv = 0.2 print(smua.measure.i(), errorqueue.count) "
+                   b"smua.source.levelv = 0\n")
+    assert reply == b"0.00000e+00\t0.00000e+00\n"
     assert smu.smua.source_voltage == 0.0
     smu.smua.source_voltage_range = 0.2
     with pytest.raises(InstrumentError) as e:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pyvisa
-from conftest import MATRIX, bench_of, open_rm
+from conftest import MATRIX, bench_of, bench_steps, open_rm, writes
 from golden_io import GOLDEN, Transcript, dump, load
 from pymeasure.test import expected_protocol
 from pyvisa import errors as visa_errors
@@ -66,23 +66,6 @@ def session(mx: Keithley707B) -> dict[str, Any]:
     return out
 
 
-def bench_steps(rm: pyvisa.ResourceManager) -> list[tuple[str, str, str | None]]:
-    """The bench transcript as golden steps (resource, command, reply), terminations removed."""
-    steps: list[tuple[str, str, str | None]] = []
-    last: dict[str, int] = {}
-    for e in bench_of(rm).transcript.entries:
-        text = e.data.decode("latin-1").removesuffix("\n")
-        if e.direction == "write":
-            last[e.resource] = len(steps)
-            steps.append((e.resource, text, None))
-        else:
-            k = last[e.resource]
-            res, cmd, reply = steps[k]
-            assert reply is None, f"two replies to {cmd!r}"
-            steps[k] = (res, cmd, text)
-    return steps
-
-
 def record() -> None:
     """Run :func:`session` on a fresh simulated bench and write the golden file."""
     rm = pyvisa.ResourceManager("?noise=0&tag=record-driver-707b@rramlab")
@@ -125,9 +108,6 @@ def bench() -> Iterator[tuple[Any, Keithley707B]]:
     yield bench_of(rm), mx
     rm.close()
 
-
-def writes(b: Any) -> list[str]:
-    return [w.decode().removesuffix("\n") for w in b.transcript.writes()]
 
 
 INVALID = [
