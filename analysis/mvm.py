@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .programming import PUBLISHED_PROGRAMMING_NOISE, ProgrammingNoise
-from .retention import AIHWKIT_RELAXATION, RelaxationFit, tau_label
+from .retention import AIHWKIT_RELAXATION, TEN_YEARS, RelaxationFit, tau_label
 
 US = 1e6
 #: Read-noise constants of §6 (Lombardo DRC 2024 as implemented in aihwkit).
@@ -28,7 +28,7 @@ READ_NOISE_K = 0.0277316483
 T_READ = 1e-6
 G_MIN = 9.0e-6
 G_MAX = 88.19e-6
-PAPER_TIMES = (1.0, 3600.0, 86400.0, 315576000.0)
+PAPER_TIMES = (1.0, 3600.0, 86400.0, TEN_YEARS)
 
 
 def read_noise_sigma(g: np.ndarray | float, t: float, k: float = READ_NOISE_K, t_read: float = T_READ) -> np.ndarray:

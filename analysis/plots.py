@@ -23,7 +23,7 @@ from .endurance import window_by_cycle
 from .forming import forming_stats
 from .mvm import mvm_error
 from .programming import PUBLISHED_PROGRAMMING_NOISE, ProgrammingNoise, acceptance_label, program_verify_by_acceptance
-from .retention import AIHWKIT_RELAXATION, RelaxationFit, fit_relaxation, relaxation_curve
+from .retention import AIHWKIT_RELAXATION, TEN_YEARS, RelaxationFit, fit_relaxation, relaxation_curve
 from .summary import TablesLike, tables_of
 
 US = 1e6
@@ -146,7 +146,7 @@ def plot_relaxation(retention: pd.DataFrame, fit: RelaxationFit | None = None, p
     fit = fit if fit is not None else fit_relaxation(curve)
     fig, (mean_ax, sigma_ax) = _figure(2)
     tau = curve["tau"].to_numpy(float)
-    grid = np.logspace(0, np.log10(max(float(tau.max(initial=1.0)), 315576000.0)), 100)
+    grid = np.logspace(0, np.log10(max(float(tau.max(initial=1.0)), TEN_YEARS)), 100)
     mean_ax.plot(tau, curve["mean_shift"] * US, "o", ms=4, label="data")
     sigma_ax.plot(tau, curve["sigma"] * US, "o", ms=4, label="data")
     mean_ax.plot(grid, fit.mean_shift(grid) * US, "-", label=f"fit a = {fit.a * US:.3g} µS")
@@ -196,7 +196,7 @@ def save_report_figures(source: TablesLike, directory: str | os.PathLike) -> lis
     if "retention" in tables:
         figures["relaxation"] = plot_relaxation(tables["retention"])
     if "program_verify_result" in tables and "retention" in tables:
-        times = (1.0, 3600.0, 86400.0, 604800.0, 315576000.0)
+        times = (1.0, 3600.0, 86400.0, 604800.0, TEN_YEARS)
         mvm = {f"published AR {acceptance_label(a)}": mvm_error(a, times=times) for a in (0.002, 0.02)}
         fit = fit_relaxation(relaxation_curve(tables["retention"]))
         for label, s in stats.items():

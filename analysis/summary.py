@@ -26,7 +26,7 @@ from .forming import forming_stats
 from .mvm import mvm_error
 from .open_loop import open_loop_metrics, open_loop_stats
 from .programming import ProgrammingNoise, number_of_states, program_verify_by_acceptance
-from .retention import fit_relaxation, reads_at, relaxation_curve, retention_stats
+from .retention import TEN_YEARS, RelaxationFit, fit_relaxation, reads_at, relaxation_curve, retention_stats
 from .switching import switching_stats, switching_voltages
 
 US = 1e6
@@ -67,16 +67,15 @@ def _program_verify(df: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
-def _retention(df: pd.DataFrame) -> dict[str, Any]:
+def _retention(df: pd.DataFrame, fit: RelaxationFit) -> dict[str, Any]:
     stats = retention_stats(df)
-    fit = fit_relaxation(relaxation_curve(df))
     out: dict[str, Any] = {
         "mean_shift_uS": {k: v["mean_shift_uS"] for k, v in stats.items()},
         "sigma_uS": {k: v["sigma_uS"] for k, v in stats.items()},
         "n": {k: v["n"] for k, v in stats.items()},
         "fit": fit.as_uS(),
-        "extrapolated_10y": {"mean_shift_uS": float(fit.mean_shift(315576000.0)) * US,
-                             "sigma_uS": float(fit.sigma(315576000.0)) * US},
+        "extrapolated_10y": {"mean_shift_uS": float(fit.mean_shift(TEN_YEARS)) * US,
+                             "sigma_uS": float(fit.sigma(TEN_YEARS)) * US},
     }
     states = _states_10min(df)
     if states is not None:
@@ -102,9 +101,8 @@ def _states_10min(df: pd.DataFrame) -> dict[str, Any] | None:
                                                                "adjacent_overlap_max", "threshold")}}
 
 
-def _mvm(pv: dict[str, Any], retention: pd.DataFrame) -> dict[str, Any] | None:
+def _mvm(pv: dict[str, Any], fit: RelaxationFit) -> dict[str, Any] | None:
     tight = min(pv.values(), key=lambda s: s["acceptance"], default=None)
-    fit = fit_relaxation(relaxation_curve(retention))
     if tight is None or not all(math.isfinite(v) for v in (tight["sigma_slope"], tight["sigma_intercept_uS"],
                                                            fit.a, fit.b, fit.c)):
         return None
@@ -130,12 +128,13 @@ def summarize(tables: TablesLike) -> dict[str, Any]:
         out["open_loop"] = open_loop_stats(open_loop_metrics(t["pulse_train"]))
     if "program_verify_result" in t:
         out["program_verify"] = _program_verify(t["program_verify_result"])
-    if "retention" in t:
-        out["retention"] = _retention(t["retention"])
+    fit = fit_relaxation(relaxation_curve(t["retention"])) if "retention" in t else None
+    if fit is not None:
+        out["retention"] = _retention(t["retention"], fit)
     if "endurance" in t:
         out["endurance"] = endurance_stats(t["endurance"], t.get("endurance_result"))
-    if "program_verify" in out and "retention" in t:
-        mvm = _mvm(out["program_verify"], t["retention"])
+    if "program_verify" in out and fit is not None:
+        mvm = _mvm(out["program_verify"], fit)
         if mvm is not None:
             out["mvm"] = mvm
     return jsonable(out)

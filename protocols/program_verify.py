@@ -53,6 +53,8 @@ class ProgramVerifyParams:
             require("targets[]", t, 1e-9, 1e-2, "S")
         if self.targets is not None and not self.targets:
             raise ParameterError("targets: empty list")
+        if not self.bands:
+            raise ParameterError("bands: empty list; give at least one [g_low, g_high, v_set, v_reset]")
         for b in self.bands:
             if len(b) != 4 or not b[0] < b[1] or b[2] <= 0 or b[3] >= 0:
                 raise ParameterError(f"bands: each band is [g_low < g_high, v_set > 0, v_reset < 0], got {b!r}")
@@ -100,7 +102,7 @@ class ProgramVerify(Protocol):
         for _, _, v_set, v_reset in p.bands:
             self.voltage(out, env, "bit_line", "bands.v_set", v_set)
             self.voltage(out, env, "bit_line", "bands.v_reset", v_reset)
-            self.width(out, env, "width", p.width, max(abs(v_set), abs(v_reset)))
+        self.width(out, env, "width", p.width, max(max(abs(b[2]), abs(b[3])) for b in p.bands))
         if p.gate_voltage is not None:
             self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
         return out

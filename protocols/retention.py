@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from rramlab.analysis.retention import TEN_YEARS
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
-
-TEN_YEARS = 10 * 365.25 * 86400.0
 
 
 @dataclass(frozen=True)

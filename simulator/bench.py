@@ -134,8 +134,6 @@ class Bench:
             name = f"{instrument.name}.{channel}"
             if name in self.circuit.sources:
                 self.circuit.sources[name].limit_applied = False
-        elif fault.kind == "relay_fail":
-            pass  # only matrices have relays
         self.events.add(self.clock.now, instrument.name, "fault_applied", fault=fault.kind)
 
     def internal_error(self, source: str, what: str, exc: BaseException) -> None:
@@ -143,12 +141,3 @@ class Bench:
         text = f"{source}: {what}: {type(exc).__name__}: {exc}"
         log.error("rramlab simulator internal error: %s", text, exc_info=exc)
         self.internal_errors.append(text)
-
-    @property
-    def hardware_time(self) -> float:
-        """Simulated seconds the same traffic would have taken on the real bench."""
-        return self.clock.now
-
-    def cell_index(self, row: int, col: int) -> int:
-        """Flat index of cell (row, col), 0-based."""
-        return row * self.config.cols + col

@@ -8,7 +8,7 @@ bench file and may override a few keys in a query string::
     "?seed=7&profile=realistic@rramlab"         default bench, other seed and defect profile
     "/lab/bench.toml?noise=0@rramlab"           a bench file, noise off
 
-Overridable keys: seed, profile, noise, rows, cols, line_frequency, name. Any other query key
+Overridable keys: seed, profile, noise, rows, cols, line_frequency, name, transcript (entries). Any other query key
 (e.g. ``tag=…``) only makes the library path unique, which gives a fresh, independent bench.
 """
 
@@ -31,6 +31,9 @@ DEFAULT_CONTROLLER = "TCPIP0::rramlab-bench::inst0::INSTR"
 MODELS = ("2636B", "707B")
 PROFILES = ("paper", "realistic", "hfo2")
 _RANGE = re.compile(r"^([A-Za-z]+)(\d+)(?:-(\d+))?$")
+
+
+TRANSCRIPT_ENTRIES = 200_000     # default transcript bound: the last 200 000 messages (~40 MB) at least
 
 
 class BenchConfigError(ValueError):
@@ -59,7 +62,7 @@ class BenchConfig:
     noise: bool = True
     source_lines: str = "columns"
     line_frequency: float = 50.0
-    transcript: bool = True
+    transcript: int = TRANSCRIPT_ENTRIES     # entries kept at least (0 = no transcript)
     device_overrides: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     controller: str = DEFAULT_CONTROLLER
@@ -83,6 +86,15 @@ def _need(table: dict[str, Any], key: str, kind: type | tuple[type, ...], where:
         name = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise BenchConfigError(f"{where}.{key}: expected {name}, got {value!r}")
     return value
+
+
+def _transcript_limit(value: Any) -> int:
+    """bench.transcript: true (:data:`TRANSCRIPT_ENTRIES`), false (none) or a number of entries."""
+    if isinstance(value, bool):
+        return TRANSCRIPT_ENTRIES if value else 0
+    if isinstance(value, int) and value >= 0:
+        return value
+    raise BenchConfigError(f"bench.transcript must be true, false or a number of entries >= 0, got {value!r}")
 
 
 def _unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -151,7 +163,7 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
                       profile=str(d.get("profile", "paper")), noise=bool(b.get("noise", d.get("noise", True))),
                       source_lines=str(d.get("source_lines", "columns")),
                       line_frequency=float(b.get("line_frequency", 50.0)),
-                      transcript=bool(b.get("transcript", True)),
+                      transcript=_transcript_limit(b.get("transcript", True)),
                       device_overrides=dict(d.get("overrides", {})),
                       timing={k: float(v) for k, v in data.get("timing", {}).items()},
                       controller=str(data.get("controller", {}).get("resource", DEFAULT_CONTROLLER)),
@@ -169,6 +181,8 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
             cfg.line_frequency = float(value)
         elif key == "name":
             cfg.name = value
+        elif key == "transcript":
+            cfg.transcript = _transcript_limit(_int(key, value))
     if cfg.profile not in PROFILES:
         raise BenchConfigError(f"die.profile: {cfg.profile!r}; allowed: {list(PROFILES)}")
     if cfg.source_lines not in ("columns", "rows"):

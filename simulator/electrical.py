@@ -91,9 +91,6 @@ class Circuit:
         self._terms.append(state.name)
         self._src.append(state)
 
-    def terminal_index(self, name: str) -> int:
-        return self._terms.index(name)
-
     def set_closed(self, matrix: str, closed: frozenset[tuple[int, str, int]]) -> None:
         """A matrix reports its closed crosspoints (slot, row letter, column)."""
         self.commit()
@@ -127,12 +124,8 @@ class Circuit:
         if self.idx.size == 1:
             self._wl0, self._bl0, self._sl0 = int(self.t_wl[0]), int(self.t_bl[0]), int(self.t_sl[0])
 
-    def lines_of(self, terminal: str) -> list[int]:
-        """Array lines a terminal drives now."""
-        ti = self._terms.index(terminal)
-        return [int(i) for i in np.flatnonzero(self.line_term == ti)]
-
     def terminal_of_row(self, matrix: str, row: str) -> str | None:
+        """The terminal wired to matrix row letter ``row`` (None: unwired)."""
         return self.row_terminals.get((matrix, row))
 
     # ------------------------------------------------------------------ solving

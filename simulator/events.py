@@ -48,15 +48,27 @@ class EventLog:
 
 
 class Transcript:
-    """Every message exchanged with the bench's instruments, in order."""
+    """The messages exchanged with the bench's instruments, in order: the last ``limit`` of them at least
+    (at most twice that is held; 0 = record nothing), so a long run does not grow memory without bound."""
 
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
+    def __init__(self, limit: int = 200_000) -> None:
+        if limit < 0:
+            raise ValueError(f"transcript limit must be >= 0 entries, got {limit}")
+        self.limit = limit
         self.entries: list[TranscriptEntry] = []
+        self.dropped = 0                          # oldest entries discarded to stay within the limit
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
 
     def add(self, time: float, resource: str, direction: str, data: bytes) -> None:
-        if self.enabled:
+        if self.limit:
             self.entries.append(TranscriptEntry(time, resource, direction, data))
+            if len(self.entries) >= 2 * self.limit:           # amortized O(1): trim in one go
+                drop = len(self.entries) - self.limit
+                del self.entries[:drop]
+                self.dropped += drop
 
     def writes(self, resource: str | None = None) -> list[bytes]:
         """Messages sent by the host (optionally to one resource)."""

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from rramlab.analysis.dataset import open_run
+from rramlab.analysis.retention import TEN_YEARS
 from rramlab.protocols.recipe import demo_recipe
 
-TEN_YEARS = 315576000.0
 SEED = 7
 
 

@@ -148,3 +148,22 @@ def test_controller_clock(rm: pyvisa.ResourceManager) -> None:
     assert ctl.query("SYST:ERR?") == '0,"No error"'
     assert ctl.query("*OPC?;BENC:SEED?") == "1;20250206"
     assert float(ctl.query("CLOCk:WALL?")) < 60.0
+
+
+def test_transcript_is_bounded_and_can_be_turned_off() -> None:
+    from rramlab.simulator.bench_config import BenchConfigError
+
+    rm = open_rm("transcript=10")
+    smu = rm.open_resource("GPIB0::26::INSTR", read_termination="\n", write_termination="\n")
+    for k in range(30):
+        assert float(smu.query(f"print({k})")) == k               # 60 messages
+    t = bench_of(rm).transcript
+    assert 10 <= len(t.entries) < 20 and t.dropped + len(t.entries) == 60
+    assert t.entries[-1].data == b"2.90000e+01\n"                 # the newest are kept
+    rm.close()
+    rm = open_rm("transcript=0")
+    rm.open_resource("GPIB0::26::INSTR", read_termination="\n", write_termination="\n").query("print(1)")
+    assert bench_of(rm).transcript.entries == []
+    rm.close()
+    with pytest.raises(BenchConfigError, match="bench.transcript must be true, false or a number of entries >= 0"):
+        open_rm("transcript=-1")
