@@ -218,12 +218,14 @@ class Station:
         self.pulses_per_cell[(row, col)] = n
 
     def check_cell(self, row: int, col: int) -> None:
+        """ValueError unless (row, col) is an integer cell of the array (0-based)."""
         if not (0 <= row < self.rows and 0 <= col < self.cols) or int(row) != row or int(col) != col:
             raise ValueError(f"cell (row, col) must be within rows 0..{self.rows - 1}, cols 0..{self.cols - 1}, "
                              f"got ({row}, {col})")
 
     # ------------------------------------------------------------------ routing
     def _set(self, channel: SMUChannel, attr: str, value: float | bool) -> None:
+        """Write ``channel.attr = value`` unless the cache says it already holds (saves a round trip)."""
         key = (channel, attr)
         if self._settings.get(key) != value:
             setattr(channel, attr, value)

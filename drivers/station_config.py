@@ -34,11 +34,13 @@ class StationConfigError(ValueError):
 
 @dataclass(frozen=True)
 class InstrumentEntry:
+    """One ``[instruments.<name>]`` table."""
+
     name: str
-    driver: str
-    resource: str
-    visa_library: str = ""
-    timeout: float = 10.0
+    driver: str                               # one of DRIVERS
+    resource: str                             # VISA address, e.g. GPIB0::26::INSTR
+    visa_library: str = ""                    # "" = the system VISA; "@rramlab" = the simulated bench
+    timeout: float = 10.0                     # VISA I/O timeout (s)
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,11 @@ class SafetyEnvelope:
 
 @dataclass(frozen=True)
 class ReadConditions:
-    voltage: float = 0.2
-    gate_voltage: float = 3.3
-    nplc: float = 1.0
+    """How a cell is read unless a protocol says otherwise."""
+
+    voltage: float = 0.2                      # bit-line read voltage (V)
+    gate_voltage: float = 3.3                 # word-line (gate) voltage during reads and pulses (V)
+    nplc: float = 1.0                         # integration time (power-line cycles)
 
 
 @dataclass(frozen=True)
