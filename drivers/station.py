@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .capabilities import Reading
 from .clock import BenchController, SystemClock
@@ -22,6 +23,7 @@ from .station_config import StationConfig, load_station_config
 from .tsp import ESR_PON
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class SafetyError(ValueError):
@@ -88,11 +90,11 @@ class Station:
         for inst in self._tsp_instruments():
             inst.clear_errors()
             inst.event_status()                             # clears a power-on flag from before the run
-        self.clock.reset_interrupt()
         self.arm()
 
     def arm(self) -> None:
         """Set the mandatory current limits and read them back (refuse to run if they differ)."""
+        self._armed = False
         self._settings.clear()
         for terminal, channel in (("bit_line", self.smu_bl), ("word_line", self.smu_wl)):
             limit = self.envelope.current_limit[terminal]
@@ -157,7 +159,7 @@ class Station:
             try:
                 inst.shutdown()
             except BaseException as e:  # noqa: BLE001 - go on with the next instrument, whatever happened
-                failures.append(f"{inst.name}: {e or type(e).__name__}")
+                failures.append(f"{inst.name}: {str(e) or type(e).__name__}")
                 if not isinstance(e, Exception):
                     pending = pending or e
                 self._forget(inst)
@@ -228,6 +230,7 @@ class Station:
         """Write ``channel.attr = value`` unless the cache says it already holds (saves a round trip)."""
         key = (channel, attr)
         if self._settings.get(key) != value:
+            self._settings.pop(key, None)        # unknown until the write is confirmed (it may half-succeed)
             setattr(channel, attr, value)
             self._settings[key] = value
 
@@ -278,7 +281,7 @@ class Station:
         self.connect(row, col)
         self._bias(gate)
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
-        current = self.smu_bl.measure_current_at(v)          # back at 0 V afterwards
+        current = self._sourcing(lambda: self.smu_bl.measure_current_at(v), 0.0)   # back at 0 V afterwards
         return Reading(row, col, v, current, self.clock.now())
 
     def _prepare_pulse(self, row: int, col: int, amplitude: float, width: float,
@@ -293,13 +296,24 @@ class Station:
         self.connect(row, col)
         self._bias(gate)
         if self._pulse_width != w:
+            self._pulse_width = None             # unknown until the whole configuration went through
             self.smu_bl.configure_pulse(w, self.envelope.current_limit["bit_line"])
             self._pulse_width = w
         return a
 
+    def _sourcing(self, operation: Callable[[], T], level_after: float) -> T:
+        """Run a bit-line operation that moves its source level; the cached level is unknown while it
+        runs (a failure half-way leaves it so, and the next bias rewrites it) and ``level_after`` V after."""
+        key = (self.smu_bl, "source_voltage")
+        self._settings.pop(key, None)
+        result = operation()
+        self._settings[key] = level_after
+        return result
+
     def pulse(self, row: int, col: int, amplitude: float, width: float, gate_voltage: float | None = None) -> None:
         """One timed pulse of ``amplitude`` V and ``width`` s on the bit line, gate at ``gate_voltage`` V."""
-        self.smu_bl.pulse(self._prepare_pulse(row, col, amplitude, width, gate_voltage))
+        a = self._prepare_pulse(row, col, amplitude, width, gate_voltage)
+        self._sourcing(lambda: self.smu_bl.pulse(a), 0.0)
 
     def pulse_read(self, row: int, col: int, amplitude: float, width: float,
                    gate_voltage: float | None = None, nplc: float | None = None) -> Reading:
@@ -308,7 +322,7 @@ class Station:
         a = self._prepare_pulse(row, col, amplitude, width, gate_voltage)
         rc = self.read_conditions
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
-        current = self.smu_bl.pulse_and_measure(a, rc.voltage)
+        current = self._sourcing(lambda: self.smu_bl.pulse_and_measure(a, rc.voltage), 0.0)
         return Reading(row, col, rc.voltage, current, self.clock.now())
 
     def dc_point(self, row: int, col: int, voltage: float, *, gate_voltage: float, current_limit: float,
@@ -323,6 +337,5 @@ class Station:
         self.connect(row, col)
         self._bias(gate_voltage, limit)
         self._set(self.smu_bl, "nplc", nplc)
-        current, compliance = self.smu_bl.sweep_point(v)
-        self._settings[(self.smu_bl, "source_voltage")] = v
+        current, compliance = self._sourcing(lambda: self.smu_bl.sweep_point(v), v)
         return Reading(row, col, v, current, self.clock.now(), compliance)

@@ -47,8 +47,9 @@ class RunResult:
 class _Signals:
     """SIGINT once → stop at the next cell; twice → KeyboardInterrupt now; SIGTERM → SystemExit now.
 
-    Once :meth:`defer` is called (cleanup has begun) a signal only sets a flag: nothing may interrupt
-    putting the bench in safe state and closing the dataset.
+    Once :meth:`defer` is called (cleanup has begun) a signal is only noted: nothing may interrupt
+    putting the bench in safe state and closing the dataset. After that, a held SIGTERM is delivered
+    again (to the handler that was there before the run); a held Ctrl-C is moot, the run has stopped.
     """
 
     def __init__(self) -> None:
@@ -113,6 +114,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
     result = RunResult(out, "failed")
     signals = _Signals()
     signals.on_stop = station.clock.interrupt
+    station.clock.reset_interrupt()          # before the handlers exist: a Ctrl-C from now on counts
     sim0 = station.clock.now() if getattr(station.clock, "simulated", False) else None
     error: BaseException | None = None
     tb = ""
@@ -121,10 +123,13 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
             _execute(station, protocols, writer, signals, result, progress, sim0)
             result.exit_status = "completed"
         except (StopRequested, KeyboardInterrupt, WaitInterrupted):
+            signals.defer()
             result.exit_status, result.message = "interrupted", "interrupted by Ctrl-C"
         except SystemExit:
+            signals.defer()
             result.exit_status, result.message = "aborted", "terminated by SIGTERM"
         except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised below
+            signals.defer()
             result.exit_status, result.message = "failed", f"{type(e).__name__}: {e}"
             error, tb = e, traceback.format_exc()
         finally:
@@ -139,6 +144,8 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
     result.sim_hardware_time_s = _sim_time(station, sim0)
     if error is not None:
         raise error
+    if signal.SIGTERM in signals.deferred:
+        signal.raise_signal(signal.SIGTERM)   # held during cleanup, honoured now (the run has ended anyway)
     return result
 
 

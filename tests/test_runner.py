@@ -251,3 +251,43 @@ def test_ctrl_c_cuts_a_long_real_time_retention_wait_short(tmp_path: Path) -> No
     assert len(tau) == 1 and 1.0 <= tau[0] < 1.5                     # the τ = 10 s read never happened
     b = bench(st)
     assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
+
+
+def test_sigterm_during_cleanup_is_held_then_delivered(tmp_path: Path) -> None:
+    st = station()
+    real, calls, received = st.safe_state, [], []
+
+    def safe_state() -> list[str]:
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert received == []                           # held: not delivered while cleaning up
+        return real()
+    st.safe_state = safe_state
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        res = run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert received == [signal.SIGTERM] and res.exit_status == "completed"
+    assert open_run(tmp_path / "run.h5").exit_status == "completed"
+    b = bench(st)
+    assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
+
+
+def test_ctrl_c_while_the_station_opens_cuts_the_first_real_time_wait(tmp_path: Path) -> None:
+    example = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    st = Station.from_file(example, visa_library=f"?tag=labopen{next(_tags)}@rramlab")
+    real_open = st.open
+
+    def open_() -> None:                                       # Ctrl-C as the run starts opening the bench
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        real_open()
+    st.open = open_
+    recipe = parse_recipe('[[steps]]\nprotocol = "retention"\ncells = [[0, 0]]\n[steps.params]\n'
+                          't_first = 30.0\nhorizon = 300.0\npoints_per_decade = 1\n')
+    res = run_recipe(st, recipe, tmp_path / "ret.h5")
+    assert res.exit_status == "interrupted"
+    assert len(open_run(tmp_path / "ret.h5").table("retention")) == 0    # the 30 s wait was cut short

@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from conftest import SMU
 
 from rramlab.drivers.station import RoutingError, SafetyError, Station
 from rramlab.drivers.station_config import (
@@ -181,3 +182,63 @@ def test_ctrl_c_inside_safe_state_still_tries_every_step_then_propagates() -> No
         st.safe_state()
     assert b.circuit.sources["smu.b"].output == 0 and b.by_name["matrix"].closed == set()
     assert b.circuit.sources["smu.b"].levelv == 0
+    with pytest.raises(SafetyError, match="not armed"):                  # state unknown: disarmed
+        st.read(0, 1)
+
+
+def test_a_write_that_fails_after_the_instrument_acted_is_not_cached() -> None:
+    """OUTPUT_ON executed, then the error check raised: the station must not believe the output is off,
+    or the next connect would skip turning it off and move relays under a live source."""
+    from rramlab.drivers.errors import InstrumentError
+
+    st = fresh_station("noise=0")
+    st.open()
+    b = bench(st)
+    b.faults.add("queue_error", match=r"smua\.source\.output = smua\.OUTPUT_ON", code=-221,
+                 message="Settings conflict")
+    with pytest.raises(InstrumentError, match="-221"):
+        st.read(0, 0)
+    assert b.circuit.sources["smu.a"].output == 1                       # the instrument did turn it on
+    st.smu.clear_errors()
+    st.read(1, 1)
+    assert b.events.of_kind("hot_switch") == []
+    st.close()
+
+
+def test_failed_arming_leaves_the_station_disarmed() -> None:
+    st = fresh_station("noise=0")
+    st.open()
+    st.read(0, 0)
+    bench(st).faults.add("garble", match=r"print\(smua\.source\.limiti\)", reply="0.5")
+    with pytest.raises(RuntimeError, match="current limit read back 0.5 A"):
+        st.open()
+    with pytest.raises(SafetyError, match="not armed"):
+        st.read(1, 1)
+    st.close()
+
+
+def test_half_failed_operations_leave_nothing_cached() -> None:
+    """A staircase point whose reply is garbled leaves the bit line at 2.5 V: the next read must write
+    its level before turning anything on; a pulse set-up that failed is sent again in full."""
+    from rramlab.drivers.errors import InstrumentError, ReplyError
+
+    st = fresh_station("noise=0")
+    st.open()
+    b = bench(st)
+    b.faults.add("garble", match=r"source\.compliance", reply="1e-6")
+    with pytest.raises(ReplyError):
+        st.dc_point(0, 0, 2.5, gate_voltage=1.2, current_limit=1e-4, nplc=1)
+    b.transcript.clear()
+    st.read(3, 3)
+    sent = [w.decode().strip() for w in b.transcript.writes(SMU)]
+    assert sent.index("smua.source.levelv = 0.0") < sent.index("smua.source.output = smua.OUTPUT_ON")
+
+    st.pulse(3, 3, 1.0, 1e-5)
+    b.faults.add("queue_error", match=r"timer\[1\]\.delay = 2e-05", code=-221, message="Settings conflict")
+    with pytest.raises(InstrumentError, match="-221"):
+        st.pulse(3, 3, 1.0, 2e-5)
+    st.smu.clear_errors()
+    b.transcript.clear()
+    st.pulse(3, 3, 1.0, 1e-5)                                        # the instrument holds 2e-05 s now
+    assert any("trigger.timer[1].delay = 1e-05" in w for w in [x.decode() for x in b.transcript.writes(SMU)])
+    st.close()
