@@ -152,6 +152,8 @@ class RunData:
 
     def _open(self) -> h5py.File:
         kwargs: dict[str, Any] = {} if self._locking is None else {"locking": self._locking}
+        if not h5py.is_hdf5(self.path):
+            raise NotARunFileError(f"{self.path}: not an HDF5 file")
         return h5py.File(self.path, "r", **kwargs)
 
     def _read_metadata(self, f: h5py.File) -> dict[str, Any]:

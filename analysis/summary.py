@@ -74,13 +74,18 @@ def _retention(df: pd.DataFrame, fit: RelaxationFit) -> dict[str, Any]:
         "sigma_uS": {k: v["sigma_uS"] for k, v in stats.items()},
         "n": {k: v["n"] for k, v in stats.items()},
         "fit": fit.as_uS(),
+        # a fit over too short a span can extrapolate to a negative spread: no figure then (NaN -> null)
         "extrapolated_10y": {"mean_shift_uS": float(fit.mean_shift(TEN_YEARS)) * US,
-                             "sigma_uS": float(fit.sigma(TEN_YEARS)) * US},
+                             "sigma_uS": _positive_or_nan(float(fit.sigma(TEN_YEARS))) * US},
     }
     states = _states_10min(df)
     if states is not None:
         out["states_10min"] = states
     return out
+
+
+def _positive_or_nan(value: float) -> float:
+    return value if value > 0 else math.nan
 
 
 def _states_10min(df: pd.DataFrame) -> dict[str, Any] | None:

@@ -34,6 +34,10 @@ class InstrumentRebooted(RuntimeError):
     """An instrument was power-cycled during the run (its settings, current limits included, are lost)."""
 
 
+class InstrumentConnectionError(RuntimeError):
+    """An instrument of the station file could not be opened (no VISA library, wrong address, ...)."""
+
+
 class RoutingError(RuntimeError):
     """The matrix did not close exactly the crosspoints asked for (read-back mismatch)."""
 
@@ -58,8 +62,15 @@ class Station:
                    "rramlab_bench_controller": BenchController}
         for name, entry in config.instruments.items():
             library = entry.visa_library if visa_library is None else visa_library
-            self.instruments[name] = drivers[entry.driver](entry.resource, name, visa_library=library,
-                                                           timeout=int(entry.timeout * 1000))
+            try:
+                self.instruments[name] = drivers[entry.driver](entry.resource, name, visa_library=library,
+                                                               timeout=int(entry.timeout * 1000))
+            except Exception as e:  # noqa: BLE001 - pyvisa raises ValueError, OSError, VisaIOError, ...
+                for opened in self.instruments.values():
+                    opened.adapter.close()
+                raise InstrumentConnectionError(
+                    f"instruments.{name}: cannot open {entry.resource} with VISA library "
+                    f"{library or '(system default)'!r}: {e}") from e
         w = config.wiring
         self.smu_bl: SMUChannel = self._channel(w.bit_line)
         self.smu_wl: SMUChannel = self._channel(w.word_line)
@@ -317,8 +328,9 @@ class Station:
 
     def pulse_read(self, row: int, col: int, amplitude: float, width: float,
                    gate_voltage: float | None = None, nplc: float | None = None) -> Reading:
-        """Pulse, then read at the station's read voltage (integration ``nplc`` power-line cycles):
-        one instrument round trip."""
+        """Pulse, then read at the station's read voltage (integration ``nplc`` power-line cycles) with the
+        gate still at the pulse's ``gate_voltage``: one instrument round trip. (A read at the station's read
+        gate is :meth:`read`.)"""
         a = self._prepare_pulse(row, col, amplitude, width, gate_voltage)
         rc = self.read_conditions
         self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)

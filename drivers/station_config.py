@@ -154,6 +154,14 @@ def _positive(t: dict[str, Any], key: str, where: str, default: Any = ...) -> fl
     return value
 
 
+def _within(t: dict[str, Any], key: str, where: str, lo: float, hi: float, unit: str, default: Any = ...) -> float:
+    """A number in (lo, hi] (lo exclusive: every bound here must be positive)."""
+    value = float(_get(t, key, (int, float), where, default))
+    if not (math.isfinite(value) or value == math.inf == hi) or not lo < value <= hi:
+        raise StationConfigError(f"{where}.{key}: must be within ({lo}, {hi}] {unit}, got {value!r}")
+    return value
+
+
 def _no_extra(t: dict[str, Any], allowed: set[str], where: str) -> None:
     extra = sorted(set(t) - allowed)
     if extra:
@@ -271,20 +279,20 @@ def _safety(s: dict[str, Any]) -> SafetyEnvelope:
                   "max_forming_attempts", "max_pulses_per_cell", "g_max"}, "safety")
     mv = _get(s, "max_voltage", dict, "safety")
     cl = _get(s, "current_limit", dict, "safety")
-    for name, table in (("max_voltage", mv), ("current_limit", cl)):
-        _no_extra(table, set(TERMINALS), f"safety.{name}")
-        for terminal in TERMINALS:
-            _positive(table, terminal, f"safety.{name}")
-    if cl["bit_line"] > 0.1 or cl["word_line"] > 0.1:
-        raise StationConfigError("safety.current_limit: limits above 100 mA are refused for ReRAM arrays")
+    for table in (mv, cl):
+        _no_extra(table, set(TERMINALS), f"safety.{'max_voltage' if table is mv else 'current_limit'}")
+    # bounds for ReRAM arrays on a 2636B: a value outside them is a unit mistake, not a setting
     env = SafetyEnvelope(
-        max_voltage={t: float(mv[t]) for t in TERMINALS}, current_limit={t: float(cl[t]) for t in TERMINALS},
-        max_pulse_width=_positive(s, "max_pulse_width", "safety"),
-        min_pulse_width=_positive(s, "min_pulse_width", "safety", 1e-6),
-        max_pulse_energy=float(_get(s, "max_pulse_energy", (int, float), "safety", math.inf)),
+        max_voltage={t: _within(mv, t, "safety.max_voltage", 0, 20.0, "V") for t in TERMINALS},
+        current_limit={t: _within(cl, t, "safety.current_limit", 0, 0.1, "A") for t in TERMINALS},
+        max_pulse_width=_within(s, "max_pulse_width", "safety", 0, 1.0, "s"),
+        min_pulse_width=_within(s, "min_pulse_width", "safety", 0, 1.0, "s", 1e-6),
+        max_pulse_energy=_within(s, "max_pulse_energy", "safety", 0, math.inf, "J", math.inf),
         max_forming_attempts=int(_get(s, "max_forming_attempts", int, "safety", 3)),
         max_pulses_per_cell=int(_get(s, "max_pulses_per_cell", int, "safety", 1_000_000)),
-        g_max=_positive(s, "g_max", "safety", 150e-6))
+        g_max=_within(s, "g_max", "safety", 0, 1.0, "S", 150e-6))
+    if env.max_pulses_per_cell < 1:
+        raise StationConfigError(f"safety.max_pulses_per_cell: must be >= 1, got {env.max_pulses_per_cell}")
     if env.min_pulse_width > env.max_pulse_width:
         raise StationConfigError("safety: min_pulse_width is larger than max_pulse_width")
     if env.max_forming_attempts < 1:
@@ -303,4 +311,11 @@ def load_station_config(path: str | Path | None = None) -> StationConfig:
     p = Path(path)
     if not p.is_file():
         raise StationConfigError(f"station file {str(p)!r} not found")
-    return parse_station_config(p.read_text(encoding="utf-8"), str(p))
+    return parse_station_config(_read_text(p), str(p))
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise StationConfigError(f"{p}: not a UTF-8 text (TOML) file") from None

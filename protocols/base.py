@@ -62,6 +62,14 @@ def require(name: str, value: Any, lo: float, hi: float, unit: str = "", *, allo
         raise ParameterError(f"{name} must be within [{lo}, {hi}]{u}, got {value!r}")
 
 
+def require_list(name: str, value: Any, allow_none: bool = False) -> None:
+    """Raise ParameterError unless ``value`` is a list (e.g. ``targets = [20e-6]``, not ``20e-6``)."""
+    if value is None and allow_none:
+        return
+    if not isinstance(value, list):
+        raise ParameterError(f"{name} must be a list, e.g. [{value!r}], got {value!r}")
+
+
 def require_int(name: str, value: Any, lo: int, hi: int) -> None:
     """Raise ParameterError unless ``value`` is an integer (not a bool, not a float) with lo <= value <= hi."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:

@@ -40,9 +40,11 @@ def parse_cells(spec: Any, rows: int, cols: int) -> list[Cell]:
         if extra:
             raise ParameterError(f"cells: unknown key(s) {sorted(extra)}; allowed: rows, cols, first")
         if "first" in spec:
+            if len(spec) > 1:
+                raise ParameterError("cells: 'first' cannot be combined with 'rows' or 'cols'")
             n = spec["first"]
-            if not isinstance(n, int) or not 1 <= n <= rows * cols:
-                raise ParameterError(f"cells.first must be within [1, {rows * cols}], got {n!r}")
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= rows * cols:
+                raise ParameterError(f"cells.first must be an integer within [1, {rows * cols}], got {n!r}")
             return [(k // cols, k % cols) for k in range(n)]
         rr = _indices(spec.get("rows", f"0-{rows - 1}"), rows, "rows")
         cc = _indices(spec.get("cols", f"0-{cols - 1}"), cols, "cols")
@@ -50,7 +52,8 @@ def parse_cells(spec: Any, rows: int, cols: int) -> list[Cell]:
     elif isinstance(spec, list):
         cells = []
         for item in spec:
-            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, int) for x in item)):
+            if not (isinstance(item, list) and len(item) == 2
+                    and all(isinstance(x, int) and not isinstance(x, bool) for x in item)):
                 raise ParameterError(f"cells: each cell is [row, col], got {item!r}")
             r, c = item
             if not (0 <= r < rows and 0 <= c < cols):

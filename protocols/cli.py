@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rramlab.drivers.station import Station
+from rramlab.analysis.dataset_schema import DatasetError
+from rramlab.drivers.station import InstrumentConnectionError, Station
 from rramlab.drivers.station_config import StationConfigError
 
 from .base import ParameterError
@@ -59,7 +61,7 @@ def _summary(path: Path) -> dict[str, Any]:
     from rramlab.analysis.dataset import open_run
     from rramlab.analysis.summary import summarize
 
-    run = open_run(path)
+    run = open_run(path, locking=False)
     return summarize({name: run.table(name) for name in run.tables})
 
 
@@ -94,6 +96,24 @@ def _print_summary(console: Console, summary: dict[str, Any], result: RunResult)
     console.print(table)
 
 
+def _error(console: Console, message: object, style: str = "red") -> None:
+    """Print ``message`` as plain text (no rich markup: "[row, col]" must stay visible)."""
+    console.print(f"[{style}]{escape(str(message))}[/{style}]")
+
+
+def check_outputs(out: Path, json_path: str | None, figures: str | None) -> None:
+    """Refuse, before anything is opened or sent, output paths the run could not write at its end."""
+    if out.exists():
+        raise FileExistsError(f"{out} exists; refusing to overwrite a run file (choose another --out)")
+    for label, path in (("--out", out), ("--json", Path(json_path) if json_path else None)):
+        if path is not None and not path.parent.is_dir():
+            raise FileNotFoundError(f"{label} {path}: directory {path.parent} does not exist")
+        if path is not None and path.is_dir():
+            raise IsADirectoryError(f"{label} {path} is a directory; give a file name")
+    if figures and Path(figures).exists() and not Path(figures).is_dir():
+        raise NotADirectoryError(f"--figures {figures} exists and is not a directory")
+
+
 def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed: int | None,
              json_path: str | None, quiet: bool, figures: str | None = None) -> int:
     bar = _Bar(console, enabled=not quiet)
@@ -101,15 +121,15 @@ def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed
         with bar.progress:
             result = run_recipe(station, recipe, out, seed=seed, progress=bar)
     except PreflightError as e:
-        console.print(f"[red]{e}[/red]")
+        _error(console, e)
         return EXIT_REFUSED
     finally:
         station.close()
     if result.exit_status == "interrupted":
-        console.print(f"[yellow]Interrupted: {result.units_done} units (cells or read batches) recorded in {out} "
-                      "(exit status 'interrupted'); outputs off, relays open.[/yellow]")
+        _error(console, f"Interrupted: {_rows_text(out)} recorded in {out} (exit status 'interrupted'); "
+                        "outputs off, relays open.", "yellow")
     elif result.exit_status != "completed":
-        console.print(f"[red]Run {result.exit_status}: {result.message}. Data kept in {out}.[/red]")
+        _error(console, f"Run {result.exit_status}: {result.message}. Data kept in {out}.")
     summary = _summary(out)
     summary.update({"exit_status": result.exit_status, "file": str(out), "wall_time_s": result.wall_time_s,
                     "sim_hardware_time_s": result.sim_hardware_time_s, "units_done": result.units_done})
@@ -120,6 +140,14 @@ def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed
     if figures:
         _write_figures(console, out, Path(figures))
     return _EXIT_CODES.get(result.exit_status, EXIT_FAILED)
+
+
+def _rows_text(path: Path) -> str:
+    """Rows per table in a run file, e.g. "forming 12 rows, forming_sweep 3411 rows"."""
+    from rramlab.analysis.dataset import open_run
+
+    run = open_run(path)
+    return ", ".join(f"{name} {len(run.table(name))} rows" for name in run.tables) or "no rows"
 
 
 def _write_figures(console: Console, run_file: Path, directory: Path) -> None:
@@ -138,16 +166,18 @@ def _json_default(o: Any) -> Any:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    out = Path(args.out) if args.out else _default_out("rramlab-demo")
+    check_outputs(out, args.json, args.figures)
     library = f"?seed={args.seed}@rramlab" if args.seed is not None else None
     station = Station.from_file(None, visa_library=library)
-    out = Path(args.out) if args.out else _default_out("rramlab-demo")
     return _execute(console, station, demo_recipe(), out, args.seed, args.json, args.quiet, args.figures)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     recipe = load_recipe(args.recipe)
-    station = Station.from_file(args.station)
     out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
+    check_outputs(out, args.json, args.figures)
+    station = Station.from_file(args.station)
     return _execute(console, station, recipe, out, None, args.json, args.quiet, args.figures)
 
 
@@ -161,30 +191,29 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     try:
         preflight(recipe.build(config.rows, config.cols), config.safety)
     except (PreflightError, ParameterError) as e:
-        console.print(f"[red]{e}[/red]")
+        _error(console, e)
         return EXIT_REFUSED
-    console.print(f"[green]{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of "
-                  f"{config.name}[/green]")
+    _error(console, f"{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of {config.name}", "green")
     return 0
 
 
 def cmd_info(args: argparse.Namespace, console: Console) -> int:
     from rramlab.analysis.dataset import open_run
 
-    run = open_run(args.file)
+    run = open_run(args.file, locking=False)          # a run still being written can be inspected
     meta = run.metadata
-    console.print(f"[bold]{args.file}[/bold]: schema {run.schema_version}, exit status {run.exit_status}"
-                  + (f" ({run.exit_message})" if run.exit_message else ""))
+    _error(console, f"{args.file}: schema {run.schema_version}, exit status {run.exit_status}"
+                    + (f" ({run.exit_message})" if run.exit_message else ""), "bold")
     for key in ("run_id", "package_version", "seed", "start_time", "stop_time", "host"):
         if meta.get(key) is not None:
-            console.print(f"  {key}: {meta[key]}")
+            console.print(escape(f"  {key}: {meta[key]}"))
     for name, idn in (meta.get("instruments") or {}).items():
-        console.print(f"  instrument {name}: {idn}")
+        console.print(escape(f"  instrument {name}: {idn}"))
     t = Table(title="steps")
     for col in ("#", "name", "protocol", "status", "cells"):
         t.add_column(col)
     for s in run.steps:
-        t.add_row(str(s.index), s.name, s.protocol, s.status, str(len(s.cells)))
+        t.add_row(str(s.index), escape(s.name), s.protocol, s.status, str(len(s.cells)))
     console.print(t)
     t = Table(title="tables")
     for col in ("table", "rows", "columns (units)"):
@@ -192,17 +221,31 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
     for name in run.tables:
         df = run.table(name)
         units = df.attrs.get("units", {})
-        t.add_row(name, str(len(df)), ", ".join(f"{c} [{units.get(c)}]" if units.get(c) else c for c in df.columns))
+        t.add_row(name, str(len(df)), escape(", ".join(f"{c} [{units.get(c)}]" if units.get(c) else c
+                                                       for c in df.columns)))
     console.print(t)
     return 0
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    summary = _summary(Path(args.file))
+    from rramlab.analysis.dataset import open_run
+
+    run = open_run(args.file, locking=False)
+    summary = {"exit_status": run.exit_status, **_summary(Path(args.file))}
     console.print_json(json.dumps(summary, default=_json_default))
     if args.figures:
         _write_figures(console, Path(args.file), Path(args.figures))
     return 0
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer 0 … 2**63 - 1, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be an integer 0 … 2**63 - 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="full characterization run on the embedded simulated bench")
     d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")
-    d.add_argument("--seed", type=int, help="seed of the simulated bench (default: the bench file's)")
+    d.add_argument("--seed", type=_seed, help="seed of the simulated bench, 0 … 2**63 - 1 (default: the bench "
+                   "file's)")
     d.add_argument("--json", help="write the summary figures to this JSON file")
     d.add_argument("--figures", help="directory for the report figures (PNG)")
     d.add_argument("--quiet", action="store_true", help="no progress bar or table")
@@ -243,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     try:
         return int(args.func(args, console))
-    except (RecipeError, StationConfigError, FileExistsError, FileNotFoundError) as e:
-        console.print(f"[red]error: {e}[/red]")
+    except (RecipeError, StationConfigError, ParameterError, InstrumentConnectionError, DatasetError,
+            FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, BlockingIOError) as e:
+        _error(console, f"error: {e}")            # bad input, unreachable instrument, unusable file or path
         return EXIT_REFUSED
 
 

@@ -45,6 +45,7 @@ class FormingParams:
     reset_gate_voltage: float = 1.2
 
     def __post_init__(self) -> None:
+        require("current_limit", self.current_limit, 1e-12, 0.1, "A", allow_none=True)   # None: preflight refuses
         require("v_stop", self.v_stop, 0.1, 20.0, "V")
         require("v_start", self.v_start, 0.0, self.v_stop, "V")
         require("v_step", self.v_step, 1e-4, 1.0, "V")

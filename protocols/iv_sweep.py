@@ -28,6 +28,7 @@ class IVSweepParams:
     cycles: int = 1
 
     def __post_init__(self) -> None:
+        require("current_limit", self.current_limit, 1e-12, 0.1, "A", allow_none=True)   # None: preflight refuses
         require("v_set_max", self.v_set_max, 0.05, 20.0, "V")
         require("v_reset_min", self.v_reset_min, -20.0, -0.05, "V")
         require("v_step", self.v_step, 1e-4, 1.0, "V")

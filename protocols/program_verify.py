@@ -19,7 +19,19 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require, require_int
+from .base import (
+    CELL_COLUMNS,
+    Cell,
+    CellDone,
+    Event,
+    ParameterError,
+    Protocol,
+    Record,
+    Violation,
+    require,
+    require_int,
+    require_list,
+)
 
 PAPER_BANDS = [[0.0, 30e-6, 1.35, -1.5], [30e-6, 60e-6, 1.35, -1.3], [60e-6, 1.0, 1.5, -1.3]]
 
@@ -49,6 +61,8 @@ class ProgramVerifyParams:
         require("width", self.width, 1e-9, 10.0, "s")
         require_int("rounds", self.rounds, 1, 1000)
         require_int("reset_first", self.reset_first, 0, 1000)
+        require_list("targets", self.targets, allow_none=True)
+        require_list("bands", self.bands)
         for t in self.targets or []:
             require("targets[]", t, 1e-9, 1e-2, "S")
         if self.targets is not None and not self.targets:

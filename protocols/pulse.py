@@ -13,7 +13,19 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Violation, require, require_int
+from .base import (
+    CELL_COLUMNS,
+    Cell,
+    CellDone,
+    Event,
+    ParameterError,
+    Protocol,
+    Record,
+    Violation,
+    require,
+    require_int,
+    require_list,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class PulseTrainParams:
         require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
         require("width", self.width, 1e-9, 10.0, "s")
         require_int("alternating_pairs", self.alternating_pairs, 0, 1_000_000)
+        require_list("blocks", self.blocks)
         for b in self.blocks:
             if not (isinstance(b, list) and len(b) == 2 and b[0] in (1, -1) and isinstance(b[1], int) and b[1] > 0):
                 raise ParameterError(f"blocks: each block is [+1 or -1, count > 0], got {b!r}")

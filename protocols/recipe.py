@@ -98,7 +98,10 @@ def parse_recipe(text: str, source: str = "<text>") -> Recipe:
         params = t.get("params", {})
         if not isinstance(params, dict):
             raise RecipeError(f"{where}.params: expected a table")
-        steps.append(StepSpec(label, protocol, dict(params), t.get("cells", "all")))
+        if "cells" not in t:
+            raise RecipeError(f"{where}.cells: missing; name the cells, e.g. cells = \"all\", [[0, 0], [0, 1]], "
+                              "{ rows = \"0-3\", cols = \"0-7\" } or { first = 32 }")
+        steps.append(StepSpec(label, protocol, dict(params), t["cells"]))
     return Recipe(str(head.get("name", "recipe")), str(head.get("description", "")), steps, text)
 
 
@@ -106,10 +109,17 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise RecipeError(f"recipe file {str(p)!r} not found")
-    return parse_recipe(p.read_text(encoding="utf-8"), str(p))
+    return parse_recipe(_read_text(p), str(p))
 
 
 def demo_recipe() -> Recipe:
     """The recipe of ``rramlab demo`` (shipped as demo_recipe.toml)."""
     text = resources.files(__package__).joinpath("demo_recipe.toml").read_text(encoding="utf-8")
     return parse_recipe(text, "demo_recipe.toml")
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecipeError(f"{p}: not a UTF-8 text (TOML) file") from None

@@ -16,7 +16,7 @@ from rramlab.analysis.retention import TEN_YEARS
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
+from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int, require_list
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class RetentionParams:
         require_int("points_per_decade", self.points_per_decade, 1, 100)
         require_int("flush_every", self.flush_every, 1, 1_000_000)
         require("idle_after", self.idle_after, 0.0, 1e9, "s")
+        require_list("also_at", self.also_at)
         for t in self.also_at:
             require("also_at[]", t, self.t_first, self.horizon, "s")
 

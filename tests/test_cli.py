@@ -155,9 +155,11 @@ def test_report_and_info_read_the_run_file(demo: dict[str, Any]) -> None:
     report = json.loads(proc.stdout)
     for key in ("forming", "switching", "program_verify", "retention", "endurance", "mvm"):
         assert report[key] == demo["summary"][key]
+    assert report["exit_status"] == "completed"
     info = run_cli("info", "demo.h5", cwd=demo["cwd"])
     assert info.returncode == 0 and "exit status completed" in info.stdout
     assert "program_verify_result" in info.stdout and "retention" in info.stdout
+    assert "tau [s]" in info.stdout and "formed [bool]" in info.stdout       # units survive the console
 
 
 def test_demo_never_overwrites_a_run_file(demo: dict[str, Any]) -> None:
@@ -183,3 +185,43 @@ def test_check_refuses_a_recipe_outside_the_envelope(tmp_path: Path) -> None:
     proc = run_cli("check", str(bad), "--station", str(station), cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     assert "attempts must be an integer within [1, 100], got 2.5" in " ".join(proc.stdout.split())
+
+
+STEP = '[[steps]]\nprotocol = "read"\ncells = [[0, 0]]\n'
+LAB = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+
+
+@pytest.mark.parametrize("case, args, expected", [
+    ("unreachable instrument", ["run", "r.toml", "--station", "bad_lib.toml"],
+     "instruments.smu: cannot open GPIB0::26::INSTR with VISA library '@nosuchlib'"),
+    ("not an HDF5 file", ["info", "r.toml"], "r.toml: not an HDF5 file"),
+    ("HDF5, not a run", ["report", "plain.h5"], "plain.h5: not an rramlab run file"),
+    ("binary recipe", ["check", "plain.h5", "--station", str(LAB)], "plain.h5: not a UTF-8 text (TOML) file"),
+    ("negative seed", ["demo", "--seed", "-5"], "must be an integer 0 … 2**63 - 1, got -5"),
+    ("bool cell", ["check", "bool_cell.toml", "--station", str(LAB)], "each cell is [row, col], got [True, 0]"),
+    ("scalar list", ["check", "scalar.toml", "--station", str(LAB)], "targets must be a list, e.g. [2e-05]"),
+    ("no cells", ["check", "nocells.toml", "--station", str(LAB)], "steps[0].cells: missing"),
+    ("unit mistake in station", ["check", "r.toml", "--station", "wide.toml"],
+     "safety.max_pulse_width: must be within (0, 1.0] s, got 1000.0"),
+    ("json into a missing directory", ["demo", "--json", "nodir/s.json", "--quiet"], "directory nodir does not"),
+    ("figures onto a file", ["demo", "--figures", "r.toml", "--quiet"], "--figures r.toml exists and is not"),
+])
+def test_user_mistakes_are_refused_with_a_message_not_a_traceback(tmp_path: Path, case: str, args: list[str],
+                                                                  expected: str) -> None:
+    import h5py
+
+    (tmp_path / "r.toml").write_text(STEP)
+    lab = LAB.read_text()
+    (tmp_path / "bad_lib.toml").write_text(lab.replace('visa_library = ""', 'visa_library = "@nosuchlib"'))
+    (tmp_path / "wide.toml").write_text(lab.replace("max_pulse_width = 1e-3", "max_pulse_width = 1000"))
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["x"] = [1, 2]
+    (tmp_path / "bool_cell.toml").write_text(STEP.replace("[[0, 0]]", "[[true, 0]]"))
+    (tmp_path / "scalar.toml").write_text('[[steps]]\nprotocol = "program_verify"\ncells = [[0, 0]]\n'
+                                          "[steps.params]\ntargets = 20e-6\n")
+    (tmp_path / "nocells.toml").write_text('[[steps]]\nprotocol = "read"\n')
+    proc = run_cli(*args, cwd=tmp_path)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out and expected in out, out
+    assert not list(tmp_path.glob("rramlab-demo-*.h5"))             # refused before any run began

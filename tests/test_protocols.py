@@ -247,3 +247,16 @@ def test_retention_turns_outputs_off_and_makes_reads_durable_before_long_waits()
             assert output == {"smua": False, "smub": False}, f"biased during the wait at t = {e.time} s"
     assert long_waits >= 3 and len(reads) == 10
     st.close()
+
+
+def test_recipe_values_of_the_wrong_shape_are_named() -> None:
+    from rramlab.protocols.cells import parse_cells
+
+    with pytest.raises(ParameterError, match=r"current_limit must be within \[1e-12, 0.1\] A, got -0.001"):
+        PROTOCOLS["forming"].from_mapping({"current_limit": -1e-3}, [(0, 0)])
+    with pytest.raises(ParameterError, match=r"also_at must be a list, e.g. \[3600.0\]"):
+        PROTOCOLS["retention"].from_mapping({"also_at": 3600.0}, [(0, 0)])
+    with pytest.raises(ParameterError, match="'first' cannot be combined"):
+        parse_cells({"rows": "0-1", "first": 3}, 8, 8)
+    with pytest.raises(ParameterError, match=r"cells.first must be an integer within \[1, 64\], got 32.0"):
+        parse_cells({"first": 32.0}, 8, 8)

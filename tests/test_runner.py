@@ -163,7 +163,9 @@ def test_signal_during_demo_subprocess(tmp_path: Path, sig: int, status: str, co
     assert run.exit_status == status
     forming = run.table("forming")
     if sig == signal.SIGINT:                               # the message counts what the file holds
-        assert f"Interrupted: {len(forming)} units" in " ".join(stdout.split()), stdout
+        sweep = run.table("forming_sweep")
+        assert f"Interrupted: forming {len(forming)} rows, forming_sweep {len(sweep)} rows recorded" in \
+            " ".join(stdout.split()), stdout
     assert len(forming) >= 2 and list(forming["seq"]) == list(range(len(forming)))
     cells = {(int(r), int(c)) for r, c in zip(forming["row"], forming["col"], strict=True)}
     assert len(cells) == len(forming)                      # every finished cell exactly once
