@@ -519,3 +519,17 @@ def test_save_report_figures_writes_pngs(tmp_path):
     for p in paths:
         assert Path(p).is_file() and Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert save_report_figures({"retention": retention_table(5).iloc[:0]}, tmp_path / "empty") == []
+
+
+def test_extrapolated_spread_is_withheld_when_the_fit_goes_negative():
+    """Three seconds of data whose spread shrinks: σ(10 y) = b·ln τ + c < 0 is no figure (null)."""
+    from rramlab.analysis.summary import summarize
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(40)
+    df = pd.DataFrame([{"row": 0, "col": k, "target": 50e-6, "g0": 50e-6, "t_prog": 0.0, "tau": tau,
+                        "g": 50e-6 + z[k] * 1e-6 * (1.0 - 0.4 * np.log(tau)), "t": tau}
+                       for k in range(40) for tau in (1.0, 2.0, 3.0)])
+    r = summarize({"retention": df})["retention"]
+    assert r["fit"]["b_uS"] < 0 and r["extrapolated_10y"]["sigma_uS"] is None
+    assert r["extrapolated_10y"]["mean_shift_uS"] < 0                   # the mean still extrapolates
