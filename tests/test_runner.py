@@ -192,6 +192,7 @@ def test_ctrl_c_twice_during_cleanup_cannot_leave_the_bench_live(tmp_path: Path)
     """Signals that arrive while the runner puts the bench in safe state are held until it is done."""
     st = station()
     real, calls = st.safe_state, []
+    before = signal.getsignal(signal.SIGINT)                # default, or ignored when CI runs in background
 
     def safe_state() -> list[str]:
         calls.append(1)
@@ -209,7 +210,7 @@ def test_ctrl_c_twice_during_cleanup_cannot_leave_the_bench_live(tmp_path: Path)
     b = bench(st)
     assert all(s.output == 0 for s in b.circuit.sources.values()) and b.by_name["matrix"].closed == set()
     assert open_run(tmp_path / "run.h5").exit_status == "completed"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler        # handlers restored
+    assert signal.getsignal(signal.SIGINT) is before                            # handlers restored
 
 
 def test_failure_while_closing_the_file_keeps_the_run_error_as_cause(tmp_path: Path) -> None:
