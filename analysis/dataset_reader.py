@@ -152,6 +152,8 @@ class RunData:
 
     def _open(self) -> h5py.File:
         kwargs: dict[str, Any] = {} if self._locking is None else {"locking": self._locking}
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"{self.path}: no such file")
         if not h5py.is_hdf5(self.path):
             raise NotARunFileError(f"{self.path}: not an HDF5 file")
         return h5py.File(self.path, "r", **kwargs)

@@ -319,3 +319,5 @@ def _read_text(p: Path) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise StationConfigError(f"{p}: not a UTF-8 text (TOML) file") from None
+    except OSError as e:
+        raise StationConfigError(f"{p}: cannot read: {e.strerror or e}") from None

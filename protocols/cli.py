@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,7 +56,13 @@ class _Bar:
 
 
 def _default_out(prefix: str) -> Path:
-    return Path(f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}.h5")
+    """``<prefix>-<date>-<time>.h5`` in the working directory, with -2, -3, … if that name is taken."""
+    stem = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = Path(f"{stem}.h5"), 1
+    while path.exists():
+        n += 1
+        path = Path(f"{stem}-{n}.h5")
+    return path
 
 
 def _summary(path: Path) -> dict[str, Any]:
@@ -66,7 +74,7 @@ def _summary(path: Path) -> dict[str, Any]:
 
 
 def _print_summary(console: Console, summary: dict[str, Any], result: RunResult) -> None:
-    table = Table(title=f"rramlab summary — {result.path} ({result.exit_status})")
+    table = Table(title=escape(f"rramlab summary — {result.path} ({result.exit_status})"))
     table.add_column("figure")
     table.add_column("value", justify="right")
 
@@ -96,6 +104,11 @@ def _print_summary(console: Console, summary: dict[str, Any], result: RunResult)
     console.print(table)
 
 
+def log_traceback(e: BaseException) -> None:
+    """The traceback of a failed run goes to the log (the run file holds it too), not to the console."""
+    logging.getLogger("rramlab").debug("run failed", exc_info=e)
+
+
 def _error(console: Console, message: object, style: str = "red") -> None:
     """Print ``message`` as plain text (no rich markup: "[row, col]" must stay visible)."""
     console.print(f"[{style}]{escape(str(message))}[/{style}]")
@@ -103,15 +116,27 @@ def _error(console: Console, message: object, style: str = "red") -> None:
 
 def check_outputs(out: Path, json_path: str | None, figures: str | None) -> None:
     """Refuse, before anything is opened or sent, output paths the run could not write at its end."""
+    json_file = Path(json_path) if json_path else None
+    for label, path in (("--out", out), ("--json", json_file)):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise IsADirectoryError(f"{label} {path} is a directory; give a file name")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"{label} {path}: directory {path.parent} does not exist")
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(f"{label} {path}: directory {path.parent} is not writable")
     if out.exists():
         raise FileExistsError(f"{out} exists; refusing to overwrite a run file (choose another --out)")
-    for label, path in (("--out", out), ("--json", Path(json_path) if json_path else None)):
-        if path is not None and not path.parent.is_dir():
-            raise FileNotFoundError(f"{label} {path}: directory {path.parent} does not exist")
-        if path is not None and path.is_dir():
-            raise IsADirectoryError(f"{label} {path} is a directory; give a file name")
-    if figures and Path(figures).exists() and not Path(figures).is_dir():
-        raise NotADirectoryError(f"--figures {figures} exists and is not a directory")
+    if json_file is not None and json_file.resolve() == out.resolve():
+        raise FileExistsError(f"--json {json_file} is the run file itself; give another name")
+    if figures:
+        fig = Path(figures)
+        if fig.resolve() == out.resolve() or (fig.exists() and not fig.is_dir()):
+            raise NotADirectoryError(f"--figures {figures} exists and is not a directory")
+        existing = fig if fig.exists() else next(p for p in fig.resolve().parents if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            raise PermissionError(f"--figures {figures}: {existing} is not a writable directory")
 
 
 def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed: int | None,
@@ -123,6 +148,11 @@ def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed
     except PreflightError as e:
         _error(console, e)
         return EXIT_REFUSED
+    except Exception as e:  # noqa: BLE001 - the run failed after it began: recorded in the file, reported here
+        kept = f" Data kept in {out} (exit status 'failed')." if out.exists() else ""
+        _error(console, f"Run failed: {type(e).__name__}: {e}.{kept} Outputs off, relays open.")
+        log_traceback(e)
+        return EXIT_FAILED
     finally:
         station.close()
     if result.exit_status == "interrupted":
@@ -156,7 +186,7 @@ def _write_figures(console: Console, run_file: Path, directory: Path) -> None:
 
     run = open_run(run_file)
     paths = save_report_figures({n: run.table(n) for n in run.tables}, directory)
-    console.print(f"{len(paths)} figures written to {directory}: {', '.join(p.name for p in paths)}")
+    console.print(escape(f"{len(paths)} figures written to {directory}: {', '.join(p.name for p in paths)}"))
 
 
 def _json_default(o: Any) -> Any:
@@ -288,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args, console))
     except (RecipeError, StationConfigError, ParameterError, InstrumentConnectionError, DatasetError,
-            FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, BlockingIOError) as e:
+            FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+            BlockingIOError) as e:
         _error(console, f"error: {e}")            # bad input, unreachable instrument, unusable file or path
         return EXIT_REFUSED
 

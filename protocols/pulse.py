@@ -88,7 +88,8 @@ class PulseTrainParams:
         require_int("alternating_pairs", self.alternating_pairs, 0, 1_000_000)
         require_list("blocks", self.blocks)
         for b in self.blocks:
-            if not (isinstance(b, list) and len(b) == 2 and b[0] in (1, -1) and isinstance(b[1], int) and b[1] > 0):
+            if not (isinstance(b, list) and len(b) == 2 and b[0] in (1, -1) and not isinstance(b[0], bool)
+                    and isinstance(b[1], int) and not isinstance(b[1], bool) and b[1] > 0):
                 raise ParameterError(f"blocks: each block is [+1 or -1, count > 0], got {b!r}")
 
     def signs(self) -> np.ndarray:

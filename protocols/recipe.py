@@ -81,6 +81,8 @@ def parse_recipe(text: str, source: str = "<text>") -> Recipe:
     steps, labels = [], set()
     for i, t in enumerate(steps_t):
         where = f"steps[{i}]"
+        if not isinstance(t, dict):
+            raise RecipeError(f"{where}: expected a [[steps]] table, got {t!r}")
         extra = set(t) - {"name", "protocol", "params", "cells"}
         if extra:
             raise RecipeError(f"{where}: unknown key(s) {sorted(extra)}; allowed: name, protocol, params, cells")
@@ -123,3 +125,5 @@ def _read_text(p: Path) -> str:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise RecipeError(f"{p}: not a UTF-8 text (TOML) file") from None
+    except OSError as e:
+        raise RecipeError(f"{p}: cannot read: {e.strerror or e}") from None

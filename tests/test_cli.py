@@ -205,6 +205,10 @@ LAB = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
      "safety.max_pulse_width: must be within (0, 1.0] s, got 1000.0"),
     ("json into a missing directory", ["demo", "--json", "nodir/s.json", "--quiet"], "directory nodir does not"),
     ("figures onto a file", ["demo", "--figures", "r.toml", "--quiet"], "--figures r.toml exists and is not"),
+    ("json onto the run file", ["demo", "--out", "x.h5", "--json", "x.h5", "--quiet"],
+     "--json x.h5 is the run file itself"),
+    ("step not a table", ["check", "notable.toml", "--station", str(LAB)], "steps[0]: expected a [[steps]] table"),
+    ("missing run file", ["info", "nosuch.h5"], "nosuch.h5: no such file"),
 ])
 def test_user_mistakes_are_refused_with_a_message_not_a_traceback(tmp_path: Path, case: str, args: list[str],
                                                                   expected: str) -> None:
@@ -220,8 +224,24 @@ def test_user_mistakes_are_refused_with_a_message_not_a_traceback(tmp_path: Path
     (tmp_path / "scalar.toml").write_text('[[steps]]\nprotocol = "program_verify"\ncells = [[0, 0]]\n'
                                           "[steps.params]\ntargets = 20e-6\n")
     (tmp_path / "nocells.toml").write_text('[[steps]]\nprotocol = "read"\n')
+    (tmp_path / "notable.toml").write_text("steps = [1]\n")
     proc = run_cli(*args, cwd=tmp_path)
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 2, out
     assert "Traceback" not in out and expected in out, out
     assert not list(tmp_path.glob("rramlab-demo-*.h5"))             # refused before any run began
+
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_run_that_fails_after_it_began_exits_1_with_the_data_kept(tmp_path: Path) -> None:
+    """Source lines wired to slot 4, which holds no card: the first connect fails on the instrument."""
+    lab = LAB.read_text().replace('visa_library = ""', 'visa_library = "?tag=cli-fail@rramlab"')
+    (tmp_path / "st.toml").write_text(lab.replace('SL = "3:1-8"', 'SL = "4:1-8"'))
+    (tmp_path / "r.toml").write_text(STEP)
+    proc = run_cli("run", "r.toml", "--station", "st.toml", "--out", "f.h5", cwd=tmp_path)
+    out = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1 and "Traceback" not in out, out
+    assert "Run failed: InstrumentError" in out and "Data kept in f.h5 (exit status 'failed')" in out, out
+    run = open_run(tmp_path / "f.h5")
+    assert run.exit_status == "failed" and "1115" in run.exit_message
