@@ -311,13 +311,14 @@ def load_station_config(path: str | Path | None = None) -> StationConfig:
     p = Path(path)
     if not p.is_file():
         raise StationConfigError(f"station file {str(p)!r} not found")
-    return parse_station_config(_read_text(p), str(p))
+    return parse_station_config(read_text_file(p), str(p))
 
 
-def _read_text(p: Path) -> str:
+def read_text_file(p: Path, error: type[Exception] = StationConfigError) -> str:
+    """A UTF-8 (TOML) text file; ``error`` (naming the file) if it is not text or cannot be read."""
     try:
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise StationConfigError(f"{p}: not a UTF-8 text (TOML) file") from None
+        raise error(f"{p}: not a UTF-8 text (TOML) file") from None
     except OSError as e:
-        raise StationConfigError(f"{p}: cannot read: {e.strerror or e}") from None
+        raise error(f"{p}: cannot read: {e.strerror or e}") from None

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rramlab.analysis.dataset_schema import validate_name
+from rramlab.drivers.station_config import read_text_file
 
 from .base import ParameterError, Protocol
 from .catalog import PROTOCOLS
@@ -111,7 +112,7 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise RecipeError(f"recipe file {str(p)!r} not found")
-    return parse_recipe(_read_text(p), str(p))
+    return parse_recipe(read_text_file(p, RecipeError), str(p))
 
 
 def demo_recipe() -> Recipe:
@@ -119,11 +120,3 @@ def demo_recipe() -> Recipe:
     text = resources.files(__package__).joinpath("demo_recipe.toml").read_text(encoding="utf-8")
     return parse_recipe(text, "demo_recipe.toml")
 
-
-def _read_text(p: Path) -> str:
-    try:
-        return p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RecipeError(f"{p}: not a UTF-8 text (TOML) file") from None
-    except OSError as e:
-        raise RecipeError(f"{p}: cannot read: {e.strerror or e}") from None
