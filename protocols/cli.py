@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -66,11 +65,12 @@ def _default_out(prefix: str) -> Path:
 
 
 def _summary(path: Path) -> dict[str, Any]:
+    """The summary figures of a run file, with its exit status."""
     from rramlab.analysis.dataset import open_run
     from rramlab.analysis.summary import summarize
 
     run = open_run(path, locking=False)
-    return summarize({name: run.table(name) for name in run.tables})
+    return {"exit_status": run.exit_status, **summarize({name: run.table(name) for name in run.tables})}
 
 
 def _print_summary(console: Console, summary: dict[str, Any], result: RunResult) -> None:
@@ -104,12 +104,7 @@ def _print_summary(console: Console, summary: dict[str, Any], result: RunResult)
     console.print(table)
 
 
-def log_traceback(e: BaseException) -> None:
-    """The traceback of a failed run goes to the log (the run file holds it too), not to the console."""
-    logging.getLogger("rramlab").debug("run failed", exc_info=e)
-
-
-def _error(console: Console, message: object, style: str = "red") -> None:
+def _say(console: Console, message: object, style: str = "red") -> None:
     """Print ``message`` as plain text (no rich markup: "[row, col]" must stay visible)."""
     console.print(f"[{style}]{escape(str(message))}[/{style}]")
 
@@ -146,20 +141,19 @@ def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed
         with bar.progress:
             result = run_recipe(station, recipe, out, seed=seed, progress=bar)
     except PreflightError as e:
-        _error(console, e)
+        _say(console, e)
         return EXIT_REFUSED
     except Exception as e:  # noqa: BLE001 - the run failed after it began: recorded in the file, reported here
         kept = f" Data kept in {out} (exit status 'failed')." if out.exists() else ""
-        _error(console, f"Run failed: {type(e).__name__}: {e}.{kept} Outputs off, relays open.")
-        log_traceback(e)
+        _say(console, f"Run failed: {type(e).__name__}: {e}.{kept} Outputs off, relays open.")  # traceback: in the file
         return EXIT_FAILED
     finally:
         station.close()
     if result.exit_status == "interrupted":
-        _error(console, f"Interrupted: {_rows_text(out)} recorded in {out} (exit status 'interrupted'); "
+        _say(console, f"Interrupted: {_rows_text(out)} recorded in {out} (exit status 'interrupted'); "
                         "outputs off, relays open.", "yellow")
     elif result.exit_status != "completed":
-        _error(console, f"Run {result.exit_status}: {result.message}. Data kept in {out}.")
+        _say(console, f"Run {result.exit_status}: {result.message}. Data kept in {out}.")
     summary = _summary(out)
     summary.update({"exit_status": result.exit_status, "file": str(out), "wall_time_s": result.wall_time_s,
                     "sim_hardware_time_s": result.sim_hardware_time_s, "units_done": result.units_done})
@@ -221,9 +215,9 @@ def cmd_check(args: argparse.Namespace, console: Console) -> int:
     try:
         preflight(recipe.build(config.rows, config.cols), config.safety)
     except (PreflightError, ParameterError) as e:
-        _error(console, e)
+        _say(console, e)
         return EXIT_REFUSED
-    _error(console, f"{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of {config.name}", "green")
+    _say(console, f"{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of {config.name}", "green")
     return 0
 
 
@@ -232,7 +226,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
     run = open_run(args.file, locking=False)          # a run still being written can be inspected
     meta = run.metadata
-    _error(console, f"{args.file}: schema {run.schema_version}, exit status {run.exit_status}"
+    _say(console, f"{args.file}: schema {run.schema_version}, exit status {run.exit_status}"
                     + (f" ({run.exit_message})" if run.exit_message else ""), "bold")
     for key in ("run_id", "package_version", "seed", "start_time", "stop_time", "host"):
         if meta.get(key) is not None:
@@ -258,10 +252,7 @@ def cmd_info(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from rramlab.analysis.dataset import open_run
-
-    run = open_run(args.file, locking=False)
-    summary = {"exit_status": run.exit_status, **_summary(Path(args.file))}
+    summary = _summary(Path(args.file))
     console.print_json(json.dumps(summary, default=_json_default))
     if args.figures:
         _write_figures(console, Path(args.file), Path(args.figures))
@@ -320,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, StationConfigError, ParameterError, InstrumentConnectionError, DatasetError,
             FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
             BlockingIOError) as e:
-        _error(console, f"error: {e}")            # bad input, unreachable instrument, unusable file or path
+        _say(console, f"error: {e}")            # bad input, unreachable instrument, unusable file or path
         return EXIT_REFUSED
 
 
