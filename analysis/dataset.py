@@ -79,7 +79,17 @@ Buffered rows live in the writer: use it as a context manager or call ``close()`
 
 from __future__ import annotations
 
-from .dataset_reader import RunData, StepRecord, check_schema, open_run, units
+from .dataset_build import build_run_file, import_run_file
+from .dataset_reader import (
+    DamagedFileError,
+    RunData,
+    RunState,
+    SkippedRowsWarning,
+    StepRecord,
+    check_schema,
+    open_run,
+    units,
+)
 from .dataset_schema import (
     EXIT_STATUSES,
     INCOMPLETE,
@@ -92,9 +102,18 @@ from .dataset_schema import (
     SchemaVersionError,
 )
 from .dataset_writer import DEFAULT_BATCH_ROWS, RunMetadata, RunWriter, Step, Table
+from .journal import DiskFullError, JournalError, journal_path
 
 __all__ = [
     "DEFAULT_BATCH_ROWS",
+    "DamagedFileError",
+    "DiskFullError",
+    "JournalError",
+    "RunState",
+    "SkippedRowsWarning",
+    "build_run_file",
+    "import_run_file",
+    "journal_path",
     "EXIT_STATUSES",
     "INCOMPLETE",
     "SCHEMA_VERSION",

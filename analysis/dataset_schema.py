@@ -19,13 +19,15 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
-"""Version of the on-disk layout written by this rramlab; readers refuse newer versions."""
+SCHEMA_VERSION = 2
+"""Version of the on-disk layout written by this rramlab; readers refuse newer versions (2 adds the
+sessions and the run state of resumable runs to version 1)."""
 
 SCHEMA_ATTR = "rramlab_schema"
 RUN_GROUP = "run"
 TABLES_GROUP = "tables"
 STEPS_GROUP = "steps"
+STATE_GROUP = "state"                    # /run/state: what a resumed run needs
 SEQ_COLUMN = "seq"
 
 EXIT_STATUSES = ("completed", "interrupted", "failed", "aborted")

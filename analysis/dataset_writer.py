@@ -1,21 +1,24 @@
 """Writer of rramlab run files: :class:`RunWriter`, its :class:`Table` and :class:`Step` handles.
 
-The layout, the batching and the durability rules are described in :mod:`.dataset`. A writer is
-used from one thread.
+While a run is written, everything goes to its journal (:mod:`.journal`, ``<file>.journal``), one
+atomic commit per durability point; :meth:`RunWriter.close` builds the HDF5 file from the journal
+(:mod:`.dataset_build`) and then removes the journal. The layout and the durability rules are
+described in :mod:`.dataset`. A writer is used from one thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import importlib.metadata
+import json
 import os
 import platform
 import socket
 import time
 import traceback as _traceback
 import uuid
+import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from types import TracebackType
@@ -23,19 +26,14 @@ from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5a, h5d, h5s, h5t
 
+from .dataset_build import build_run_file, import_run_file
 from .dataset_schema import (
     DURABILITY_MODES,
     EXIT_STATUSES,
-    RUN_GROUP,
-    SCHEMA_ATTR,
     SCHEMA_VERSION,
     SEQ_COLUMN,
     STEP_STATUSES,
-    STEPS_GROUP,
-    STRING_DTYPE,
-    TABLES_GROUP,
     ColumnInfo,
     DatasetError,
     DatasetWriteError,
@@ -47,11 +45,21 @@ from .dataset_schema import (
     to_json,
     validate_name,
 )
+from .journal import (
+    DiskFullError,
+    JournalSnapshot,
+    JournalWriter,
+    columns_from_json,
+    columns_json,
+    encode_rows,
+    journal_path,
+    remove_journal,
+)
 
 DEFAULT_BATCH_ROWS = 1024
-"""Rows buffered per table before an HDF5 write (a durability point writes fewer)."""
+"""Initial row capacity of a table's buffer (it grows; rows are kept until the next durability point)."""
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+Cell = tuple[int, int]
 
 
 def _now() -> tuple[str, float]:
@@ -121,54 +129,28 @@ class RunMetadata:
         )
 
 
-def _h5_write(dataset_id: h5d.DatasetID, start: int, rows: np.ndarray, mtype: h5t.TypeID) -> None:
-    """Write ``rows`` at row ``start`` in one H5Dwrite (the extent must already cover them).
-
-    The low-level call with a cached memory type costs ~30 µs against ~200 µs for
-    ``Dataset.__setitem__`` (h5py 3.16 / HDF5 2.0), which matters at one write per cell.
-    """
-    fspace = dataset_id.get_space()
-    fspace.select_hyperslab((start,), (len(rows),))
-    dataset_id.write(h5s.create_simple((len(rows),)), fspace, rows, mtype=mtype)
-
-
-def _default_chunk_rows(itemsize: int) -> int:
-    """About 64 KiB per chunk, a power of two between 256 and 16384 rows."""
-    rows = max(1, 65536 // max(1, itemsize))
-    return min(16384, max(256, 1 << (rows.bit_length() - 1)))
-
-
 class Table:
     """An append-only table of one run (``/tables/<name>``), created by :meth:`RunWriter.table`.
 
-    Rows are buffered and written in batches of ``batch_rows``; they are committed (known to be on
-    disk) only after the next :meth:`RunWriter.durability_point`. ``seq`` is filled in automatically.
+    Rows are kept in memory until the next :meth:`RunWriter.durability_point`, which commits them all
+    at once; :attr:`committed_rows` says how many are committed. ``seq`` is filled in automatically.
     """
 
-    def __init__(
-        self, writer: RunWriter, dataset: h5py.Dataset, infos: list[ColumnInfo], batch_rows: int
-    ) -> None:
+    def __init__(self, writer: RunWriter, name: str, infos: list[ColumnInfo], capacity: int,
+                 committed: int = 0) -> None:
         self._writer = writer
-        self._ds = dataset
-        self._dsid = dataset.id
         self._infos = infos
         self._ncols = len(infos)
         self._dtype = compound_dtype(infos)
-        self._mtype = h5t.py_create(self._dtype)  # what h5py itself passes to H5Dwrite
-        self._committed_attr = h5a.open(dataset.id, b"committed_rows")
-        self._extent = 0
-        self._cap = batch_rows
-        self._buf = np.zeros(batch_rows, dtype=self._dtype)
+        self._buf = np.zeros(max(1, capacity), dtype=self._dtype)
         self._n = 0
-        self._next_seq = 0
-        self._written = 0
-        self._committed = 0
-        self._attr_committed = 0
+        self._next_seq = committed
+        self._committed = committed
         self._closed = False
-        self.name: str = dataset.name.rsplit("/", 1)[-1]
+        self.name = name
 
     def __repr__(self) -> str:
-        return f"<Table {self.name!r} rows={self.rows} written={self._written} committed={self._committed}>"
+        return f"<Table {self.name!r} rows={self.rows} committed={self._committed}>"
 
     @property
     def columns(self) -> list[str]:
@@ -181,28 +163,18 @@ class Table:
         return {SEQ_COLUMN: "", **{c.name: c.unit for c in self._infos}}
 
     @property
-    def dataset(self) -> h5py.Dataset:
-        """The underlying h5py dataset (escape hatch; do not resize it)."""
-        return self._ds
-
-    @property
     def rows(self) -> int:
-        """Rows accepted so far (written, buffered or committed)."""
+        """Rows accepted so far (committed or buffered)."""
         return self._next_seq
 
     @property
     def buffered_rows(self) -> int:
-        """Rows accepted but not yet written to the file."""
+        """Rows accepted but not committed yet."""
         return self._n
 
     @property
-    def written_rows(self) -> int:
-        """Rows handed to HDF5 (not necessarily on disk yet)."""
-        return self._written
-
-    @property
     def committed_rows(self) -> int:
-        """Rows known to be on disk after the last durability point."""
+        """Rows committed to the journal (they survive a killed process)."""
         return self._committed
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -212,8 +184,8 @@ class Table:
         """
         self._check_open()
         values = self._row_values(row, self._next_seq)
-        if self._n == self._cap:
-            self._write_buffer()
+        if self._n == len(self._buf):
+            self._grow(self._n + 1)
         try:
             self._buf[self._n] = values
         except (ValueError, OverflowError) as exc:
@@ -229,21 +201,28 @@ class Table:
         n = len(block)
         if n == 0:
             return
-        if self._n + n <= self._cap:
-            self._buf[self._n : self._n + n] = block
-            self._n += n
-        else:
-            data = np.concatenate([self._buf[: self._n], block]) if self._n else block
-            self._write_rows(data)
-            self._n = 0
+        if self._n + n > len(self._buf):
+            self._grow(self._n + n)
+        self._buf[self._n : self._n + n] = block
+        self._n += n
         self._next_seq += n
 
-    def flush(self) -> None:
-        """Write the buffered rows to HDF5 (no file flush: see :meth:`RunWriter.durability_point`)."""
-        self._check_open()
-        self._write_buffer()
-
     # -- internals ---------------------------------------------------------------------------
+
+    def _grow(self, need: int) -> None:
+        buf = np.zeros(max(need, 2 * len(self._buf)), dtype=self._dtype)
+        buf[: self._n] = self._buf[: self._n]
+        self._buf = buf
+
+    def _pending(self) -> np.ndarray | None:
+        """The buffered rows (a view), or None."""
+        return self._buf[: self._n] if self._n else None
+
+    def _mark_committed(self) -> None:
+        self._committed += self._n
+        self._n = 0
+        if len(self._buf) > 4 * self._writer.batch_rows:       # give back the memory of a large unit
+            self._buf = np.zeros(self._writer.batch_rows, dtype=self._dtype)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -319,25 +298,6 @@ class Table:
                 raise OverflowError(f"{where}: values {lo}..{hi} out of range for {col.dtype}")
         return arr
 
-    def _write_buffer(self) -> None:
-        if self._n:
-            self._write_rows(self._buf[: self._n])
-            self._n = 0
-
-    def _write_rows(self, data: np.ndarray) -> None:
-        start = self._written
-        stop = start + len(data)
-        if self._extent != stop:
-            self._dsid.set_extent((stop,))
-            self._extent = stop
-        _h5_write(self._dsid, start, np.ascontiguousarray(data), self._mtype)
-        self._written = stop
-
-    def _store_committed_attr(self) -> None:
-        if self._attr_committed != self._written:
-            self._committed_attr.write(np.array(self._written, dtype=np.int64))
-            self._attr_committed = self._written
-
 
 class Step:
     """One protocol step of a run (``/steps/<index>_<name>``), created by :meth:`RunWriter.step`.
@@ -345,14 +305,14 @@ class Step:
     As a context manager it finishes with "completed", or with the status of the exception.
     """
 
-    def __init__(self, writer: RunWriter, group: h5py.Group, index: int, name: str) -> None:
+    def __init__(self, writer: RunWriter, index: int, name: str, tables: list[str] | None = None,
+                 status: str = "running") -> None:
         self._writer = writer
-        self._group = group
         self.index = index
         self.name = name
-        self.key: str = group.name.rsplit("/", 1)[-1]
-        self.status = "running"
-        self.tables: list[str] = []
+        self.key = f"{index:03d}_{name}"
+        self.status = status
+        self.tables: list[str] = list(tables or [])
 
     def __repr__(self) -> str:
         return f"<Step {self.key!r} status={self.status!r}>"
@@ -374,25 +334,11 @@ class Step:
         return self._writer.table(name, columns, step=self, **kwargs)
 
     def finish(self, status: str = "completed", message: str = "") -> None:
-        """Record the step's final status and make everything durable."""
+        """Record the step's final status, committed with everything buffered (a durability point)."""
         self._writer._check_open()
-        self._record_finish(status, message)
-        self._writer.durability_point()
-
-    def _record_finish(self, status: str, message: str) -> None:
         if status not in STEP_STATUSES or status == "running":
             raise ValueError(f"step status must be one of {STEP_STATUSES[1:]}, got {status!r}")
-        iso, unix = _now()
-        attrs = self._group.attrs
-        attrs["stop_time"] = iso
-        attrs["stop_time_unix"] = unix
-        attrs["message"] = str(message)
-        attrs["status"] = status
-        self.status = status
-
-    def _add_table(self, name: str) -> None:
-        self.tables.append(name)
-        self._group.attrs["tables"] = to_json(self.tables, what="step tables")
+        self._writer.durability_point(finish=[(self, status, str(message))])
 
 
 def _cells_array(cells: Any) -> np.ndarray:
@@ -414,13 +360,30 @@ def _cells_array(cells: Any) -> np.ndarray:
     return cells.astype(np.int64)
 
 
-class RunWriter:
-    """Write one run to one HDF5 file (see :mod:`.dataset` for the layout).
+def _run_attrs(meta: RunMetadata, durability: str) -> dict[str, Any]:
+    """The run attributes written once, at creation (before the first pulse)."""
+    iso, unix = _now()
+    attrs: dict[str, Any] = {
+        "run_id": meta.run_id, "package_version": meta.package_version, "seed": meta.seed, "host": meta.host,
+        "start_time": iso, "start_time_unix": unix, "durability": durability,
+        "instruments": dict(meta.instruments), "extras": dict(meta.extras),
+        "python_version": platform.python_version(), "numpy_version": np.__version__,
+        "h5py_version": h5py.version.version, "hdf5_version": h5py.version.hdf5_version,
+    }
+    for key in ("recipe", "station"):
+        attrs[f"{key}_sha256"] = hashlib.sha256(getattr(meta, key).encode("utf-8")).hexdigest()
+    return attrs
 
-    Creates ``path`` (refusing an existing file unless ``overwrite``), writes the schema version and
-    ``metadata`` and flushes them before returning. ``durability`` is ``"flush"`` (survives a killed
-    process) or ``"fsync"`` (also fsyncs at every durability point, for power loss). As a context
-    manager it closes with "completed", or with the status and text of the exception.
+
+class RunWriter:
+    """Write one run (see :mod:`.dataset` for the layout and the durability rules).
+
+    Creates the journal ``<path>.journal`` exclusively (refusing an existing run file unless
+    ``overwrite``; never an existing journal: it belongs to a live or a killed run), commits the
+    metadata before returning. ``durability`` is ``"flush"`` (survives a killed process) or
+    ``"fsync"`` (also a power cut). :meth:`close` builds the HDF5 file ``path`` and removes the
+    journal. As a context manager it closes with "completed", or with the status and text of the
+    exception. :meth:`resume` opens a run that did not complete, to append to it.
     """
 
     def __init__(
@@ -431,63 +394,129 @@ class RunWriter:
         durability: str = "flush",
         overwrite: bool = False,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        clock_epoch_unix: float | None = None,
+        _journal: JournalWriter | None = None,
     ) -> None:
         if durability not in DURABILITY_MODES:
             raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
-        meta = metadata if isinstance(metadata, RunMetadata) else RunMetadata.from_mapping(metadata)
-        meta = meta.validated()
-        instruments_json = to_json(meta.instruments, what="metadata 'instruments'")
-        extras_json = to_json(meta.extras, what="metadata 'extras'")
         self.path = os.fspath(path)
+        self.journal_path = journal_path(self.path)
         self.durability = durability
         self.batch_rows = batch_rows
-        self.metadata = meta
         self._tables: dict[str, Table] = {}
         self._steps: list[Step] = []
         self._closed = False
-        if not overwrite and os.path.exists(self.path):
+        self.session: int | None = 1
+        self.built = False
+        self._imported = False                # resume() made the journal from the HDF5 file
+        self._pending_ledger: dict[Cell, int] = {}
+        if _journal is not None:                                  # resume(): state loaded by the caller
+            self._journal = _journal
+            self.metadata = RunMetadata.from_mapping(metadata) if isinstance(metadata, Mapping) else metadata
+            return
+        meta = metadata if isinstance(metadata, RunMetadata) else RunMetadata.from_mapping(metadata)
+        meta = meta.validated()
+        to_json(meta.instruments, what="metadata 'instruments'")
+        to_json(meta.extras, what="metadata 'extras'")
+        self.metadata = meta
+        if os.path.exists(self.path) and not overwrite:
             raise FileExistsError(f"{self.path} exists; refusing to overwrite a run file")
-        self._file = h5py.File(self.path, "w" if overwrite else "x")
+        if os.path.exists(self.journal_path):
+            raise FileExistsError(f"{self.journal_path} exists: another run is writing {self.path}, or a killed "
+                                  f"run left it (see `rramlab recover` / `rramlab resume`)")
+        attrs = _run_attrs(meta, durability)
+        self._journal = JournalWriter.create(self.journal_path, durability, {
+            "schema": str(SCHEMA_VERSION), "run": to_json(attrs, what="run metadata"),
+            "recipe": meta.recipe, "station": meta.station, "run_file": os.path.basename(self.path)})
+        self._overwrite = overwrite
         try:
-            self._write_header(meta, instruments_json, extras_json)
-            self._tables_group = self._file.create_group(TABLES_GROUP)
-            self._steps_group = self._file.create_group(STEPS_GROUP)
-            self._sync()
+            self.session = self._new_session("start", meta.instruments, clock_epoch_unix, "")
         except BaseException:
-            self._file.close()
-            with contextlib.suppress(OSError):
-                os.remove(self.path)
+            self._journal.close()
+            remove_journal(self.journal_path)
             raise
 
-    def _write_header(self, meta: RunMetadata, instruments_json: str, extras_json: str) -> None:
-        f = self._file
-        f.attrs[SCHEMA_ATTR] = np.int64(SCHEMA_VERSION)
-        run = f.create_group(RUN_GROUP)
-        a = run.attrs
-        a[SCHEMA_ATTR] = np.int64(SCHEMA_VERSION)
-        a["run_id"] = meta.run_id
-        a["package_version"] = meta.package_version
-        if meta.seed is not None:
-            seed = meta.seed
-            a["seed"] = np.int64(seed) if _INT64_MIN <= seed <= _INT64_MAX else str(seed)
-        a["host"] = meta.host
-        iso, unix = _now()
-        a["start_time"] = iso
-        a["start_time_unix"] = unix
-        a["durability"] = self.durability
-        a["instruments"] = instruments_json
-        a["extras"] = extras_json
-        a["python_version"] = platform.python_version()
-        a["numpy_version"] = np.__version__
-        a["h5py_version"] = h5py.version.version
-        a["hdf5_version"] = h5py.version.hdf5_version
-        for key in ("recipe", "station"):
-            text: str = getattr(meta, key)
-            a[f"{key}_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            ds = run.create_dataset(key, data=text, dtype=STRING_DTYPE)
-            ds.attrs["units"] = ""
+    _overwrite = False
+
+    # -- resume --------------------------------------------------------------------------------
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], *, durability: str | None = None,
+               batch_rows: int = DEFAULT_BATCH_ROWS) -> RunWriter:
+        """Open the unfinished run ``path`` to append: its journal, or (after a clean close or a
+        ``recover``) a new journal imported from the HDF5 file. Nothing is recorded until
+        :meth:`begin_session`; :meth:`abandon` leaves the run as it was."""
+        p = os.fspath(path)
+        jp = journal_path(p)
+        imported = False
+        if not os.path.exists(jp):
+            if not os.path.exists(p):
+                raise FileNotFoundError(f"{p}: no such run file (and no journal {jp})")
+            import_run_file(p, jp)
+            imported = True
+        snap = JournalSnapshot(jp)
+        run_attrs = json.loads(snap.meta["run"])
+        mode = durability or str(run_attrs.get("durability", "flush"))
+        journal = JournalWriter.open_existing(jp, mode)
+        meta = RunMetadata(recipe=snap.meta.get("recipe", ""), station=snap.meta.get("station", ""),
+                           instruments=run_attrs.get("instruments", {}),
+                           package_version=run_attrs.get("package_version"), seed=run_attrs.get("seed"),
+                           host=run_attrs.get("host"), run_id=run_attrs.get("run_id"),
+                           extras=run_attrs.get("extras", {}))
+        w = cls(p, metadata=meta, durability=mode, batch_rows=batch_rows, _journal=journal)
+        w._overwrite = True                                        # the HDF5 file is this run's own view
+        w._imported = imported
+        w.session = None
+        for spec in snap.table_specs:
+            infos = columns_from_json(spec["columns"])
+            w._tables[spec["name"]] = Table(w, spec["name"], infos, batch_rows, snap.committed_rows(spec["name"]))
+        for s in snap.steps:
+            w._steps.append(Step(w, int(s["idx"]), str(s["name"]), json.loads(s["tables"] or "[]"), str(s["status"])))
+        return w
+
+    def begin_session(self, kind: str, instruments: Mapping[str, str], clock_epoch_unix: float | None,
+                      note: str = "") -> int:
+        """Record that this process now writes the run (``kind`` "resume"); returns the session number."""
+        self._check_open()
+        self.session = self._new_session(kind, instruments, clock_epoch_unix, note)
+        return self.session
+
+    def record_instruments(self, instruments: Mapping[str, str]) -> None:
+        """Store the instruments' identities (``*IDN?``) of this session (and of the run, in its first)."""
+        self._check_open()
+        text = to_json(dict(instruments), what="instruments")
+        with self._journal.transaction("record the instruments") as c:
+            c.execute("UPDATE sessions SET instruments = ? WHERE id = ?", (text, self.session))
+            if self.session == 1:
+                run = json.loads(c.execute("SELECT value FROM meta WHERE key = 'run'").fetchone()[0])
+                run["instruments"] = dict(instruments)
+                c.execute("UPDATE meta SET value = ? WHERE key = 'run'", (to_json(run, what="run metadata"),))
+        self.metadata = dataclasses.replace(self.metadata, instruments=dict(instruments))
+
+    def abandon(self) -> None:
+        """Close without recording anything (a resume refused before it began); the run stays as it was."""
+        if self._closed:
+            return
+        self._journal.close()
+        self._closed = True
+        if self._imported:
+            remove_journal(self.journal_path)
+
+    def queue_ledger(self, ledger: Mapping[Cell, int]) -> None:
+        """Pulse counts to commit with the next durability point (or the close)."""
+        self._pending_ledger.update(ledger)
+
+    def resume_step(self, index: int, note: str = "") -> Step:
+        """Mark step ``index`` running again (a resumed run continues it) and return its handle."""
+        self._check_open()
+        step = self._steps[index]
+        with self._journal.transaction("reopen a step") as c:
+            c.execute("UPDATE steps SET status = 'running', message = ?, stop_time = NULL, stop_time_unix = NULL "
+                      "WHERE idx = ?", (note, index))
+        step.status = "running"
+        return step
 
     # -- public API --------------------------------------------------------------------------
 
@@ -518,11 +547,6 @@ class RunWriter:
         return self._closed
 
     @property
-    def file(self) -> h5py.File:
-        """The open h5py file (escape hatch; add data only outside ``/run``, ``/tables``, ``/steps``)."""
-        return self._file
-
-    @property
     def tables(self) -> Mapping[str, Table]:
         """Tables created so far, by name."""
         return dict(self._tables)
@@ -540,42 +564,36 @@ class RunWriter:
         step: Step | None = None,
         description: str = "",
         batch_rows: int | None = None,
-        chunk_rows: int | None = None,
     ) -> Table:
-        """Create ``/tables/<name>`` with ``columns`` (name -> (dtype, unit, description)).
+        """Create table ``name`` with ``columns`` (name -> (dtype, unit, description)), committed at once.
 
-        The table is a chunked compound dataset with ``maxshape=(None,)``; a ``seq`` (int64) column
-        is prepended. The new (empty) table is made durable at once.
+        A ``seq`` (int64) column is prepended. In a resumed run, asking again for a table that
+        exists with the same columns returns it (rows continue its ``seq``).
         """
         self._check_open()
         validate_name(name, "table")
-        if name in self._tables:
-            raise ValueError(f"table {name!r} already exists")
         if step is not None and step._writer is not self:
             raise ValueError("step belongs to another run")
         infos = normalize_columns(columns)
-        dtype = compound_dtype(infos)
-        batch = self.batch_rows if batch_rows is None else batch_rows
-        if batch < 1:
+        if name in self._tables:
+            existing = self._tables[name]
+            if self.session > 1 and columns_json(existing._infos) == columns_json(infos):
+                return existing
+            raise ValueError(f"table {name!r} already exists")
+        capacity = self.batch_rows if batch_rows is None else batch_rows
+        if capacity < 1:
             raise ValueError("batch_rows must be >= 1")
-        chunk = chunk_rows or _default_chunk_rows(dtype.itemsize)
-        units_json = to_json({SEQ_COLUMN: "", **{c.name: c.unit for c in infos}}, what="units")
-        desc = {SEQ_COLUMN: "row sequence number, 0..n-1", **{c.name: c.description for c in infos}}
-        desc_json = to_json(desc, what="column descriptions")
         check_attr_size(description, what="table description")
-        ds = self._tables_group.create_dataset(
-            name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(chunk,)
-        )
-        ds.attrs["units"] = units_json
-        ds.attrs["descriptions"] = desc_json
-        ds.attrs["description"] = description
-        ds.attrs["step"] = step.key if step is not None else ""
-        ds.attrs["committed_rows"] = np.int64(0)
-        table = Table(self, ds, infos, batch)
+        table = Table(self, name, infos, capacity)
+        with self._journal.transaction(f"create table {name!r}") as c:
+            c.execute("INSERT INTO tables (name, ord, columns, description, step) VALUES (?, ?, ?, ?, ?)",
+                      (name, len(self._tables), columns_json(infos), description, step.key if step else ""))
+            if step is not None:
+                c.execute("UPDATE steps SET tables = ? WHERE idx = ?",
+                          (to_json([*step.tables, name], what="step tables"), step.index))
         self._tables[name] = table
         if step is not None:
-            step._add_table(name)
-        self._sync()
+            step.tables.append(name)
         return table
 
     def step(
@@ -585,7 +603,7 @@ class RunWriter:
         parameters: Mapping[str, Any] | Any,
         cells: Iterable[Any] | np.ndarray | None = None,
     ) -> Step:
-        """Record a new step ``/steps/<index>_<name>`` (status "running") and make it durable.
+        """Record a new step ``<index>_<name>`` (status "running"), committed at once.
 
         ``parameters`` is a mapping or a dataclass, stored as JSON; ``cells`` are (row, col) pairs.
         """
@@ -596,102 +614,141 @@ class RunWriter:
         params_json = to_json(parameters, what=f"step {name!r} parameters")
         cell_array = _cells_array(cells)
         index = len(self._steps)
-        group = self._steps_group.create_group(f"{index:03d}_{name}")
         iso, unix = _now()
-        a = group.attrs
-        a["index"] = np.int64(index)
-        a["name"] = name
-        a["protocol"] = protocol
-        a["parameters"] = params_json
-        a["status"] = "running"
-        a["message"] = ""
-        a["start_time"] = iso
-        a["start_time_unix"] = unix
-        a["tables"] = "[]"
-        ds = group.create_dataset("cells", data=cell_array, maxshape=(None, 2))
-        ds.attrs["units"] = ""
-        ds.attrs["columns"] = to_json(["row", "col"], what="cells columns")
-        step = Step(self, group, index, name)
+        with self._journal.transaction(f"record step {name!r}") as c:
+            c.execute("INSERT INTO steps (idx, name, protocol, parameters, cells, status, message, start_time, "
+                      "start_time_unix, session) VALUES (?, ?, ?, ?, ?, 'running', '', ?, ?, ?)",
+                      (index, name, protocol, params_json, cell_array.astype("<i8").tobytes(), iso, unix,
+                       self.session))
+        step = Step(self, index, name)
         self._steps.append(step)
-        self._sync()
         return step
 
-    def durability_point(self) -> None:
-        """Write every buffered row of every table, then flush the file (and fsync if asked).
-
-        On return, every row accepted so far is committed: it survives a killed process.
-        """
+    def durability_point(self, *, units: Iterable[tuple[int, str]] = (), ledger: Mapping[Cell, int] | None = None,
+                         state: Mapping[str, Any] | None = None,
+                         finish: Iterable[tuple[Step, str, str]] = ()) -> None:
+        """Commit, in one atomic transaction, every buffered row of every table, the finished
+        ``units`` ((step index, key)), the pulse ``ledger`` (cell -> pulses sent), run ``state``
+        values and step stop records; the in-flight set is cleared. On return everything is committed
+        (it survives a killed process; with ``durability="fsync"`` a power cut too). On a failure
+        nothing of it is committed (:class:`DiskFullError` when the disk is full) and the rows stay
+        buffered."""
         self._check_open()
-        tables = self._tables.values()
-        for table in tables:
-            table._write_buffer()
-        for table in tables:
-            table._store_committed_attr()
-        self._sync()
-        for table in tables:
-            table._committed = table._written
+        finish = list(finish)
+        if self._pending_ledger:
+            ledger = {**self._pending_ledger, **(ledger or {})}
+        pending = [(t, rows) for t in self._tables.values() if (rows := t._pending()) is not None]
+        with self._journal.transaction("commit a durability point") as c:
+            for table, rows in pending:
+                data = encode_rows(rows)
+                c.execute("INSERT INTO batches (tbl, first_seq, n, data, crc, session) VALUES (?, ?, ?, ?, ?, ?)",
+                          (table.name, table._committed, len(rows), data, zlib.crc32(data), self.session))
+            c.executemany("INSERT OR IGNORE INTO units (step, key, session) VALUES (?, ?, ?)",
+                          [(int(s), str(k), self.session) for s, k in units])
+            if ledger:
+                c.executemany("INSERT INTO ledger (row, col, pulses, reserved) VALUES (?, ?, ?, ?) "
+                              "ON CONFLICT (row, col) DO UPDATE SET pulses = excluded.pulses, "
+                              "reserved = max(reserved, excluded.pulses)",
+                              [(int(r), int(col), int(n), int(n)) for (r, col), n in ledger.items()])
+            c.execute("DELETE FROM in_flight")
+            if state:
+                c.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
+                              [(k, to_json(v, what=f"run state {k!r}")) for k, v in state.items()])
+            for step, status, message in finish:
+                iso, unix = _now()
+                c.execute("UPDATE steps SET status = ?, message = ?, stop_time = ?, stop_time_unix = ? WHERE idx = ?",
+                          (status, message, iso, unix, step.index))
+        for table, _ in pending:
+            table._mark_committed()
+        for step, status, _ in finish:
+            step.status = status
+        self._pending_ledger.clear()
 
-    def close(self, exit_status: str, message: str = "", *, traceback: str = "") -> None:
-        """Write the buffered rows and the stop record, then close the file.
+    def mark_in_flight(self, cell: Cell, step: int | None, t: float | None) -> None:
+        """Write ahead, before the first energising operation on ``cell`` since the last durability point:
+        a resumed run reads such a cell before it pulses it again. Committed at once."""
+        with self._journal.transaction("record a cell in flight") as c:
+            c.execute("INSERT OR REPLACE INTO in_flight (row, col, step, session, t) VALUES (?, ?, ?, ?, ?)",
+                      (int(cell[0]), int(cell[1]), step, self.session, t))
+
+    def reserve_pulses(self, cell: Cell, reserved: int) -> None:
+        """Write ahead an upper bound of the pulses ``cell`` will have received before the next commit
+        of its count, so a killed run never under-counts the pulse ledger. Committed at once."""
+        with self._journal.transaction("reserve pulses") as c:
+            c.execute("INSERT INTO ledger (row, col, pulses, reserved) VALUES (?, ?, 0, ?) ON CONFLICT (row, col) "
+                      "DO UPDATE SET reserved = max(reserved, excluded.reserved)",
+                      (int(cell[0]), int(cell[1]), int(reserved)))
+
+    def close(self, exit_status: str, message: str = "", *, traceback: str = "", build: bool = True) -> None:
+        """Commit the buffered rows and the stop record, then build the HDF5 file and remove the journal.
 
         ``exit_status`` is one of "completed", "interrupted", "failed", "aborted". Safe in a
         ``finally``; a second call does nothing. Raises :class:`DatasetWriteError` (after closing)
-        when rows or the stop record could not be written.
+        when something could not be written; the message says where the data is (the journal is kept
+        whenever the HDF5 file could not be built, and ``rramlab recover`` builds it later).
         """
         if self._closed:
             return
         if exit_status not in EXIT_STATUSES:
             raise ValueError(f"exit_status must be one of {EXIT_STATUSES}, got {exit_status!r}")
+        if self.session is None:
+            self.abandon()
+            return
         errors: list[str] = []
-        for table in self._tables.values():
-            try:
-                table._write_buffer()
-            except Exception as exc:
-                errors.append(
-                    f"table {table.name!r}: {table.buffered_rows} rows not written ({exception_message(exc)})"
-                )
-        synced = False
+        stop_recorded = False
         try:
-            for table in self._tables.values():
-                table._store_committed_attr()
-            for step in self._steps:
-                if step.status == "running":
-                    step._record_finish(exit_status, message)
-            full_message = "; ".join([m for m in (str(message), *errors) if m])
+            running = [(s, exit_status, str(message)) for s in self._steps if s.status == "running"]
+            self.durability_point(finish=running)
+        except Exception as exc:
+            lost = {t.name: t.buffered_rows for t in self._tables.values() if t.buffered_rows}
+            errors.append(f"rows not committed {lost} ({exception_message(exc)})" if lost
+                          else f"step records not written ({exception_message(exc)})")
+        try:
             iso, unix = _now()
-            a = self._file[RUN_GROUP].attrs
-            a["stop_time"] = iso
-            a["stop_time_unix"] = unix
-            a["exit_message"] = full_message
-            a["exit_traceback"] = str(traceback)
-            a["exit_status"] = exit_status
-            self._sync()
-            synced = True
+            with self._journal.transaction("write the stop record") as c:
+                c.execute("UPDATE sessions SET stop_time = ?, stop_time_unix = ?, exit_status = ?, exit_message = ?, "
+                          "exit_traceback = ? WHERE id = ?",
+                          (iso, unix, exit_status, "; ".join([m for m in (str(message), *errors) if m]),
+                           str(traceback), self.session))
+            stop_recorded = True
         except Exception as exc:
             errors.append(f"stop record not written ({exception_message(exc)})")
         finally:
-            try:
-                self._file.close()
-            except Exception as exc:
-                errors.append(f"closing the file failed ({exception_message(exc)})")
+            self._journal.close()
             self._closed = True
             for table in self._tables.values():
                 table._closed = True
-                if synced:
-                    table._committed = table._written
+        if build and stop_recorded:
+            try:
+                build_run_file(self.journal_path, self.path, replace=self._overwrite)
+                self.built = True
+                remove_journal(self.journal_path)
+            except Exception as exc:
+                errors.append(f"the HDF5 file was not built ({exception_message(exc)}); every committed row is in "
+                              f"{self.journal_path}: free space if the disk is full, then run "
+                              f"`rramlab recover {self.path}`")
+        elif not stop_recorded:
+            errors.append(f"every committed row is in {self.journal_path} (`rramlab recover {self.path}` builds the "
+                          "HDF5 file)")
         if errors:
-            raise DatasetWriteError(f"{self.path}: " + "; ".join(errors))
+            full = any("disk full" in e for e in errors)
+            raise (DiskFullError if full else DatasetWriteError)(f"{self.path}: " + "; ".join(errors))
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _new_session(self, kind: str, instruments: Mapping[str, str], clock_epoch_unix: float | None,
+                     note: str) -> int:
+        iso, unix = _now()
+        with self._journal.transaction("record the session") as c:
+            cur = c.execute("INSERT INTO sessions (kind, start_time, start_time_unix, pid, host, package_version, "
+                            "instruments, clock_epoch_unix, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (kind, iso, unix, os.getpid(), socket.gethostname(), installed_version(),
+                             to_json(dict(instruments), what="instruments"), clock_epoch_unix, note))
+            return int(cur.lastrowid or 1)
 
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"{self.path}: the run file is closed")
 
-    def _sync(self) -> None:
-        self._file.flush()
-        if self.durability == "fsync":
-            os.fsync(self._file.id.get_vfd_handle())
 
-
-__all__ = ["DEFAULT_BATCH_ROWS", "DatasetError", "RunMetadata", "RunWriter", "Step", "Table"]
+__all__ = ["DEFAULT_BATCH_ROWS", "DatasetError", "DiskFullError", "RunMetadata", "RunWriter", "Step", "Table"]
