@@ -12,6 +12,8 @@ import atexit
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,9 +94,19 @@ class Bench:
                 "outputs": {n: {"output": s.output, "levelv": s.levelv} for n, s in self.circuit.sources.items()},
                 "closed": {n: sorted(f"{p[0]}{p[1]}{p[2]:02d}" for p in pts) for n, pts in self.circuit.closed.items()}}
 
+    @contextmanager
+    def acting_for(self, client: int) -> Iterator[None]:
+        """Attribute transcript entries and events to ``client`` (a pid; 0 = the owner process) meanwhile."""
+        prev = self.events.client
+        self.events.client = self.transcript.client = client
+        try:
+            yield
+        finally:
+            self.events.client = self.transcript.client = prev
+
     def dump_log(self, path: Path) -> None:
         """Write the event log and the final state as JSON."""
-        events = [{"time": e.time, "source": e.source, "kind": e.kind,
+        events = [{"time": e.time, "source": e.source, "kind": e.kind, "client": e.client,
                    "details": {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
                                for k, v in e.details.items()}} for e in self.events.events]
         path.write_text(json.dumps({"bench": self.name, "events": events, "final": self.state(),

@@ -10,6 +10,13 @@ bench file and may override a few keys in a query string::
 
 Overridable keys: seed, profile, noise, rows, cols, line_frequency, name, transcript (entries). Any other query key
 (e.g. ``tag=…``) only makes the library path unique, which gives a fresh, independent bench.
+
+``server=ADDRESS`` instead names a bench server (:mod:`.server`) whose bench outlives its clients::
+
+    "?server=unix:/tmp/b.sock@rramlab"          the bench of that server (``label=…`` names this client)
+    "?server=tcp:127.0.0.1:5025@rramlab"
+
+The server's bench is configured by the server, so ``server=`` with a bench file or a bench key is refused.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ PROFILES = ("paper", "realistic", "hfo2")
 _RANGE = re.compile(r"^([A-Za-z]+)(\d+)(?:-(\d+))?$")
 
 
+BENCH_KEYS = ("seed", "profile", "noise", "rows", "cols", "line_frequency", "name", "transcript")
 TRANSCRIPT_ENTRIES = 200_000     # default transcript bound: the last 200 000 messages (~40 MB) at least
 
 
@@ -222,10 +230,38 @@ def default_bench_text() -> str:
     return resources.files(__package__).joinpath("default_bench.toml").read_text(encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class ServerSpec:
+    """A library path naming a bench server: its address and this client's label."""
+
+    address: str
+    label: str = ""
+
+
+def server_spec(spec: str) -> ServerSpec | None:
+    """The bench server named by ``server=`` in a library path, or None (an in-process bench)."""
+    path_part, _, query = str(spec).partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True) if query else []
+    servers = [v for k, v in pairs if k == "server"]
+    if not servers:
+        return None
+    if len(servers) > 1 or not servers[0].strip():
+        raise BenchConfigError(f"library path {spec!r}: give exactly one server=ADDRESS "
+                               "(unix:/path/to.sock or tcp:127.0.0.1:PORT)")
+    bench_keys = sorted({k for k, _ in pairs if k in BENCH_KEYS})
+    if bench_keys or path_part.strip() not in ("", "default", "unset"):
+        what = f"bench key(s) {bench_keys}" if bench_keys else f"bench file {path_part.strip()!r}"
+        raise BenchConfigError(f"library path {spec!r}: server= cannot be combined with {what}; the server's "
+                               "bench is configured by the server (python -m rramlab.simulator.server --bench SPEC)")
+    return ServerSpec(servers[0].strip(), dict(pairs).get("label", ""))
+
+
 def load_bench_config(spec: str = "") -> BenchConfig:
     """Bench config from a VISA library path: ``[file][?key=value&…]`` (empty or 'default' = default)."""
     path_part, _, query = str(spec).partition("?")
     overrides = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+    if "server" in overrides:
+        raise BenchConfigError(f"bench spec {spec!r}: server= names a bench server, not a bench to build")
     path_part = path_part.strip()
     if path_part in ("", "default", "unset"):
         text, source = default_bench_text(), "default_bench.toml"

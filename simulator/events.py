@@ -3,6 +3,10 @@
 The transcript holds every message exchanged with an emulated instrument, with its simulated
 timestamp; the event log holds what happened on the bench (output on/off, relay closed while a source
 was live, compliance reached, faults injected). Both exist for debugging, replay and tests.
+
+Every entry and event names the client it was caused by (``client``: the pid of a bench-server client,
+0 for the process that owns the bench); the bench sets :attr:`EventLog.client` and
+:attr:`Transcript.client` while it acts for a client (:meth:`Bench.acting_for`).
 """
 
 from __future__ import annotations
@@ -13,22 +17,24 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class TranscriptEntry:
-    """One message on the wire: ``direction`` is "write" (host → instrument) or "read"."""
+    """One message on the wire: ``direction`` is "write" (host → instrument) or "read"; ``client`` its pid."""
 
     time: float
     resource: str
     direction: str
     data: bytes
+    client: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class BenchEvent:
-    """Something that happened on the bench at simulated ``time`` (s)."""
+    """Something that happened on the bench at simulated ``time`` (s), caused by ``client`` (pid; 0 = owner)."""
 
     time: float
     source: str
     kind: str
     details: dict[str, Any] = field(default_factory=dict)
+    client: int = 0
 
 
 class EventLog:
@@ -36,9 +42,10 @@ class EventLog:
 
     def __init__(self) -> None:
         self.events: list[BenchEvent] = []
+        self.client = 0                           # pid the bench is acting for now (0 = owner process)
 
     def add(self, time: float, source: str, kind: str, **details: Any) -> None:
-        self.events.append(BenchEvent(time, source, kind, details))
+        self.events.append(BenchEvent(time, source, kind, details, self.client))
 
     def of_kind(self, kind: str) -> list[BenchEvent]:
         return [e for e in self.events if e.kind == kind]
@@ -57,6 +64,7 @@ class Transcript:
         self.limit = limit
         self.entries: list[TranscriptEntry] = []
         self.dropped = 0                          # oldest entries discarded to stay within the limit
+        self.client = 0                           # pid the bench is acting for now (0 = owner process)
 
     @property
     def enabled(self) -> bool:
@@ -64,7 +72,7 @@ class Transcript:
 
     def add(self, time: float, resource: str, direction: str, data: bytes) -> None:
         if self.limit:
-            self.entries.append(TranscriptEntry(time, resource, direction, data))
+            self.entries.append(TranscriptEntry(time, resource, direction, data, self.client))
             if len(self.entries) >= 2 * self.limit:           # amortized O(1): trim in one go
                 drop = len(self.entries) - self.limit
                 del self.entries[:drop]

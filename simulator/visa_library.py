@@ -3,7 +3,11 @@
 Selected by ``pyvisa.ResourceManager("@rramlab")``, ``PYVISA_LIBRARY=@rramlab`` or a bench path
 before the ``@`` (``"lab.toml@rramlab"``, ``"?seed=3@rramlab"``; see :mod:`.bench_config`).
 Each library object (one per library path, as pyvisa caches them) owns one bench, so resource
-managers on different bench paths never share state.
+managers on different bench paths never share state. ``"?server=unix:/tmp/b.sock@rramlab"`` instead
+reaches the bench of a bench server (:mod:`.server`), shared with its other clients and outliving
+this process. The library keeps the VISA sessions; the bench is reached through a port
+(:mod:`.bench_port`, :mod:`.remote_port`). ``resource_scope`` names the set of instruments reached:
+resources with the same name in the same scope are the same instrument.
 
 Reads honour the count, the termination character when enabled (VPP-4.3) and END on the last byte
 of each reply. pyvisa has no timeout of its own: a read with no reply due within the session's
@@ -14,6 +18,7 @@ within the timeout is waited for on the virtual clock.
 from __future__ import annotations
 
 import itertools
+import weakref
 from typing import Any
 
 from pyvisa import attributes, constants, errors, highlevel, rname
@@ -22,9 +27,10 @@ from pyvisa.typing import VISARMSession, VISASession
 from pyvisa.util import LibraryPath
 
 from .bench import Bench
+from .bench_config import server_spec
+from .bench_port import BenchPort, LocalBenchPort
 
 RA = constants.ResourceAttribute
-INFINITE = 0xFFFFFFFF
 
 
 class _Session:
@@ -56,7 +62,8 @@ class _Session:
 class RramlabVisaLibrary(highlevel.VisaLibraryBase):
     """The ``@rramlab`` pyvisa backend (``WRAPPER_CLASS`` of :mod:`pyvisa_rramlab`)."""
 
-    bench: Bench
+    bench: Bench                    # in-process bench only (the tests' side channel)
+    port: BenchPort
     _sessions: dict[int, Any]
 
     @staticmethod
@@ -65,24 +72,40 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
 
     @staticmethod
     def get_debug_info() -> dict[str, str]:
-        return {"backend": "rramlab simulated bench", "library paths": "bench TOML path [?key=value&…]"}
+        return {"backend": "rramlab simulated bench",
+                "library paths": "bench TOML path [?key=value&…] or ?server=ADDRESS"}
 
     def _init(self) -> None:
-        self.bench = Bench.from_spec(str(self.library_path))
+        spec = str(self.library_path)
+        server = server_spec(spec)
+        if server is None:
+            self.bench = Bench.from_spec(spec)
+            self.port = LocalBenchPort(self.bench)
+        else:
+            from .remote_port import RemoteBenchPort
+
+            self.port = RemoteBenchPort(server.address, server.label)
+            weakref.finalize(self, self.port.release)
         self._sessions = {}
         self._ids = itertools.count(1000)
+
+    @property
+    def resource_scope(self) -> str:
+        """The set of instruments this library reaches (same name in the same scope = same instrument)."""
+        return self.port.scope
 
     # ----------------------------------------------------------- resource manager
     def _new_id(self) -> int:
         return next(self._ids)
 
     def open_default_resource_manager(self) -> tuple[VISARMSession, StatusCode]:
+        self.port.connect()
         sid = self._new_id()
         self._sessions[sid] = self
         return VISARMSession(sid), StatusCode.success
 
     def list_resources(self, session: VISARMSession, query: str = "?*::INSTR") -> tuple[str, ...]:
-        found = rname.filter(tuple(self.bench.instruments), query)
+        found = rname.filter(self.port.resources(), query)
         if found:
             return tuple(found)
         raise errors.VisaIOError(StatusCode.error_resource_not_found.value)
@@ -95,7 +118,7 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
         except rname.InvalidResourceName:
             raise errors.VisaIOError(StatusCode.error_invalid_resource_name.value) from None
         canonical = str(parsed)
-        resource = next((r for r in self.bench.instruments
+        resource = next((r for r in self.port.resources()
                          if r.upper() == canonical.upper() or r.upper() == resource_name.upper()), None)
         if resource is None:
             raise errors.VisaIOError(StatusCode.error_resource_not_found.value)
@@ -109,6 +132,8 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
             return StatusCode.error_invalid_object
         if sess is self:  # closing the resource manager closes its sessions
             self._sessions = {k: v for k, v in self._sessions.items() if v is self}
+            if not self._sessions:
+                self.port.release()
         return StatusCode.success
 
     def _get(self, session: Any) -> _Session:
@@ -120,15 +145,15 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
     # ----------------------------------------------------------------- messages
     def write(self, session: VISASession, data: bytes) -> tuple[int, StatusCode]:
         sess = self._get(session)
-        self.bench.write(sess.resource, bytes(data))
+        self.port.write(sess.resource, bytes(data))
         return len(data), StatusCode.success
 
     def read(self, session: VISASession, count: int) -> tuple[bytes, StatusCode]:
         sess = self._get(session)
         if not sess.pending:
-            msg = self.bench.read(sess.resource)
+            msg = self.port.read(sess.resource, sess.attrs[RA.timeout_value])
             if msg is None:
-                msg = self._wait_for_reply(sess)
+                raise errors.VisaIOError(constants.VI_ERROR_TMO)
             sess.pending = msg
         data = sess.pending
         if sess.attrs[RA.termchar_enabled]:
@@ -143,42 +168,19 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
         sess.pending = b""
         return data, StatusCode.success
 
-    def _wait_for_reply(self, sess: _Session) -> bytes:
-        """Wait on the virtual clock for a late reply; time out like the real bus otherwise."""
-        tmo = sess.attrs[RA.timeout_value]
-        inst = self.bench.instruments[sess.resource]
-        due = inst.pending_until()
-        clock = self.bench.clock
-        if tmo == INFINITE:
-            if due is not None:
-                clock.advance_to(due)
-                msg = self.bench.read(sess.resource)
-                if msg is not None:
-                    return msg
-            raise errors.VisaIOError(constants.VI_ERROR_TMO)
-        deadline = clock.now + tmo / 1000.0
-        if due is not None and due <= deadline:
-            clock.advance_to(due)
-            msg = self.bench.read(sess.resource)
-            if msg is not None:
-                return msg
-        clock.advance_to(deadline)
-        self.bench.events.add(clock.now, inst.name, "timeout", timeout=tmo / 1000.0)
-        raise errors.VisaIOError(constants.VI_ERROR_TMO)
-
     def read_stb(self, session: VISASession) -> tuple[int, StatusCode]:
         sess = self._get(session)
-        return self.bench.instruments[sess.resource].status_byte(), StatusCode.success
+        return self.port.status_byte(sess.resource), StatusCode.success
 
     def clear(self, session: VISASession) -> StatusCode:
         sess = self._get(session)
         sess.pending = b""
-        self.bench.instruments[sess.resource].device_clear()
+        self.port.device_clear(sess.resource)
         return StatusCode.success
 
     def assert_trigger(self, session: VISASession, protocol: constants.TriggerProtocol) -> StatusCode:
         sess = self._get(session)
-        self.bench.instruments[sess.resource].assert_trigger()
+        self.port.assert_trigger(sess.resource)
         return StatusCode.success
 
     def flush(self, session: VISASession, mask: constants.BufferOperation) -> StatusCode:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import pyvisa
+
+if TYPE_CHECKING:
+    from rramlab.simulator.server import BenchServerProcess
 
 _tags = itertools.count()
 
@@ -31,6 +34,15 @@ def rm() -> Iterator[pyvisa.ResourceManager]:
     manager = open_rm()
     yield manager
     manager.close()
+
+
+@pytest.fixture
+def bench_server() -> Iterator[BenchServerProcess]:
+    """A started bench server subprocess (default bench, unix socket); ``.library`` is its pyvisa library."""
+    from rramlab.simulator.server import BenchServerProcess
+
+    with BenchServerProcess() as server:
+        yield server
 
 
 def bench_of(manager: pyvisa.ResourceManager):  # noqa: ANN201 - test side channel
