@@ -7,15 +7,17 @@ records to the dataset and makes a durability point at every ``CellDone``; a Ctr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
+
+from .params import ParameterError, Spec, check_value, short
 
 Cell = tuple[int, int]
 Columns = dict[str, tuple[Any, str, str]]     # name -> (dtype, unit, description)
@@ -38,42 +40,46 @@ class Record:
 class CellDone:
     """A durability and stop point: a cell (or a batch of retention reads) is finished.
 
-    ``work`` counts the progress units it completes (see :meth:`Protocol.units`).
+    ``work`` counts the progress units it completes (see :meth:`Protocol.units`). ``key`` names the
+    finished unit (e.g. the cell's index in the step): a resumed run skips units whose key was
+    committed; None for a durability point inside a unit.
     """
 
     cell: Cell | None = None
     work: int = 1
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What a resumed step already has: the keys of its finished units and its committed rows (by table,
+    only this step's rows). A unit that was started but not finished is done again from its start."""
+
+    done: frozenset[str] = frozenset()
+    rows: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        df = self.rows.get(name)
+        return df if df is not None and len(df) else None
 
 
 Event = Record | CellDone
 
 
-class ParameterError(ValueError):
-    """A protocol parameter outside its allowed range."""
-
-
 def require(name: str, value: Any, lo: float, hi: float, unit: str = "", *, allow_none: bool = False) -> None:
-    """Raise ParameterError unless lo <= value <= hi (finite)."""
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not lo <= value <= hi:
-        u = f" {unit}" if unit else ""
-        raise ParameterError(f"{name} must be within [{lo}, {hi}]{u}, got {value!r}")
+    """Raise ParameterError unless ``value`` is a finite number with lo <= value <= hi ``unit``."""
+    check_value(name, value, Spec("float", lo, hi, unit, optional=allow_none))
 
 
 def require_list(name: str, value: Any, allow_none: bool = False) -> None:
     """Raise ParameterError unless ``value`` is a list (e.g. ``targets = [20e-6]``, not ``20e-6``)."""
-    if value is None and allow_none:
-        return
-    if not isinstance(value, list):
-        raise ParameterError(f"{name} must be a list, e.g. [{value!r}], got {value!r}")
+    if not (value is None and allow_none or isinstance(value, list)):
+        raise ParameterError(f"{name} must be a list, e.g. [{short(value)}], got {short(value)}")
 
 
 def require_int(name: str, value: Any, lo: int, hi: int) -> None:
     """Raise ParameterError unless ``value`` is an integer (not a bool, not a float) with lo <= value <= hi."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ParameterError(f"{name} must be an integer within [{lo}, {hi}], got {value!r}")
+    check_value(name, value, Spec("int", lo, hi))
 
 
 @dataclass(frozen=True)
@@ -102,12 +108,28 @@ class Protocol:
         self.label = label or self.name
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], cells: Sequence[Cell], label: str = "") -> Protocol:
+    def make_params(cls, values: Any) -> Any:
+        """The step's ``Params`` from a recipe's ``[steps.params]`` table (ParameterError names the key)."""
+        if not isinstance(values, dict):
+            raise ParameterError(f"params must be a table of parameters, got {short(values)}")
         known = {f.name for f in fields(cls.Params)}
         extra = sorted(set(values) - known)
         if extra:
-            raise ParameterError(f"{label or cls.name}: unknown parameter(s) {extra}; allowed: {sorted(known)}")
-        return cls(cls.Params(**values), cells, label)
+            names = ", ".join(short(k, 30) for k in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5
+                                                                   else "")
+            raise ParameterError(f"unknown parameter(s) {names}; allowed: {', '.join(sorted(known))}")
+        return cls.Params(**values)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], cells: Sequence[Cell], label: str = "") -> Protocol:
+        """A step on ``cells`` with parameters ``values``; ParameterError (prefixed with the label) if either is
+        not allowed."""
+        try:
+            params = cls.make_params(values)
+            params.check_cells(len(cells))
+        except ParameterError as e:
+            raise ParameterError(f"{label or cls.name}: {e}") from None
+        return cls(params, cells, label)
 
     # --- preflight helpers -------------------------------------------------------------------
     def voltage(self, out: list[Violation], env: SafetyEnvelope, terminal: str, name: str, value: float) -> None:
@@ -144,5 +166,30 @@ class Protocol:
         """Worst-case number of pulses each cell receives in this step (preflight sums them per recipe)."""
         return {}
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:  # pragma: no cover
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        """(typical, worst-case) rows each table of the step receives: the disk-space estimate before a run.
+        Default: one row per progress unit in every table."""
+        n = self.units()
+        return dict.fromkeys(self.tables, (n, n))
+
+    def run(self, station: CellStation, context: dict[str, Any],
+            resume: Resume | None = None) -> Iterator[Event]:  # pragma: no cover
+        """Drive ``station`` through the step, yielding records and stop points; with ``resume``, skip
+        the finished units and continue where the step stopped."""
         raise NotImplementedError
+
+    # --- resume ------------------------------------------------------------------------------
+    @staticmethod
+    def pending(units: Sequence[Any], resume: Resume | None) -> Iterator[tuple[str, Any]]:
+        """(key, unit) of each unit not finished yet; keys are the units' indices."""
+        done = resume.done if resume else frozenset()
+        for k, unit in enumerate(units):
+            if str(k) not in done:
+                yield str(k), unit
+
+    def units_done(self, resume: Resume | None) -> int:
+        """Progress units already done in a resumed step (one per finished unit by default)."""
+        return len(resume.done) if resume else 0
+
+    def restore(self, context: dict[str, Any], resume: Resume) -> None:
+        """Rebuild what later steps take from this one (e.g. programmed cells) from its committed rows."""

@@ -21,34 +21,26 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation, Reading
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Violation, require, require_int
+from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Resume, Violation
+from .params import GATE, ProtocolParams, param
 
 
 @dataclass(frozen=True)
-class EnduranceParams:
+class EnduranceParams(ProtocolParams):
     """set_voltage / reset_voltage V, width s, gate_voltage V (None = station read gate), cycles,
     pulses_per_half (SET pulses, then as many RESET pulses, per cycle), points_per_decade of the
-    checkpoint schedule, min_on_off ratio and fail_after checkpoints below it."""
+    checkpoint schedule, min_on_off ratio and fail_after checkpoints below it. The ranges bound the
+    checkpoint schedule to at most 100 × 9 + 1 cycle numbers."""
 
-    set_voltage: float = 1.5
-    reset_voltage: float = -1.5
-    width: float = 2.5e-6
-    gate_voltage: float | None = None
-    cycles: int = 1000
-    pulses_per_half: int = 10
-    points_per_decade: int = 5
-    min_on_off: float = 2.0
-    fail_after: int = 3
-
-    def __post_init__(self) -> None:
-        require("set_voltage", self.set_voltage, 0.0, 20.0, "V")
-        require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
-        require("width", self.width, 1e-9, 10.0, "s")
-        require_int("cycles", self.cycles, 1, 1_000_000_000)
-        require_int("pulses_per_half", self.pulses_per_half, 1, 10_000)
-        require_int("points_per_decade", self.points_per_decade, 1, 100)
-        require("min_on_off", self.min_on_off, 1.0, 1e6)
-        require_int("fail_after", self.fail_after, 1, 1000)
+    set_voltage: float = param(1.5, 0.0, 20.0, "V", "SET amplitude")
+    reset_voltage: float = param(-1.5, -20.0, 0.0, "V", "RESET amplitude")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    cycles: int = param(1000, 1, 1_000_000_000, doc="SET/RESET cycles per cell", integer=True)
+    pulses_per_half: int = param(10, 1, 10_000, doc="identical pulses per SET and per RESET half", integer=True)
+    points_per_decade: int = param(5, 1, 100, doc="read checkpoints per decade of cycles", integer=True)
+    min_on_off: float = param(2.0, 1.0, 1e6, doc="on/off ratio below which a checkpoint fails")
+    fail_after: int = param(3, 1, 1000, doc="failing checkpoints in a row that stop a cell", integer=True)
 
     def checkpoints(self) -> np.ndarray:
         """Cycle numbers read (1-based, ascending, unique): log-spaced from 1, always ending at ``cycles``."""
@@ -88,24 +80,43 @@ class Endurance(Protocol):
             station.pulse(row, col, amplitude, p.width, p.gate_voltage)
         return station.pulse_read(row, col, amplitude, p.width, p.gate_voltage) if read else None
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def units_done(self, resume: Resume | None) -> int:
+        df = resume.table("endurance") if resume else None
+        return 0 if df is None else len(df)
+
+    def _judge(self, lrs: float, hrs: float, cycle: int, below: int, failed_at: int) -> tuple[int, int]:
+        """(checkpoints below min_on_off in a row, first cycle of that run) after a checkpoint's reads."""
+        ok = hrs > 0 and lrs / hrs >= self.params.min_on_off
+        return (0, 0) if ok else (below + 1, failed_at or cycle)
+
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        n = len(self.cells)
+        return {"endurance": (self.units(), self.units()), "endurance_result": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         checkpoints = p.checkpoints()
-        for row, col in self.cells:
-            cycle, below, failed_at = 0, 0, 0
-            for k, checkpoint in enumerate(checkpoints):
-                for _ in range(cycle + 1, int(checkpoint)):          # unread cycles before the checkpoint
+        done = resume.table("endurance") if resume else None
+        for key, (row, col) in self.pending(self.cells, resume):
+            cycle, below, failed_at, first = 0, 0, 0, 0
+            if done is not None:        # a cell cycled before the run stopped: go on after its last checkpoint
+                mine = done[(done["row"] == row) & (done["col"] == col)]
+                for c, lrs_g, hrs_g in zip(mine["cycle"], mine["g_lrs"], mine["g_hrs"], strict=True):
+                    cycle = int(c)
+                    below, failed_at = self._judge(float(lrs_g), float(hrs_g), cycle, below, failed_at)
+                first = len(mine)
+            for k in range(first, len(checkpoints) if below < p.fail_after else first):
+                checkpoint = int(checkpoints[k])
+                for _ in range(cycle + 1, checkpoint):               # unread cycles before the checkpoint
                     self._half(station, row, col, p.set_voltage, read=False)
                     self._half(station, row, col, p.reset_voltage, read=False)
-                cycle = int(checkpoint)
+                cycle = checkpoint
                 lrs = self._half(station, row, col, p.set_voltage, read=True)
                 hrs = self._half(station, row, col, p.reset_voltage, read=True)
                 assert lrs is not None and hrs is not None
                 yield Record("endurance", {"row": row, "col": col, "cycle": cycle, "g_lrs": lrs.conductance,
                                            "g_hrs": hrs.conductance, "t": hrs.t})
-                ok = hrs.conductance > 0 and lrs.conductance / hrs.conductance >= p.min_on_off
-                below = 0 if ok else below + 1
-                failed_at = 0 if ok else (failed_at or cycle)
+                below, failed_at = self._judge(lrs.conductance, hrs.conductance, cycle, below, failed_at)
                 if below >= p.fail_after:
                     break
                 if k + 1 < len(checkpoints):
@@ -113,5 +124,5 @@ class Endurance(Protocol):
             failed = below >= p.fail_after
             yield Record("endurance_result", {"row": row, "col": col, "cycles_done": cycle, "failed": failed,
                                               "failed_at": failed_at if failed else 0})
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)
         station.release()

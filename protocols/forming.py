@@ -13,7 +13,8 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Violation, require, require_int
+from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
+from .params import GATE, ProtocolParams, param
 
 SWEEP_COLUMNS = {**CELL_COLUMNS, "attempt": (np.int32, "", "forming attempt from 1"),
                  "branch": (str, "", "'form' or 'reset'"), "v": (np.float64, "V", "bit-line voltage"),
@@ -29,31 +30,23 @@ def staircase(start: float, stop: float, step: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FormingParams:
+class FormingParams(ProtocolParams):
     """Voltages V, currents A. current_limit is mandatory (the bit-line source limit during the ramp)."""
 
-    current_limit: float | None = None
-    v_start: float = 0.0
-    v_stop: float = 4.0
-    v_step: float = 0.01
-    gate_voltage: float = 1.2
-    jump_current: float = 50e-6
-    nplc: float = 1.0
-    attempts: int = 1
-    reset_voltage: float = -1.4
-    reset_step: float = 0.02
-    reset_gate_voltage: float = 1.2
+    current_limit: float | None = param(None, 1e-12, 0.1, "A", "bit-line limit during the ramp (mandatory)")
+    v_start: float = param(0.0, 0.0, 20.0, "V", "first ramp voltage (<= v_stop)")
+    v_stop: float = param(4.0, 0.1, 20.0, "V", "last ramp voltage")
+    v_step: float = param(0.01, 1e-4, 1.0, "V", "ramp step")
+    gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage during the ramp")
+    jump_current: float = param(50e-6, 1e-9, 0.1, "A", "current that marks forming (< current_limit)")
+    nplc: float = param(1.0, 0.001, 25, "PLC", "integration time per ramp point")
+    attempts: int = param(1, 1, 100, doc="ramps per cell (<= safety.max_forming_attempts)", integer=True)
+    reset_voltage: float = param(-1.4, -20.0, 0.0, "V", "end of the first RESET sweep")
+    reset_step: float = param(0.02, 1e-4, 1.0, "V", "RESET sweep step")
+    reset_gate_voltage: float = param(1.2, *GATE, "V", "gate voltage during the RESET sweep")
 
-    def __post_init__(self) -> None:
-        require("current_limit", self.current_limit, 1e-12, 0.1, "A", allow_none=True)   # None: preflight refuses
-        require("v_stop", self.v_stop, 0.1, 20.0, "V")
+    def cross_check(self) -> None:
         require("v_start", self.v_start, 0.0, self.v_stop, "V")
-        require("v_step", self.v_step, 1e-4, 1.0, "V")
-        require("jump_current", self.jump_current, 1e-9, 0.1, "A")
-        require("nplc", self.nplc, 0.001, 25)
-        require_int("attempts", self.attempts, 1, 100)
-        require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
-        require("reset_step", self.reset_step, 1e-4, 1.0, "V")
         if self.current_limit is not None and not self.jump_current < self.current_limit:
             raise ParameterError(f"jump_current must be below current_limit = {self.current_limit} A (the ramp "
                                  f"could never see the jump), got {self.jump_current} A")
@@ -94,11 +87,20 @@ class Forming(Protocol):
             "row": row, "col": col, "attempt": attempt, "branch": branch, "v": r.voltage, "i": r.current,
             "compliance": r.compliance, "t": r.t})
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        """Sweep points: up to ~3.2 V (the paper's forming voltage) typically, every attempt's whole ramp at worst."""
+        p = self.params
+        ramp = len(staircase(p.v_start, p.v_stop, p.v_step))
+        reset = len(staircase(0.0, p.reset_voltage, p.reset_step))
+        typical = min(ramp, int(max(0.0, 3.2 - p.v_start) / p.v_step) + 1) + reset
+        n = len(self.cells)
+        return {"forming": (n, n), "forming_sweep": (n * typical, n * p.attempts * (ramp + reset))}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         ramp = staircase(p.v_start, p.v_stop, p.v_step)
         reset = staircase(0.0, p.reset_voltage, p.reset_step)
-        for row, col in self.cells:
+        for key, (row, col) in self.pending(self.cells, resume):
             v_form, i_form, attempt = float("nan"), float("nan"), 0
             for attempt in range(1, p.attempts + 1):  # noqa: B007 - attempt is recorded
                 for v in ramp:
@@ -120,5 +122,5 @@ class Forming(Protocol):
             yield Record("forming", {"row": row, "col": col, "v_form": v_form, "formed": v_form == v_form,
                                      "i_form": i_form, "attempts": attempt, "g_after_reset": g_reset,
                                      "t": station.clock.now()})
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)
         station.release()

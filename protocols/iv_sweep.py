@@ -11,29 +11,22 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
+from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Resume, Violation
 from .forming import staircase
+from .params import GATE, ProtocolParams, param
 
 
 @dataclass(frozen=True)
-class IVSweepParams:
+class IVSweepParams(ProtocolParams):
     """Voltages V, currents A; switching below 1.5 V for CMO/HfOx (arXiv 2502.04524)."""
 
-    current_limit: float | None = None
-    v_set_max: float = 1.5
-    v_reset_min: float = -1.5
-    v_step: float = 0.02
-    gate_voltage: float = 1.2
-    nplc: float = 0.1
-    cycles: int = 1
-
-    def __post_init__(self) -> None:
-        require("current_limit", self.current_limit, 1e-12, 0.1, "A", allow_none=True)   # None: preflight refuses
-        require("v_set_max", self.v_set_max, 0.05, 20.0, "V")
-        require("v_reset_min", self.v_reset_min, -20.0, -0.05, "V")
-        require("v_step", self.v_step, 1e-4, 1.0, "V")
-        require("nplc", self.nplc, 0.001, 25)
-        require_int("cycles", self.cycles, 1, 10_000)
+    current_limit: float | None = param(None, 1e-12, 0.1, "A", "bit-line limit during the sweeps (mandatory)")
+    v_set_max: float = param(1.5, 0.05, 20.0, "V", "top of the SET sweep")
+    v_reset_min: float = param(-1.5, -20.0, -0.05, "V", "bottom of the RESET sweep")
+    v_step: float = param(0.02, 1e-4, 1.0, "V", "sweep step")
+    gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage")
+    nplc: float = param(0.1, 0.001, 25, "PLC", "integration time per point")
+    cycles: int = param(1, 1, 10_000, doc="SET/RESET loops per cell", integer=True)
 
 
 class IVSweep(Protocol):
@@ -52,13 +45,19 @@ class IVSweep(Protocol):
         self.limit(out, env, "current_limit", p.current_limit)
         return out
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        p = self.params
+        points = 2 * len(staircase(0.0, p.v_set_max, p.v_step)) + 2 * len(staircase(0.0, p.v_reset_min, p.v_step)) - 2
+        n = len(self.cells) * p.cycles * points
+        return {"iv_sweep": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         assert p.current_limit is not None
         up = staircase(0.0, p.v_set_max, p.v_step)
         down = staircase(0.0, p.v_reset_min, p.v_step)
         branches = (("set", np.concatenate([up, up[-2::-1]])), ("reset", np.concatenate([down, down[-2::-1]])))
-        for row, col in self.cells:
+        for key, (row, col) in self.pending(self.cells, resume):
             for cycle in range(1, p.cycles + 1):
                 for branch, volts in branches:
                     for v in volts:
@@ -68,4 +67,4 @@ class IVSweep(Protocol):
                                                   "v": r.voltage, "i": r.current, "compliance": r.compliance,
                                                   "t": r.t})
             station.release()
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,51 +27,48 @@ from .base import (
     ParameterError,
     Protocol,
     Record,
+    Resume,
     Violation,
     require,
-    require_int,
-    require_list,
 )
+from .params import GATE, ProtocolParams, list_param, number, param, rows_param, short
 
 PAPER_BANDS = [[0.0, 30e-6, 1.35, -1.5], [30e-6, 60e-6, 1.35, -1.3], [60e-6, 1.0, 1.5, -1.3]]
+BAND_COLUMNS = {"g_low": number(0.0, 1.0, "S"), "g_high": number(0.0, 1.0, "S"), "v_set": number(1e-3, 20.0, "V"),
+                "v_reset": number(-20.0, -1e-3, "V")}
+MAX_EVENTS = 100_000     # programming events (cells × rounds) in one step; split a larger step
 
 
 @dataclass(frozen=True)
-class ProgramVerifyParams:
+class ProgramVerifyParams(ProtocolParams):
     """targets S (None: spread from target_min to target_max over the cells); acceptance fraction of target;
     bands [[g_low, g_high, v_set, v_reset], …] (S, S, V, V); rounds: times each cell is programmed (targets
     rotate between rounds); reset_first: RESET pulses before programming so it ends on a fresh pulse."""
 
-    acceptance: float = 0.02
-    targets: list[float] | None = None
-    target_min: float = 10e-6
-    target_max: float = 90e-6
-    max_iterations: int = 1000
-    width: float = 2.5e-6
-    gate_voltage: float | None = None
-    bands: list[list[float]] = field(default_factory=lambda: [list(b) for b in PAPER_BANDS])
-    rounds: int = 1
-    reset_first: int = 0
+    acceptance: float = param(0.02, 1e-5, 0.5, doc="acceptance range, fraction of the target")
+    targets: list[float] | None = list_param(None, number(1e-9, 1e-2, "S"), max_len=10_000,
+                                             doc="target conductances (unset: target_min..target_max)")
+    target_min: float = param(10e-6, 1e-9, 1e-2, "S", "lowest target when targets is unset")
+    target_max: float = param(90e-6, 1e-9, 1e-2, "S", "highest target when targets is unset (>= target_min)")
+    max_iterations: int = param(1000, 1, 1_000_000, doc="pulses per programming at most", integer=True)
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    bands: list[list[float]] = rows_param(PAPER_BANDS, BAND_COLUMNS, max_len=100,
+                                          doc="[g_low, g_high, v_set, v_reset]: pulse amplitudes per target band")
+    rounds: int = param(1, 1, 1000, doc="times each cell is programmed (targets rotate)", integer=True)
+    reset_first: int = param(0, 0, 1000, doc="RESET pulses before each programming", integer=True)
 
-    def __post_init__(self) -> None:
-        require("acceptance", self.acceptance, 1e-5, 0.5)
-        require("target_min", self.target_min, 1e-9, 1e-2, "S")
+    def cross_check(self) -> None:
         require("target_max", self.target_max, self.target_min, 1e-2, "S")
-        require_int("max_iterations", self.max_iterations, 1, 1_000_000)
-        require("width", self.width, 1e-9, 10.0, "s")
-        require_int("rounds", self.rounds, 1, 1000)
-        require_int("reset_first", self.reset_first, 0, 1000)
-        require_list("targets", self.targets, allow_none=True)
-        require_list("bands", self.bands)
-        for t in self.targets or []:
-            require("targets[]", t, 1e-9, 1e-2, "S")
-        if self.targets is not None and not self.targets:
-            raise ParameterError("targets: empty list")
-        if not self.bands:
-            raise ParameterError("bands: empty list; give at least one [g_low, g_high, v_set, v_reset]")
-        for b in self.bands:
-            if len(b) != 4 or not b[0] < b[1] or b[2] <= 0 or b[3] >= 0:
-                raise ParameterError(f"bands: each band is [g_low < g_high, v_set > 0, v_reset < 0], got {b!r}")
+        for i, (g_low, g_high, _, _) in enumerate(self.bands):
+            if not g_low < g_high:
+                raise ParameterError(f"bands[{i}]: each band is [g_low < g_high, v_set > 0, v_reset < 0], got "
+                                     f"{short(self.bands[i])}")
+
+    def check_cells(self, n_cells: int) -> None:
+        if n_cells * self.rounds > MAX_EVENTS:
+            raise ParameterError(f"rounds: {self.rounds} rounds × {n_cells} cells = {n_cells * self.rounds} "
+                                 f"programming events; at most {MAX_EVENTS} per step (split the step)")
 
     def band(self, target: float) -> tuple[float, float]:
         for lo, hi, v_set, v_reset in self.bands:
@@ -129,10 +126,26 @@ class ProgramVerify(Protocol):
         events = Counter((row, col) for row, col, _ in self.assignments())
         return {cell: n * per_event for cell, n in events.items()}
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def restore(self, context: dict[str, Any], resume: Resume) -> None:
+        """Programmed cells (target, final G, time) of the finished assignments, for later steps."""
+        programmed = context.setdefault("programmed", {})
+        df = resume.table("program_verify_result")
+        if df is not None:
+            for row, col, target, g, t in zip(df["row"], df["col"], df["target"], df["g_final"], df["t_done"],
+                                              strict=True):
+                programmed[(int(row), int(col))] = (float(target), float(g), float(t))
+
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        """Verify reads: about 100 iterations per programming typically (the paper's 0.2 % needs ~120), every
+        allowed iteration at worst."""
+        n = len(self.assignments())
+        cap = self.params.max_iterations
+        return {"program_verify": (n * (1 + min(cap, 100)), n * (1 + cap)), "program_verify_result": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         programmed = context.setdefault("programmed", {})
-        for row, col, target in self.assignments():
+        for key, (row, col, target) in self.pending(self.assignments(), resume):
             v_set, v_reset = p.band(target)
             common = {"row": row, "col": col, "target": target, "acceptance": p.acceptance}
             if p.reset_first:
@@ -151,5 +164,5 @@ class ProgramVerify(Protocol):
             yield Record("program_verify_result", {**common, "g_final": g, "iterations": it, "converged": converged,
                                                    "t_done": r.t})
             programmed[(row, col)] = (target, g, r.t)
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)
         station.release()

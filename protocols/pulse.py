@@ -5,7 +5,7 @@ identical-pulse protocol (400 SET / 400 RESET / 400 SET / 400 RESET / 250 altern
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,26 +21,22 @@ from .base import (
     ParameterError,
     Protocol,
     Record,
+    Resume,
     Violation,
-    require,
-    require_int,
-    require_list,
 )
+from .params import GATE, ProtocolParams, number, param, rows_param
+
+MAX_TRAIN = 1_000_000                # pulses in one pulse train (blocks and alternating pairs together)
 
 
 @dataclass(frozen=True)
-class PulseParams:
+class PulseParams(ProtocolParams):
     """amplitude V (+ SET, − RESET), width s, gate_voltage V (None = station read gate), count pulses."""
 
-    amplitude: float = 1.35
-    width: float = 2.5e-6
-    gate_voltage: float | None = None
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        require("amplitude", self.amplitude, -20.0, 20.0, "V")
-        require("width", self.width, 1e-9, 10.0, "s")
-        require_int("count", self.count, 1, 1_000_000)
+    amplitude: float = param(1.35, -20.0, 20.0, "V", "pulse amplitude (+ SET, - RESET)")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    count: int = param(1, 1, 1_000_000, doc="pulses per cell, each followed by a read", integer=True)
 
 
 class Pulse(Protocol):
@@ -59,38 +55,44 @@ class Pulse(Protocol):
     def pulses_per_cell(self) -> dict[Cell, int]:
         return dict.fromkeys(self.cells, self.params.count)
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        n = len(self.cells) * self.params.count
+        return {"pulse": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
-        for row, col in self.cells:
+        for key, (row, col) in self.pending(self.cells, resume):
             for n in range(1, p.count + 1):
                 r = station.pulse_read(row, col, p.amplitude, p.width, p.gate_voltage)
                 yield Record("pulse", {"row": row, "col": col, "n": n, "v_pulse": p.amplitude, "width": p.width,
                                        "g": r.conductance, "t": r.t})
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)
         station.release()
 
 
 @dataclass(frozen=True)
-class PulseTrainParams:
+class PulseTrainParams(ProtocolParams):
     """blocks: [[sign, count], …] (+1 SET, −1 RESET); then alternating_pairs SET/RESET pairs."""
 
-    set_voltage: float = 1.35
-    reset_voltage: float = -1.3
-    width: float = 2.5e-6
-    gate_voltage: float | None = None
-    blocks: list[list[int]] = field(default_factory=lambda: [[1, 400], [-1, 400], [1, 400], [-1, 400]])
-    alternating_pairs: int = 250
+    set_voltage: float = param(1.35, 0.0, 20.0, "V", "SET amplitude")
+    reset_voltage: float = param(-1.3, -20.0, 0.0, "V", "RESET amplitude")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    blocks: list[list[int]] = rows_param([[1, 400], [-1, 400], [1, 400], [-1, 400]],
+                                         {"sign": number(-1, 1, choices=(1, -1)),
+                                          "count": number(1, MAX_TRAIN, integer=True)},
+                                         max_len=1000, min_len=0, doc="[+1 SET or -1 RESET, pulses] blocks")
+    alternating_pairs: int = param(250, 0, MAX_TRAIN // 2, doc="SET/RESET pairs after the blocks", integer=True)
 
-    def __post_init__(self) -> None:
-        require("set_voltage", self.set_voltage, 0.0, 20.0, "V")
-        require("reset_voltage", self.reset_voltage, -20.0, 0.0, "V")
-        require("width", self.width, 1e-9, 10.0, "s")
-        require_int("alternating_pairs", self.alternating_pairs, 0, 1_000_000)
-        require_list("blocks", self.blocks)
-        for b in self.blocks:
-            if not (isinstance(b, list) and len(b) == 2 and b[0] in (1, -1) and not isinstance(b[0], bool)
-                    and isinstance(b[1], int) and not isinstance(b[1], bool) and b[1] > 0):
-                raise ParameterError(f"blocks: each block is [+1 or -1, count > 0], got {b!r}")
+    def cross_check(self) -> None:
+        n = self.n_pulses()
+        if not 1 <= n <= MAX_TRAIN:
+            raise ParameterError(f"blocks, alternating_pairs: the train must have 1 to {MAX_TRAIN} pulses "
+                                 f"(sum of block counts + 2 × alternating_pairs), got {n}")
+
+    def n_pulses(self) -> int:
+        """Pulses in the train (computed without building it)."""
+        return sum(n for _, n in self.blocks) + 2 * self.alternating_pairs
 
     def signs(self) -> np.ndarray:
         parts = [np.full(n, s) for s, n in self.blocks] + [np.tile([1, -1], self.alternating_pairs)]
@@ -111,16 +113,20 @@ class PulseTrain(Protocol):
         return out
 
     def pulses_per_cell(self) -> dict[Cell, int]:
-        return dict.fromkeys(self.cells, len(self.params.signs()))
+        return dict.fromkeys(self.cells, self.params.n_pulses())
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        n = len(self.cells) * len(self.params.signs())
+        return {"pulse_train": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         signs = p.signs()
-        for row, col in self.cells:
+        for key, (row, col) in self.pending(self.cells, resume):
             for n, s in enumerate(signs, start=1):
                 v = p.set_voltage if s > 0 else p.reset_voltage
                 r = station.pulse_read(row, col, v, p.width, p.gate_voltage)
                 yield Record("pulse_train", {"row": row, "col": col, "n": n, "v_pulse": v, "g": r.conductance,
                                              "t": r.t})
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)
         station.release()

@@ -11,22 +11,23 @@ import numpy as np
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int
+from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation
+from .params import ProtocolParams, param
 
 
 @dataclass(frozen=True)
-class ReadParams:
+class ReadParams(ProtocolParams):
     """voltage: read voltage on the bit line (V, None = station default); nplc: integration (PLC, None =
     station default); repeats: reads per cell."""
 
-    voltage: float | None = None
-    nplc: float | None = None
-    repeats: int = 1
+    voltage: float | None = param(None, -1.0, 1.0, "V", "bit-line read voltage, |voltage| >= 1 mV (unset: station)")
+    nplc: float | None = param(None, 0.001, 25, "PLC", "integration time (unset: station)")
+    repeats: int = param(1, 1, 10_000, doc="reads per cell", integer=True)
 
-    def __post_init__(self) -> None:
-        require("voltage", self.voltage, -1.0, 1.0, "V", allow_none=True)
-        require("nplc", self.nplc, 0.001, 25, allow_none=True)
-        require_int("repeats", self.repeats, 1, 10_000)
+    def cross_check(self) -> None:
+        if self.voltage is not None and abs(self.voltage) < 1e-3:
+            raise ParameterError(f"voltage must be within [-1.0, -0.001] or [0.001, 1.0] V (a read at 0 V has no "
+                                 f"conductance), got {self.voltage!r}")
 
 
 class Read(Protocol):
@@ -42,12 +43,16 @@ class Read(Protocol):
             self.voltage(out, env, "bit_line", "voltage", self.params.voltage)
         return out
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        n = len(self.cells) * self.params.repeats
+        return {"read": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
-        for row, col in self.cells:
+        for key, (row, col) in self.pending(self.cells, resume):
             for n in range(1, p.repeats + 1):
                 r = station.read(row, col, voltage=p.voltage, nplc=p.nplc)
                 yield Record("read", {"row": row, "col": col, "n": n, "v": r.voltage, "i": r.current,
                                       "g": r.conductance, "t": r.t})
-            yield CellDone((row, col))
+            yield CellDone((row, col), key=key)
         station.release()

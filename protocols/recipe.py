@@ -10,7 +10,10 @@
     [steps.params]
     current_limit = 1e-3          # SI units: V, A, S, s
 
-Unknown keys, unknown protocols and bad parameters are rejected with the key named.
+Reading a recipe checks its structure and every parameter by type and range (unknown keys, unknown
+protocols, a string where a number belongs, ...); :meth:`Recipe.build` then checks the cells against the
+array. Every message starts with the file and names the step and the key, e.g.
+``recipe.toml: steps[2] 'pv': gate_voltage must be within [0.1, 20.0] V, got 40.0``.
 """
 
 from __future__ import annotations
@@ -27,15 +30,29 @@ from rramlab.drivers.station_config import read_text_file
 from .base import ParameterError, Protocol
 from .catalog import PROTOCOLS
 from .cells import parse_cells
+from .params import short
+from .preflight import PreflightError
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+MAX_STEPS = 256
+MAX_TEXT = 10_000              # characters of the recipe's name or description
+
 
 class RecipeError(ValueError):
-    """A recipe file that cannot be run as written."""
+    """A recipe file that cannot be run as written; the message starts with the file."""
+
+
+class RecipeParameterError(RecipeError, PreflightError):
+    """A step parameter the recipe cannot use: a bad file (RecipeError) that is refused before any instrument
+    write (PreflightError), whichever of the two the caller handles."""
+
+    def __init__(self, message: str) -> None:
+        self.violations = [message]
+        ValueError.__init__(self, message)
 
 
 @dataclass(frozen=True)
@@ -44,6 +61,12 @@ class StepSpec:
     protocol: str
     params: dict[str, Any]
     cells: Any
+    index: int = 0                               # position in the file: steps[index]
+
+    @property
+    def where(self) -> str:
+        """E.g. "steps[2] 'pv'", for messages."""
+        return f"steps[{self.index}] {self.label!r}"
 
 
 @dataclass(frozen=True)
@@ -52,71 +75,122 @@ class Recipe:
     description: str
     steps: list[StepSpec] = field(default_factory=list)
     text: str = ""
+    source: str = ""                             # the file it was read from, for messages
 
     def build(self, rows: int, cols: int) -> list[Protocol]:
-        """Protocol instances for an array of rows × cols (ParameterError names the step and key)."""
+        """Protocol instances for an array of rows × cols; ParameterError names the file, the step and the key."""
         out = []
         for spec in self.steps:
+            cls = PROTOCOLS[spec.protocol]
             try:
+                params = cls.make_params(spec.params)
                 cells = parse_cells(spec.cells, rows, cols)
-                out.append(PROTOCOLS[spec.protocol].from_mapping(spec.params, cells, spec.label))
-            except (ParameterError, TypeError) as e:
-                raise ParameterError(f"step {spec.label!r}: {e}") from None
+                params.check_cells(len(cells))
+            except (TypeError, ValueError) as e:        # ParameterError, or a bug in a check: still no traceback
+                raise ParameterError(f"{_head(self.source)}{spec.where}: {e}") from None
+            out.append(cls(params, cells, spec.label))
         return out
 
 
+def _head(source: str) -> str:
+    return f"{source}: " if source else ""
+
+
 def parse_recipe(text: str, source: str = "<text>") -> Recipe:
+    """Read a recipe's text: structure, protocols, labels and every step parameter (RecipeError otherwise)."""
+    text = text.removeprefix("\ufeff")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{source}: not valid TOML: {e}") from None
-    extra = set(data) - {"recipe", "steps"}
+    except RecursionError:
+        raise RecipeError(f"{source}: not valid TOML: nested too deeply") from None
+    try:
+        return _parse(data, text, source)
+    except RecipeParameterError as e:
+        raise RecipeParameterError(f"{source}: {e}") from None
+    except RecipeError as e:
+        raise RecipeError(f"{source}: {e}") from None
+
+
+def _keys(t: dict[str, Any], allowed: list[str], where: str) -> None:
+    extra = sorted(set(t) - set(allowed))
     if extra:
-        raise RecipeError(f"{source}: unknown key(s) {sorted(extra)}; allowed: recipe, steps")
+        names = ", ".join(short(k, 30) for k in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5
+                                                              else "")
+        raise RecipeError(f"{where}: unknown key(s) {names}; allowed: {', '.join(allowed)}")
+
+
+def _text(t: dict[str, Any], key: str, where: str, default: str) -> str:
+    value = t.get(key, default)
+    if not isinstance(value, str):
+        raise RecipeError(f"{where}.{key}: expected a string, got {short(value)}")
+    if len(value) > MAX_TEXT:
+        raise RecipeError(f"{where}.{key}: at most {MAX_TEXT} characters, got {len(value)}")
+    return value
+
+
+def _parse(data: dict[str, Any], text: str, source: str) -> Recipe:
+    _keys(data, ["recipe", "steps"], "top level")
     head = data.get("recipe", {})
-    if not isinstance(head, dict) or set(head) - {"name", "description"}:
-        raise RecipeError(f"{source}: [recipe] takes name and description")
+    if not isinstance(head, dict):
+        raise RecipeError(f"recipe: expected a [recipe] table, got {short(head)}")
+    _keys(head, ["name", "description"], "[recipe]")
+    name, description = _text(head, "name", "recipe", "recipe"), _text(head, "description", "recipe", "")
     steps_t = data.get("steps")
     if not isinstance(steps_t, list) or not steps_t:
-        raise RecipeError(f"{source}: at least one [[steps]] table is required")
-    steps, labels = [], set()
+        raise RecipeError("steps: at least one [[steps]] table is required")
+    if len(steps_t) > MAX_STEPS:
+        raise RecipeError(f"steps: at most {MAX_STEPS} steps, got {len(steps_t)}")
+    steps: list[StepSpec] = []
+    labels: set[str] = set()
     for i, t in enumerate(steps_t):
-        where = f"steps[{i}]"
-        if not isinstance(t, dict):
-            raise RecipeError(f"{where}: expected a [[steps]] table, got {t!r}")
-        extra = set(t) - {"name", "protocol", "params", "cells"}
-        if extra:
-            raise RecipeError(f"{where}: unknown key(s) {sorted(extra)}; allowed: name, protocol, params, cells")
-        protocol = t.get("protocol")
-        if protocol not in PROTOCOLS:
-            raise RecipeError(f"{where}.protocol: {protocol!r} unknown; allowed: {sorted(PROTOCOLS)}")
-        label = str(t.get("name", protocol))
-        try:
-            validate_name(label, "step")
-        except ValueError as e:
-            raise RecipeError(f"{where}.name: {e}") from None
-        if label in labels:
-            raise RecipeError(f"{where}.name: {label!r} used twice")
-        labels.add(label)
-        params = t.get("params", {})
-        if not isinstance(params, dict):
-            raise RecipeError(f"{where}.params: expected a table")
-        if "cells" not in t:
-            raise RecipeError(f"{where}.cells: missing; name the cells, e.g. cells = \"all\", [[0, 0], [0, 1]], "
-                              "{ rows = \"0-3\", cols = \"0-7\" } or { first = 32 }")
-        steps.append(StepSpec(label, protocol, dict(params), t["cells"]))
-    return Recipe(str(head.get("name", "recipe")), str(head.get("description", "")), steps, text)
+        spec = _step(i, t)
+        if spec.label in labels:
+            raise RecipeError(f"steps[{i}].name: {spec.label!r} used twice; give each step its own name")
+        labels.add(spec.label)
+        steps.append(spec)
+    return Recipe(name, description, steps, text, source)
+
+
+def _step(i: int, t: Any) -> StepSpec:
+    where = f"steps[{i}]"
+    if not isinstance(t, dict):
+        raise RecipeError(f"{where}: expected a [[steps]] table, got {short(t)}")
+    _keys(t, ["name", "protocol", "params", "cells"], where)
+    protocol = t.get("protocol")
+    if protocol is None:
+        raise RecipeError(f"{where}.protocol: missing; allowed: {', '.join(sorted(PROTOCOLS))}")
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise RecipeError(f"{where}.protocol: {short(protocol)} unknown; allowed: {', '.join(sorted(PROTOCOLS))}")
+    label = t.get("name", protocol)
+    if not isinstance(label, str) or len(label) > 64:
+        raise RecipeError(f"{where}.name: expected a name of 1-64 characters, got {short(label)}")
+    try:
+        validate_name(label, "step")
+    except ValueError as e:
+        raise RecipeError(f"{where}.name: {e}") from None
+    params = t.get("params", {})
+    if not isinstance(params, dict):
+        raise RecipeError(f"{where}.params: expected a [steps.params] table, got {short(params)}")
+    if "cells" not in t:
+        raise RecipeError(f"{where}.cells: missing; name the cells, e.g. cells = \"all\", [[0, 0], [0, 1]], "
+                          "{ rows = \"0-3\", cols = \"0-7\" } or { first = 32 }")
+    spec = StepSpec(label, protocol, dict(params), t["cells"], i)
+    try:
+        PROTOCOLS[protocol].make_params(params)       # every parameter by type and range, now
+    except (TypeError, ValueError) as e:
+        raise RecipeParameterError(f"{spec.where}: {e}") from None
+    return spec
 
 
 def load_recipe(path: str | Path) -> Recipe:
+    """A recipe file (UTF-8 with or without BOM, at most 1 MiB); RecipeError names the file."""
     p = Path(path)
-    if not p.is_file():
-        raise RecipeError(f"recipe file {str(p)!r} not found")
-    return parse_recipe(read_text_file(p, RecipeError), str(p))
+    return parse_recipe(read_text_file(p, RecipeError, "recipe file"), str(p))
 
 
 def demo_recipe() -> Recipe:
     """The recipe of ``rramlab demo`` (shipped as demo_recipe.toml)."""
     text = resources.files(__package__).joinpath("demo_recipe.toml").read_text(encoding="utf-8")
     return parse_recipe(text, "demo_recipe.toml")
-

@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,31 +16,34 @@ from rramlab.analysis.retention import TEN_YEARS
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Violation, require, require_int, require_list
+from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
+from .params import ProtocolParams, list_param, number, param
+
+MAX_SCHEDULE = 10_000     # reads per cell
 
 
 @dataclass(frozen=True)
-class RetentionParams:
+class RetentionParams(ProtocolParams):
     """t_first s after programming, horizon s, points_per_decade, also_at extra τ values (s, e.g. 3600);
     flush_every reads per durability point at most; before any wait longer than idle_after s the outputs
     are turned off and the reads so far are made durable (a Ctrl-C stop point on a lab bench)."""
 
-    t_first: float = 1.0
-    horizon: float = TEN_YEARS
-    points_per_decade: int = 4
-    also_at: list[float] = field(default_factory=list)
-    flush_every: int = 64
-    idle_after: float = 10.0
+    t_first: float = param(1.0, 1e-3, 1e9, "s", "first read after programming")
+    horizon: float = param(TEN_YEARS, 1e-3, 1e10, "s", "last read after programming (>= t_first)")
+    points_per_decade: int = param(4, 1, 100, doc="reads per decade of time", integer=True)
+    also_at: list[float] = list_param([], number(1e-3, 1e10, "s"), max_len=1000, min_len=0,
+                                      doc="extra read times (within [t_first, horizon])")
+    flush_every: int = param(64, 1, 1_000_000, doc="reads per durability point at most", integer=True)
+    idle_after: float = param(10.0, 0.0, 1e9, "s", "outputs off before waits longer than this")
 
-    def __post_init__(self) -> None:
-        require("t_first", self.t_first, 1e-3, 1e9, "s")
+    def cross_check(self) -> None:
         require("horizon", self.horizon, self.t_first, 1e10, "s")
-        require_int("points_per_decade", self.points_per_decade, 1, 100)
-        require_int("flush_every", self.flush_every, 1, 1_000_000)
-        require("idle_after", self.idle_after, 0.0, 1e9, "s")
-        require_list("also_at", self.also_at)
-        for t in self.also_at:
-            require("also_at[]", t, self.t_first, self.horizon, "s")
+        for i, t in enumerate(self.also_at):
+            require(f"also_at[{i}]", t, self.t_first, self.horizon, "s")
+        n = self.points_per_decade * math.log10(self.horizon / self.t_first) + len(self.also_at) + 2
+        if n > MAX_SCHEDULE:       # not reachable within the ranges above; kept as the allocation bound
+            raise ParameterError(f"points_per_decade, also_at: about {int(n)} reads per cell; at most "
+                                 f"{MAX_SCHEDULE}")
 
     def schedule(self) -> np.ndarray:
         """τ values (s): t_first·10^(k/n) up to and including the horizon."""
@@ -66,18 +69,37 @@ class Retention(Protocol):
         """Progress in reads: every cell at every τ of the schedule."""
         return len(self.cells) * len(self.params.schedule())
 
-    def run(self, station: CellStation, context: dict[str, Any]) -> Iterator[Event]:
+    def units_done(self, resume: Resume | None) -> int:
+        df = resume.table("retention") if resume else None
+        return 0 if df is None else len(df)
+
+    def expected_rows(self) -> dict[str, tuple[int, int]]:
+        n = self.units()
+        return {"retention": (n, n)}
+
+    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         programmed = context.get("programmed", {})
         start: dict[tuple[int, int], tuple[float, float, float]] = {}
+        reads_done: dict[tuple[int, int], int] = {}
+        done = resume.table("retention") if resume else None
+        if done is not None:                          # a resumed step: each cell goes on from its last read
+            for row, col, target, g0, t_prog in zip(done["row"], done["col"], done["target"], done["g0"],
+                                                    done["t_prog"], strict=True):
+                cell = (int(row), int(col))
+                start.setdefault(cell, (float(target), float(g0), float(t_prog)))
+                reads_done[cell] = reads_done.get(cell, 0) + 1
         for cell in self.cells:
+            if cell in start:
+                continue
             if cell in programmed:
                 start[cell] = programmed[cell]
             else:
                 r = station.read(*cell)
                 start[cell] = (float("nan"), r.conductance, r.t)
         taus = p.schedule()
-        queue = [(t_prog + taus[0], 0, cell) for cell, (_, _, t_prog) in start.items()]
+        queue = [(t_prog + taus[k], k, cell) for cell, (_, _, t_prog) in start.items()
+                 if (k := reads_done.get(cell, 0)) < len(taus)]
         heapq.heapify(queue)
         pending = 0                                   # reads since the last durability point
         while queue:
