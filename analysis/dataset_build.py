@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -29,9 +32,18 @@ from .dataset_schema import (
     STRING_DTYPE,
     TABLES_GROUP,
     DatasetError,
+    DatasetWriteError,
     compound_dtype,
 )
-from .journal import JournalSnapshot, JournalWriter, columns_from_json, columns_json, encode_rows, remove_journal
+from .journal import (
+    DiskFullError,
+    JournalSnapshot,
+    JournalWriter,
+    columns_from_json,
+    columns_json,
+    encode_rows,
+    remove_journal,
+)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 WRITE_ROWS = 65536                      # rows per HDF5 write while building
@@ -77,13 +89,50 @@ def _run_id_of(path: str) -> str | None:
     return None
 
 
-def build_run_file(journal: str, out: str, *, replace: bool = False) -> dict[str, Any]:
+def build_run_file(journal: str, out: str, *, replace: bool = False, isolated: bool = True) -> dict[str, Any]:
     """Write the HDF5 run file ``out`` from ``journal``; returns {"rows": {table: n}, "skipped": {...}}.
 
     An existing ``out`` is replaced only if ``replace`` or if it is this run's own earlier file (same
     run_id); anything else raises FileExistsError. On any failure the partial file is removed and
-    ``out`` is left as it was.
+    ``out`` is left as it was (DatasetWriteError says why).
+
+    ``isolated`` (the default) builds in a child process: when the disk fills during the build, libhdf5
+    can crash the process that used it (a segmentation fault in ``H5D_close`` after the failed flush,
+    measured), and that must not be the run's own process.
     """
+    if not isolated:
+        return _build_here(journal, out, replace=replace)
+    cmd = [sys.executable, "-m", __name__, journal, out, *(["--replace"] if replace else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode == 0:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    with contextlib.suppress(OSError):
+        os.remove(out + ".partial")
+    lines = proc.stderr.strip().splitlines()
+    if proc.returncode == 3 and lines:                 # the child's own report of what failed
+        kind, _, text = lines[-1].partition(": ")
+        if kind == "FileExistsError":
+            raise FileExistsError(text)
+    else:
+        how = f"crashed (signal {-proc.returncode})" if proc.returncode < 0 else f"failed (exit {proc.returncode})"
+        text = f"the HDF5 library {how}: {lines[-1] if lines else 'no message'}"
+    full = _disk_full(out)
+    raise (DiskFullError if full else DatasetWriteError)(f"{full}; {text}" if full else text)
+
+
+def _disk_full(out: str) -> str:
+    """"disk full (N bytes free on DIR)" when the directory of ``out`` has (almost) no room left, else ""."""
+    directory = os.path.dirname(os.path.abspath(out))
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return ""
+    return f"disk full ({free} bytes free on {directory})" if free < 4 * 2**20 else ""
+
+
+def _build_here(journal: str, out: str, *, replace: bool = False) -> dict[str, Any]:
+    """:func:`build_run_file` in this process."""
     snap = JournalSnapshot(journal)
     run = json.loads(snap.meta["run"])
     if os.path.exists(out) and not replace and _run_id_of(out) != run.get("run_id"):
@@ -284,3 +333,12 @@ def import_run_file(path: str, journal: str, *, salvage: bool = False) -> dict[s
 
 
 __all__ = ["build_run_file", "default_chunk_rows", "import_run_file"]
+
+
+if __name__ == "__main__":           # the child of an isolated build: JOURNAL OUT [--replace]
+    try:
+        print(json.dumps(_build_here(sys.argv[1], sys.argv[2], replace="--replace" in sys.argv[3:])))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+        text = str(exc).replace("\n", " ")
+        print(f"{'FileExistsError' if isinstance(exc, FileExistsError) else 'Error'}: {text}", file=sys.stderr)
+        sys.exit(3)

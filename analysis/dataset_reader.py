@@ -96,8 +96,11 @@ class RunState:
 
     @property
     def ledger(self) -> dict[tuple[int, int], int]:
-        """Pulses charged to each cell: the larger of the committed count and the write-ahead reservation."""
-        return {(int(r), int(c)): max(int(p), int(res)) for r, c, p, res in self.ledger_rows}
+        """Pulses to charge each cell with: the committed count, exact for a cell not energised since the last
+        commit; for a cell in flight, its write-ahead reservation (an upper bound of what it received)."""
+        flying = set(self.in_flight)
+        return {(int(r), int(c)): max(int(p), int(res)) if (int(r), int(c)) in flying else int(p)
+                for r, c, p, res in self.ledger_rows}
 
     @property
     def in_flight(self) -> list[tuple[int, int]]:

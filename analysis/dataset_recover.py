@@ -78,7 +78,7 @@ def _salvage(src: str, dst: str) -> dict[str, object]:
     remove_journal(tmp_journal)
     try:
         skipped = import_run_file(src, tmp_journal, salvage=True)
-        report = build_run_file(tmp_journal, dst)
+        report = build_run_file(tmp_journal, dst, isolated=False)      # already a child process
     finally:
         remove_journal(tmp_journal)
     for table, parts in skipped.items():

@@ -695,14 +695,15 @@ class RunWriter:
             self.abandon()
             return
         errors: list[str] = []
+        failure: Exception | None = None
         stop_recorded = False
         try:
             running = [(s, exit_status, str(message)) for s in self._steps if s.status == "running"]
             self.durability_point(finish=running)
         except Exception as exc:
-            lost = {t.name: t.buffered_rows for t in self._tables.values() if t.buffered_rows}
-            errors.append(f"rows not committed {lost} ({exception_message(exc)})" if lost
-                          else f"step records not written ({exception_message(exc)})")
+            failure = exc
+            lost = ", ".join(f"{t.name} {t.buffered_rows} rows" for t in self._tables.values() if t.buffered_rows)
+            errors.append(f"not committed (the unit in progress): {lost}" if lost else "last step records not written")
         try:
             iso, unix = _now()
             with self._journal.transaction("write the stop record") as c:
@@ -712,7 +713,8 @@ class RunWriter:
                            str(traceback), self.session))
             stop_recorded = True
         except Exception as exc:
-            errors.append(f"stop record not written ({exception_message(exc)})")
+            failure = failure or exc
+            errors.append("stop record not written (the run reads 'incomplete')")
         finally:
             self._journal.close()
             self._closed = True
@@ -724,15 +726,15 @@ class RunWriter:
                 self.built = True
                 remove_journal(self.journal_path)
             except Exception as exc:
-                errors.append(f"the HDF5 file was not built ({exception_message(exc)}); every committed row is in "
-                              f"{self.journal_path}: free space if the disk is full, then run "
-                              f"`rramlab recover {self.path}`")
-        elif not stop_recorded:
-            errors.append(f"every committed row is in {self.journal_path} (`rramlab recover {self.path}` builds the "
-                          "HDF5 file)")
+                failure = failure or exc
+                errors.append(f"HDF5 file not built ({exc})")
         if errors:
-            full = any("disk full" in e for e in errors)
-            raise (DiskFullError if full else DatasetWriteError)(f"{self.path}: " + "; ".join(errors))
+            full = isinstance(failure, DiskFullError) or (isinstance(failure, OSError) and failure.errno == 28)
+            head = "disk full" if full else exception_message(failure) if failure else "write failed"
+            raise (DiskFullError if full else DatasetWriteError)(
+                f"{self.path}: {head}; " + "; ".join(errors) + f"; every committed row is in {self.journal_path} "
+                f"(free space if the disk is full, then `rramlab recover {self.path}` builds the HDF5 file and "
+                f"`rramlab resume {self.path}` continues the run)")
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -183,26 +183,33 @@ class JournalWriter:
     # -- opening -------------------------------------------------------------------------------
     @classmethod
     def create(cls, path: str, durability: str, meta: Mapping[str, str]) -> JournalWriter:
-        """Create ``path`` exclusively (FileExistsError if it exists) with the schema and ``meta``."""
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        os.close(fd)
+        """Create ``path`` exclusively (FileExistsError if it exists) with the schema and ``meta``.
+
+        The journal is made whole under a temporary name and then linked to ``path`` (an atomic,
+        exclusive step), so a journal that exists always has its schema and metadata.
+        """
+        if os.path.exists(path):
+            raise FileExistsError(f"{path} exists")
+        tmp = f"{path}.new-{os.getpid()}"
+        remove_journal(tmp)
         try:
-            conn = _connect(path, durability)
-        except BaseException:
-            remove_journal(path)
-            raise
-        writer = cls(path, conn, durability)
-        try:
-            with writer.transaction("create the journal") as c:
+            conn = _connect(tmp, durability)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
-                    c.execute(statement)
-                c.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                              [("journal_format", str(JOURNAL_FORMAT)), *meta.items()])
-        except BaseException:
-            writer.close()
-            remove_journal(path)
-            raise
-        return writer
+                    conn.execute(statement)
+                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                                 [("journal_format", str(JOURNAL_FORMAT)), *meta.items()])
+                conn.execute("COMMIT")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()                          # a clean close folds the WAL into the file
+            _publish(tmp, path)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(exc, path, "create the journal") from exc
+        finally:
+            remove_journal(tmp)
+        return cls(path, _connect(path, durability), durability)
 
     @classmethod
     def open_existing(cls, path: str, durability: str) -> JournalWriter:
@@ -250,6 +257,18 @@ class JournalWriter:
     @property
     def connection(self) -> sqlite3.Connection:
         return self._conn
+
+
+def _publish(tmp: str, path: str) -> None:
+    """Give the finished ``tmp`` the name ``path``, exclusively: FileExistsError if ``path`` exists."""
+    try:
+        os.link(tmp, path)                            # atomic and exclusive
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists") from None
+    except OSError:                                   # a file system without hard links (FAT, some shares)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)   # reserve the name, exclusively
+        os.close(fd)
+        os.replace(tmp, path)
 
 
 def _connect(path: str, durability: str) -> sqlite3.Connection:

@@ -25,11 +25,17 @@ class SystemClock:
 
     def __init__(self) -> None:
         self._t0 = time.monotonic()
+        self.origin_unix: float | None = time.time()      # UTC epoch (s) of now() == 0
         self._interrupted = False
 
     def now(self) -> float:
-        """Seconds since this clock was made."""
+        """Seconds since the clock's origin (when it was made, or the origin it continues)."""
         return time.monotonic() - self._t0
+
+    def continue_from(self, origin_unix: float) -> None:
+        """Count from an earlier origin (UTC epoch, s): a resumed run continues its run's time axis."""
+        self._t0 = time.monotonic() - (time.time() - origin_unix)
+        self.origin_unix = origin_unix
 
     def wait(self, seconds: float) -> None:
         """Sleep ``seconds`` s, in slices; raise :class:`WaitInterrupted` once :meth:`interrupt` is called."""
@@ -90,6 +96,11 @@ class BenchController(Instrument):
         if not math.isfinite(t):
             raise ValueError(f"wait_until must be finite, got {t!r} s")
         self.write(f"CLOCk:WAIT:UNTil {float(t)!r}")
+
+    origin_unix: float | None = None          # virtual time has no wall-clock origin
+
+    def continue_from(self, origin_unix: float) -> None:
+        """Nothing to do: the bench's virtual clock runs on between sessions."""
 
     def interrupt(self) -> None:
         """Nothing to cut short: virtual waits are instantaneous."""

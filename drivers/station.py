@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .bench_lock import BenchLock, LockKey, host_scope, run_file_keys
 from .capabilities import Reading
 from .clock import BenchController, SystemClock
 from .keithley707b import Keithley707B
@@ -81,7 +82,12 @@ class Station:
         self._settings: dict[tuple[SMUChannel, str], float | bool] = {}
         self._pulse_width: float | None = None
         self._armed = False                  # current limits set and verified since the last reset
+        self._opened = False                 # open() was called: something may have been sent
+        self._lock: BenchLock | None = None
         self.pulses_per_cell: dict[tuple[int, int], int] = {}
+        # called with (row, col) before any energising write to a cell (pulse or DC point), after the pulse
+        # was charged to pulses_per_cell: the run engine writes ahead there (cell in flight, pulse ledger)
+        self.before_energise: Callable[[int, int], None] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, *, visa_library: str | None = None) -> Station:
@@ -93,8 +99,33 @@ class Station:
         return getattr(self.instruments[inst], f"smu{ch}")
 
     # ------------------------------------------------------------------ life cycle
+    def lock_keys(self) -> list[LockKey]:
+        """What a run must hold exclusively: every instrument address, within its VISA library's scope."""
+        keys = []
+        for name, inst in self.instruments.items():
+            visalib = getattr(getattr(inst.adapter, "connection", None), "visalib", None)
+            scope = getattr(visalib, "resource_scope", None) or host_scope()
+            keys.append(LockKey(str(scope), self.config.instruments[name].resource))
+        return keys
+
+    def lock(self, run_file: str = "", purpose: str = "run") -> None:
+        """Take the exclusive OS lock on every instrument and on ``run_file`` (:class:`~.bench_lock.BenchBusyError`
+        names the holder); sends nothing. Released by :meth:`close` or when the process ends."""
+        if self._lock is None:
+            keys = self.lock_keys() + (run_file_keys(run_file) if run_file else [])
+            self._lock = BenchLock.acquire(keys, run_file=run_file, purpose=purpose)
+
     def open(self) -> None:
-        """First action of every run: safe state, clear error queues, set and verify the current limits."""
+        """First action of every run: device clear, safe state, clear error queues, set and verify the current
+        limits. The device clear (VISA viClear: IEEE 488.1 SDC on GPIB) drops replies an earlier client left
+        unread — e.g. one killed between a query and its read — so no stale reply answers this run's first
+        query."""
+        self._opened = True
+        for inst in self.instruments.values():
+            try:
+                inst.adapter.connection.clear()
+            except Exception as e:  # noqa: BLE001 - safe state must still be tried
+                log.warning("device clear of %s failed: %s", inst.name, e)
         failures = self.safe_state()
         if failures:
             raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
@@ -143,13 +174,20 @@ class Station:
         return {name: inst.id for name, inst in self.instruments.items()}
 
     def close(self) -> None:
-        """Safe state, then close every VISA session."""
-        self.safe_state()
-        for inst in self.instruments.values():
-            try:
-                inst.adapter.close()
-            except Exception as e:  # noqa: BLE001 - closing must go on
-                log.warning("closing %s: %s", inst.name, e)
+        """Safe state if anything may have been sent (:meth:`open` was called), then close every VISA
+        session and release the bench lock. A station that was never opened sends nothing here."""
+        try:
+            if self._opened:
+                self.safe_state()
+        finally:
+            for inst in self.instruments.values():
+                try:
+                    inst.adapter.close()
+                except Exception as e:  # noqa: BLE001 - closing must go on
+                    log.warning("closing %s: %s", inst.name, e)
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Station:
         self.open()
@@ -304,6 +342,8 @@ class Station:
         self.check_cell(row, col)
         self._require_armed()
         self._count_pulse(row, col)
+        if self.before_energise is not None:
+            self.before_energise(row, col)
         self.connect(row, col)
         self._bias(gate)
         if self._pulse_width != w:
@@ -346,6 +386,9 @@ class Station:
         limit = self.check_limit("bit_line", current_limit)
         self.check_voltage("word_line", gate_voltage, "gate voltage")
         self.check_cell(row, col)
+        self._require_armed()
+        if self.before_energise is not None:
+            self.before_energise(row, col)
         self.connect(row, col)
         self._bias(gate_voltage, limit)
         self._set(self.smu_bl, "nplc", nplc)

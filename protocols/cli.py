@@ -1,13 +1,24 @@
-"""The ``rramlab`` command line: demo, run, check, info, report."""
+"""The ``rramlab`` command line: demo, run, resume, check, info, report, recover.
+
+Exit codes: 0 completed, 1 failed (the run began; its data is kept), 2 refused (bad input, busy bench,
+unusable file: nothing was sent), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Signals never
+end in a traceback: before a run they stop the command at once; during the run the runner handles
+them; after it they are held until the summary and the JSON are written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
+import tempfile
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +27,62 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rramlab.analysis.dataset_schema import DatasetError
+from rramlab.analysis.dataset_reader import SkippedRowsWarning
+from rramlab.analysis.dataset_schema import DatasetError, DatasetWriteError
+from rramlab.analysis.journal import journal_path
+from rramlab.drivers.bench_lock import BenchBusyError, BenchLock, run_file_keys
 from rramlab.drivers.station import InstrumentConnectionError, Station
-from rramlab.drivers.station_config import StationConfigError
+from rramlab.drivers.station_config import StationConfig, StationConfigError, load_station_config
 
 from .base import ParameterError
-from .preflight import PreflightError
+from .preflight import PreflightError, prepare
 from .recipe import Recipe, RecipeError, demo_recipe, load_recipe
-from .runner import RunResult, run_recipe
+from .runner import ResumeRefused, RunResult, resume_run, run_recipe
+from .space import InsufficientSpaceError, check_free_space
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 _EXIT_CODES = {"completed": 0, "interrupted": EXIT_INTERRUPTED, "aborted": EXIT_TERMINATED}
+
+
+class _Held(Exception):
+    """Internal: the command was stopped by a signal before the run began."""
+
+
+class CliSignals:
+    """The command's own SIGINT/SIGTERM handling outside the run (the runner has its own during it).
+
+    Before the run a signal stops the command (KeyboardInterrupt / SystemExit(143), reported without a
+    traceback); from :meth:`hold` on it is only noted, so the summary and the JSON are still written,
+    and the command then exits 130 or 143.
+    """
+
+    def __init__(self) -> None:
+        self.held: list[int] = []
+        self._hold = False
+
+    def install(self) -> None:
+        with contextlib.suppress(ValueError):          # not the main thread (tests): nothing to install
+            signal.signal(signal.SIGINT, self._handler)
+            signal.signal(signal.SIGTERM, self._handler)
+
+    def hold(self) -> None:
+        self._hold = True
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self._hold:
+            self.held.append(signum)
+        elif signum == signal.SIGTERM:
+            raise SystemExit(EXIT_TERMINATED)
+        else:
+            raise KeyboardInterrupt
+
+    def exit_code(self, code: int) -> int:
+        """``code``, or 143 / 130 when a SIGTERM / Ctrl-C was held."""
+        if signal.SIGTERM in self.held:
+            return EXIT_TERMINATED
+        if signal.SIGINT in self.held and code == 0:
+            return EXIT_INTERRUPTED
+        return code
 
 
 def _human_time(seconds: float | None) -> str:
@@ -58,19 +114,34 @@ def _default_out(prefix: str) -> Path:
     """``<prefix>-<date>-<time>.h5`` in the working directory, with -2, -3, … if that name is taken."""
     stem = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, n = Path(f"{stem}.h5"), 1
-    while path.exists():
+    while path.exists() or Path(journal_path(path)).exists():
         n += 1
         path = Path(f"{stem}-{n}.h5")
     return path
 
 
-def _summary(path: Path) -> dict[str, Any]:
-    """The summary figures of a run file, with its exit status."""
+def _open_quietly(path: Path) -> Any:
+    """open_run with skipped-row warnings silenced (the CLI reports ``df.attrs['skipped']`` itself)."""
     from rramlab.analysis.dataset import open_run
+
+    return open_run(path, locking=False)
+
+
+def _tables(run: Any) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedRowsWarning)
+        return {name: run.table(name) for name in run.tables}
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    """The summary figures of a run, with its exit status."""
     from rramlab.analysis.summary import summarize
 
-    run = open_run(path, locking=False)
-    return {"exit_status": run.exit_status, **summarize({name: run.table(name) for name in run.tables})}
+    run = _open_quietly(path)
+    out = {"exit_status": run.exit_status, **summarize(_tables(run))}
+    if run.skipped:
+        out["skipped"] = run.skipped
+    return out
 
 
 def _print_summary(console: Console, summary: dict[str, Any], result: RunResult) -> None:
@@ -109,7 +180,7 @@ def _say(console: Console, message: object, style: str = "red") -> None:
     console.print(f"[{style}]{escape(str(message))}[/{style}]")
 
 
-def check_outputs(out: Path, json_path: str | None, figures: str | None) -> None:
+def check_outputs(out: Path, json_path: str | None, figures: str | None, *, resume: bool = False) -> None:
     """Refuse, before anything is opened or sent, output paths the run could not write at its end."""
     json_file = Path(json_path) if json_path else None
     for label, path in (("--out", out), ("--json", json_file)):
@@ -121,9 +192,13 @@ def check_outputs(out: Path, json_path: str | None, figures: str | None) -> None
             raise FileNotFoundError(f"{label} {path}: directory {path.parent} does not exist")
         if not os.access(path.parent, os.W_OK):
             raise PermissionError(f"{label} {path}: directory {path.parent} is not writable")
-    if out.exists():
-        raise FileExistsError(f"{out} exists; refusing to overwrite a run file (choose another --out)")
-    if json_file is not None and json_file.resolve() == out.resolve():
+    if not resume:
+        if out.exists():
+            raise FileExistsError(f"{out} exists; refusing to overwrite a run file (choose another --out)")
+        if Path(journal_path(out)).exists():
+            raise FileExistsError(f"{journal_path(out)} exists: a run is writing {out}, or a stopped run left it "
+                                  f"(`rramlab resume {out}` or `rramlab recover {out}`)")
+    if json_file is not None and json_file.resolve() in (out.resolve(), Path(journal_path(out)).resolve()):
         raise FileExistsError(f"--json {json_file} is the run file itself; give another name")
     if figures:
         fig = Path(figures)
@@ -134,53 +209,101 @@ def check_outputs(out: Path, json_path: str | None, figures: str | None) -> None
             raise PermissionError(f"--figures {figures}: {existing} is not a writable directory")
 
 
-def _execute(console: Console, station: Station, recipe: Recipe, out: Path, seed: int | None,
-             json_path: str | None, quiet: bool, figures: str | None = None) -> int:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temporary file renamed into place; removed on failure)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _where(path: Path) -> str:
+    """Where a run's data is now: its HDF5 file, or its journal when the file could not be built yet."""
+    jp = Path(journal_path(path))
+    return f"{jp} (its journal; `rramlab recover {path}` builds the HDF5 file)" if jp.exists() else str(path)
+
+
+def _execute(console: Console, sig: CliSignals, start: Callable[[_Bar], RunResult], out: Path,
+             json_path: str | None, quiet: bool, figures: str | None) -> int:
+    """Run ``start`` (run or resume) with a progress bar, then report, write the JSON and the figures."""
     bar = _Bar(console, enabled=not quiet)
+    sig.hold()                 # from here a signal is the runner's (during the run) or held (after it)
     try:
         with bar.progress:
-            result = run_recipe(station, recipe, out, seed=seed, progress=bar)
-    except PreflightError as e:
+            result = start(bar)
+    except (PreflightError, ResumeRefused, BenchBusyError, FileExistsError, InsufficientSpaceError) as e:
         _say(console, e)
-        return EXIT_REFUSED
+        return sig.exit_code(EXIT_REFUSED)
+    except DatasetWriteError as e:        # the run's data could not all be written (e.g. the disk filled)
+        cause = e.__cause__
+        why = f"{type(cause).__name__}: {cause}; " if cause is not None and not isinstance(cause, DatasetWriteError) \
+            else ""
+        _say(console, f"Run stopped: {why}{e}. {_safe_text(e)}")
+        return sig.exit_code(EXIT_FAILED)
     except Exception as e:  # noqa: BLE001 - the run failed after it began: recorded in the file, reported here
-        kept = f" Data kept in {out} (exit status 'failed')." if out.exists() else ""
-        _say(console, f"Run failed: {type(e).__name__}: {e}.{kept} Outputs off, relays open.")  # traceback: in the file
-        return EXIT_FAILED
-    finally:
-        station.close()
+        kept = getattr(e, "run_file", None)
+        where = f" Data kept in {_where(Path(kept))} (exit status 'failed')." if kept else ""
+        _say(console, f"Run failed: {type(e).__name__}: {e}.{where} {_safe_text(e)}")
+        return sig.exit_code(EXIT_FAILED)
+    code = _EXIT_CODES.get(result.exit_status, EXIT_FAILED)
     if result.exit_status == "interrupted":
-        _say(console, f"Interrupted: {_rows_text(out)} recorded in {out} (exit status 'interrupted'); "
-                        "outputs off, relays open.", "yellow")
+        _say(console, f"Interrupted: {_rows_text(out)} recorded in {_where(out)} (exit status 'interrupted'; "
+                      f"`rramlab resume {out}` continues it); outputs off, relays open.", "yellow")
     elif result.exit_status != "completed":
-        _say(console, f"Run {result.exit_status}: {result.message}. Data kept in {out}.")
-    summary = _summary(out)
+        _say(console, f"Run {result.exit_status}: {result.message}. Data kept in {_where(out)}.")
+    try:
+        summary = _summary(out)
+    except (DatasetError, OSError) as e:
+        _say(console, f"No summary: {e}")
+        return sig.exit_code(EXIT_FAILED)
     summary.update({"exit_status": result.exit_status, "file": str(out), "wall_time_s": result.wall_time_s,
-                    "sim_hardware_time_s": result.sim_hardware_time_s, "units_done": result.units_done})
+                    "sim_hardware_time_s": result.sim_hardware_time_s, "units_done": result.units_done,
+                    "session": result.session})
     if not quiet:
         _print_summary(console, summary, result)
     if json_path:
-        Path(json_path).write_text(json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+        try:
+            write_text_atomic(Path(json_path), json.dumps(summary, indent=2, allow_nan=False, default=_json_default))
+        except OSError as e:
+            _say(console, f"--json {json_path} not written: {e.strerror or e} (the run file is complete)")
+            code = code or EXIT_FAILED
     if figures:
-        _write_figures(console, out, Path(figures))
-    return _EXIT_CODES.get(result.exit_status, EXIT_FAILED)
+        code = _write_figures(console, out, Path(figures)) or code
+    return sig.exit_code(code)
+
+
+def _safe_text(error: BaseException) -> str:
+    """What the cleanup achieved, truthfully: outputs off and relays open, or what could not be made safe."""
+    failures = getattr(error, "safe_state_failures", None)
+    if failures:
+        return "SAFE STATE INCOMPLETE, check the bench: " + "; ".join(failures)
+    return "Outputs off, relays open." if failures is not None else ""
 
 
 def _rows_text(path: Path) -> str:
-    """Rows per table in a run file, e.g. "forming 12 rows, forming_sweep 3411 rows"."""
-    from rramlab.analysis.dataset import open_run
-
-    run = open_run(path)
-    return ", ".join(f"{name} {len(run.table(name))} rows" for name in run.tables) or "no rows"
+    """Rows per table in a run, e.g. "forming 12 rows, forming_sweep 3411 rows"."""
+    run = _open_quietly(path)
+    return ", ".join(f"{name} {len(df)} rows" for name, df in _tables(run).items()) or "no rows"
 
 
-def _write_figures(console: Console, run_file: Path, directory: Path) -> None:
-    from rramlab.analysis.dataset import open_run
+def _write_figures(console: Console, run_file: Path, directory: Path) -> int:
+    """Write the report figures; 0, or 1 (with a message, no partial files) when they could not be written."""
     from rramlab.analysis.plots import save_report_figures
 
-    run = open_run(run_file)
-    paths = save_report_figures({n: run.table(n) for n in run.tables}, directory)
+    try:
+        paths = save_report_figures(_tables(_open_quietly(run_file)), directory)
+    except OSError as e:
+        _say(console, f"--figures {directory}: not written: {e.strerror or e}")
+        return EXIT_FAILED
     console.print(escape(f"{len(paths)} figures written to {directory}: {', '.join(p.name for p in paths)}"))
+    return 0
 
 
 def _json_default(o: Any) -> Any:
@@ -189,74 +312,125 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {o!r}")
 
 
-def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+def _prepared(recipe: Recipe, config: StationConfig, out: Path, console: Console) -> None:
+    """Every input check `check` makes, then the free space for the run file (refused if it cannot fit)."""
+    protocols = prepare(recipe, config)
+    warning = check_free_space(out, protocols)
+    if warning:
+        _say(console, f"warning: {warning}", "yellow")
+
+
+@contextlib.contextmanager
+def _station(config: StationConfig, visa_library: str | None = None) -> Iterator[Station]:
+    """The station's VISA sessions (nothing sent), closed on the way out (safe state only if it was opened)."""
+    station = Station(config, visa_library=visa_library)
+    try:
+        yield station
+    finally:
+        station.close()
+
+
+def cmd_demo(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     out = Path(args.out) if args.out else _default_out("rramlab-demo")
     check_outputs(out, args.json, args.figures)
+    recipe, config = demo_recipe(), load_station_config(None)
+    _prepared(recipe, config, out, console)
     library = f"?seed={args.seed}@rramlab" if args.seed is not None else None
-    station = Station.from_file(None, visa_library=library)
-    return _execute(console, station, demo_recipe(), out, args.seed, args.json, args.quiet, args.figures)
+    with _station(config, library) as station:
+        return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, seed=args.seed, progress=bar),
+                        out, args.json, args.quiet, args.figures)
 
 
-def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    recipe = load_recipe(args.recipe)
-    out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
-    check_outputs(out, args.json, args.figures)
-    station = Station.from_file(args.station)
-    return _execute(console, station, recipe, out, None, args.json, args.quiet, args.figures)
-
-
-def cmd_check(args: argparse.Namespace, console: Console) -> int:
-    from rramlab.drivers.station_config import load_station_config
-
-    from .preflight import preflight
-
+def cmd_run(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     recipe = load_recipe(args.recipe)
     config = load_station_config(args.station)
-    try:
-        preflight(recipe.build(config.rows, config.cols), config.safety)
-    except (PreflightError, ParameterError) as e:
-        _say(console, e)
-        return EXIT_REFUSED
+    out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
+    check_outputs(out, args.json, args.figures)
+    _prepared(recipe, config, out, console)
+    with _station(config) as station:
+        return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, progress=bar),
+                        out, args.json, args.quiet, args.figures)
+
+
+def cmd_resume(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    from rramlab.drivers.station_config import parse_station_config
+
+    out = Path(args.file)
+    if not out.exists() and not Path(journal_path(out)).exists():
+        raise FileNotFoundError(f"{out}: no such run file (nor its journal)")
+    check_outputs(out, args.json, args.figures, resume=True)
+    run = _open_quietly(out)
+    config = (load_station_config(args.station) if args.station
+              else parse_station_config(run.metadata["station"], f"{out} (the run's station file)"))
+    with _station(config) as station:
+        return _execute(console, sig, lambda bar: resume_run(station, out, force=args.force, progress=bar),
+                        out, args.json, args.quiet, args.figures)
+
+
+def cmd_check(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    recipe = load_recipe(args.recipe)
+    config = load_station_config(args.station)
+    prepare(recipe, config)                  # exactly the input checks `run` makes before opening anything
     _say(console, f"{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of {config.name}", "green")
     return 0
 
 
-def cmd_info(args: argparse.Namespace, console: Console) -> int:
-    from rramlab.analysis.dataset import open_run
-
-    run = open_run(args.file, locking=False)          # a run still being written can be inspected
+def cmd_info(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    run = _open_quietly(Path(args.file))          # a live, killed or damaged run can be inspected
     meta = run.metadata
+    source = (" — read from its journal (live, stopped or not built yet; `rramlab recover` builds the HDF5 "
+              "file)" if run.source == "journal" else "")
     _say(console, f"{args.file}: schema {run.schema_version}, exit status {run.exit_status}"
-                    + (f" ({run.exit_message})" if run.exit_message else ""), "bold")
+                  + (f" ({run.exit_message})" if run.exit_message else "") + source, "bold")
     for key in ("run_id", "package_version", "seed", "start_time", "stop_time", "host"):
         if meta.get(key) is not None:
             console.print(escape(f"  {key}: {meta[key]}"))
     for name, idn in (meta.get("instruments") or {}).items():
         console.print(escape(f"  instrument {name}: {idn}"))
+    for s in run.sessions[1:]:
+        note = f"; {s['note']}" if s.get("note") else ""
+        console.print(escape(f"  session {s.get('id')}: {s.get('kind')} at {s.get('start_time')} (pid {s.get('pid')}), "
+                             f"exit {s.get('exit_status') or 'incomplete'}{note}"))
+    if run.state.in_flight:
+        console.print(escape(f"  cells in flight when it stopped (read first on resume): {run.state.in_flight}"))
     t = Table(title="steps")
-    for col in ("#", "name", "protocol", "status", "cells"):
+    for col in ("#", "name", "protocol", "status", "cells", "units done"):
         t.add_column(col)
+    units = run.state.units
     for s in run.steps:
-        t.add_row(str(s.index), escape(s.name), s.protocol, s.status, str(len(s.cells)))
+        done = str(len(units.get(s.index, ())))
+        t.add_row(str(s.index), escape(s.name), s.protocol, s.status, str(len(s.cells)), done)
     console.print(t)
     t = Table(title="tables")
     for col in ("table", "rows", "columns (units)"):
         t.add_column(col)
-    for name in run.tables:
-        df = run.table(name)
-        units = df.attrs.get("units", {})
-        t.add_row(name, str(len(df)), escape(", ".join(f"{c} [{units.get(c)}]" if units.get(c) else c
-                                                       for c in df.columns)))
+    for name, df in _tables(run).items():
+        unit = df.attrs.get("units", {})
+        rows = str(len(df)) + (f" ({len(df.attrs['skipped'])} part(s) unreadable, skipped)"
+                               if df.attrs.get("skipped") else "")
+        t.add_row(name, rows, escape(", ".join(f"{c} [{unit.get(c)}]" if unit.get(c) else c for c in df.columns)))
     console.print(t)
+    for name, parts in run.skipped.items():
+        for part in parts:
+            _say(console, f"  {name}: skipped {part}", "yellow")
     return 0
 
 
-def cmd_report(args: argparse.Namespace, console: Console) -> int:
+def cmd_report(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     summary = _summary(Path(args.file))
     console.print_json(json.dumps(summary, default=_json_default))
-    if args.figures:
-        _write_figures(console, Path(args.file), Path(args.figures))
-    return 0
+    return _write_figures(console, Path(args.file), Path(args.figures)) if args.figures else 0
+
+
+def cmd_recover(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    from rramlab.analysis.dataset_recover import recover
+
+    path = Path(args.file)
+    with BenchLock.acquire(run_file_keys(path), run_file=str(path), purpose="recover"):   # not a live run's file
+        sig.hold()
+        report = recover(path, Path(args.out) if args.out else None)
+    _say(console, report.text(), "yellow" if report.skipped else "green")
+    return sig.exit_code(0)
 
 
 def _seed(text: str) -> int:
@@ -269,6 +443,12 @@ def _seed(text: str) -> int:
     return value
 
 
+def _outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", help="write the summary figures to this JSON file")
+    p.add_argument("--figures", help="directory for the report figures (PNG)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rramlab", description="ReRAM array characterization on real or simulated "
                                  "benches (Keithley 2636B + 707B), HDF5 datasets and analysis.")
@@ -277,43 +457,66 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")
     d.add_argument("--seed", type=_seed, help="seed of the simulated bench, 0 … 2**63 - 1 (default: the bench "
                    "file's)")
-    d.add_argument("--json", help="write the summary figures to this JSON file")
-    d.add_argument("--figures", help="directory for the report figures (PNG)")
-    d.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    _outputs(d)
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run a recipe on a station")
     r.add_argument("recipe", help="recipe TOML file")
     r.add_argument("--station", required=True, help="station TOML file")
     r.add_argument("--out", help="HDF5 file to write (never overwritten)")
-    r.add_argument("--json", help="write the summary figures to this JSON file")
-    r.add_argument("--figures", help="directory for the report figures (PNG)")
-    r.add_argument("--quiet", action="store_true")
+    _outputs(r)
     r.set_defaults(func=cmd_run)
+    u = sub.add_parser("resume", help="continue an interrupted, failed or killed run in the same file")
+    u.add_argument("file", help="the run file (its journal is used if one exists)")
+    u.add_argument("--station", help="station TOML file (default: the one stored in the run)")
+    u.add_argument("--force", action="store_true", help="resume although the station file, rramlab version, "
+                   "instrument identities or clock differ from the run's (recorded in the file)")
+    _outputs(u)
+    u.set_defaults(func=cmd_resume)
     c = sub.add_parser("check", help="check a recipe against a station's safety envelope (sends nothing)")
     c.add_argument("recipe")
     c.add_argument("--station", required=True)
     c.set_defaults(func=cmd_check)
-    i = sub.add_parser("info", help="describe a run file")
+    i = sub.add_parser("info", help="describe a run file (also a live, stopped or damaged one)")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
     p = sub.add_parser("report", help="summary figures (JSON) and plots of a run file")
     p.add_argument("file")
     p.add_argument("--figures", help="directory for PNG figures")
     p.set_defaults(func=cmd_report)
+    v = sub.add_parser("recover", help="build a readable run file from what survived (journal or damaged file)")
+    v.add_argument("file")
+    v.add_argument("--out", help="where to write a file salvaged from a damaged HDF5 file (default "
+                   "<name>.recovered.h5; the damaged file is kept)")
+    v.set_defaults(func=cmd_recover)
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+_REFUSALS = (RecipeError, StationConfigError, ParameterError, PreflightError, InstrumentConnectionError,
+             DatasetError, ResumeRefused, BenchBusyError, InsufficientSpaceError, FileExistsError,
+             FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, BlockingIOError)
+
+
+def main(argv: list[str] | None = None, *, signals: CliSignals | None = None) -> int:
+    sig = signals or CliSignals()
+    if signals is None:
+        sig.install()
     console = Console(stderr=False)
     try:
-        return int(args.func(args, console))
-    except (RecipeError, StationConfigError, ParameterError, InstrumentConnectionError, DatasetError,
-            FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-            BlockingIOError) as e:
-        _say(console, f"error: {e}")            # bad input, unreachable instrument, unusable file or path
-        return EXIT_REFUSED
+        args = build_parser().parse_args(argv)
+        return int(args.func(args, console, sig))
+    except _REFUSALS as e:
+        _say(console, f"error: {e}")            # bad input, busy bench, unreachable instrument, unusable file
+        return sig.exit_code(EXIT_REFUSED)
+    except KeyboardInterrupt:
+        _say(console, "Interrupted: nothing was sent to any instrument.", "yellow")
+        return EXIT_INTERRUPTED
+    except SystemExit as e:
+        if e.code == EXIT_TERMINATED:
+            _say(console, "Terminated: nothing was sent to any instrument.", "yellow")
+        raise
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .entry import main as entry_main
+
+    sys.exit(entry_main())

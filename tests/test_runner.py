@@ -140,11 +140,12 @@ def _spawn(tmp_path: Path, args: list[str]) -> tuple[subprocess.Popen[str], Path
 def _wait_for_file(proc: subprocess.Popen[str], path: Path, timeout: float = 60.0) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if path.exists() and path.stat().st_size > 0:
+        if Path(f"{path}.journal").exists():
             try:
-                if len(open_run(path, locking=False).table("forming")) >= 2:
+                run = open_run(path)                               # a live run is read from its journal
+                if "forming" in run.tables and len(run.table("forming")) >= 2:
                     return
-            except Exception:  # noqa: BLE001 - the writer is mid-flush; try again
+            except FileNotFoundError:          # the run ended between the two looks
                 pass
         assert proc.poll() is None, proc.communicate()[0]
         time.sleep(0.05)
