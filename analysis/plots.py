@@ -9,6 +9,8 @@ data, the fit and the published law; MVM one line per result.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -206,6 +208,13 @@ def save_report_figures(source: TablesLike, directory: str | os.PathLike) -> lis
     paths = []
     for name, fig in figures.items():
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=100)
+        tmp = out_dir / f".{name}.png.partial"
+        try:                                     # whole or not at all: a full disk leaves no truncated PNG
+            fig.savefig(tmp, dpi=100, format="png")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
         paths.append(path)
     return paths

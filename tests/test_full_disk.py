@@ -231,3 +231,26 @@ def test_a_run_that_cannot_fit_is_refused_with_the_numbers_before_anything_is_se
         assert "MiB free; this run needs about" in text and "Traceback" not in text, text
         assert sorted(p.name for p in fs.iterdir()) == []               # no file, no journal
     assert not log.exists() or json.loads(log.read_text())["events"] == []   # no bench was even opened
+
+
+def test_json_and_figures_on_a_full_disk_are_whole_or_absent(tmp_path: Path) -> None:
+    """The run file is on a roomy disk; --json and --figures point at a full one: a message, exit 1, and no
+    0-byte or truncated output."""
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(RECIPE.replace('cells = "all"', 'cells = [[0, 0], [0, 1]]'))
+    env = dict(os.environ, RRAMLAB_LOCK_DIR=str(tmp_path / "locks"), COLUMNS="400")
+    with small_filesystem("1m") as fs:
+        stop = threading.Event()
+        (fs / "figs").mkdir()
+        fill(fs, stop)
+        proc = subprocess.run([sys.executable, "-m", "rramlab.protocols.cli", "run", str(recipe), "--station",
+                               str(ROOT / "drivers" / "default_station.toml"), "--out", str(tmp_path / "run.h5"),
+                               "--json", str(fs / "summary.json"), "--figures", str(fs / "figs"), "--quiet"],
+                              capture_output=True, text=True, env=env, timeout=120)
+        text = " ".join(proc.stdout.split())
+        assert proc.returncode == 1 and "Traceback" not in text, proc.stdout + proc.stderr
+        assert f"--json {fs / 'summary.json'} not written: No space left on device" in text, text
+        assert "--figures" in text and "not written" in text, text
+        assert sorted(p.name for p in fs.iterdir()) == ["figs", "filler.bin"]
+        assert list((fs / "figs").iterdir()) == []
+    assert open_run(tmp_path / "run.h5").exit_status == "completed"      # the run itself is whole

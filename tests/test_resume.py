@@ -173,11 +173,21 @@ class Ops:
 
 
 # ------------------------------------------------------------------------------------------ the crash test
-def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path) -> None:
+DEMO = (ROOT / "protocols" / "demo_recipe.toml").read_text()
+
+
+@pytest.mark.parametrize("recipe_text, at", [
+    pytest.param(SHORT_DEMO, (6, 5, 8), id="demo steps, fewer cells"),
+    pytest.param(DEMO, (20, 40, 12), id="the demo", marks=pytest.mark.slow),
+])
+def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe_text: str,
+                                                          at: tuple[int, int, int]) -> None:
+    """Kill during forming (after at[0] cells), during the 0.2 % program-verify (after at[1] programmings) and
+    during endurance (after at[2] checkpoints), resuming after each."""
     from rramlab.simulator.server import BenchControl, BenchServerProcess
 
-    recipe = tmp_path / "demo_short.toml"
-    recipe.write_text(SHORT_DEMO)
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(recipe_text)
     out = tmp_path / "run.h5"
     journal = Path(f"{out}.journal")
     env = dict(os.environ, RRAMLAB_LOCK_DIR=str(tmp_path / "locks"))
@@ -188,9 +198,9 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path) -> Non
         pids: list[int] = []
         flying = " AND (SELECT COUNT(*) FROM in_flight) > 0"             # inside a unit, not between two
         moments = [
-            "SELECT COUNT(*) FROM units WHERE step = 0 HAVING COUNT(*) >= 6" + flying,             # forming
-            "SELECT COUNT(*) FROM units WHERE step = 3 HAVING COUNT(*) >= 5" + flying,             # PV 0.2 %
-            "SELECT SUM(n) FROM batches WHERE tbl = 'endurance' HAVING SUM(n) >= 8" + flying,      # mid-cycling
+            f"SELECT COUNT(*) FROM units WHERE step = 0 HAVING COUNT(*) >= {at[0]}" + flying,           # forming
+            f"SELECT COUNT(*) FROM units WHERE step = 3 HAVING COUNT(*) >= {at[1]}" + flying,           # PV 0.2 %
+            f"SELECT SUM(n) FROM batches WHERE tbl = 'endurance' HAVING SUM(n) >= {at[2]}" + flying,    # cycling
         ]
         committed_first: dict[str, object] = {}
         in_flight: list[set[tuple[int, int]]] = []
@@ -219,7 +229,7 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path) -> Non
     assert json.loads((tmp_path / "summary.json").read_text())["exit_status"] == "completed"
 
     # -- every cell exactly once per step
-    protocols = {p.label: p for p in prepare(parse_recipe(SHORT_DEMO), load_station_config(station))}
+    protocols = {p.label: p for p in prepare(parse_recipe(recipe_text), load_station_config(station))}
     forming = run.table("forming")
     assert sorted(zip(forming["row"], forming["col"], strict=True)) == sorted(protocols["forming"].cells)
     sweep = run.table("forming_sweep")
@@ -273,7 +283,7 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path) -> Non
     # -- what the first process committed is bit for bit what an uninterrupted run of the same seed records
     st = Station.from_file(station, visa_library=f"?seed={SEED}@rramlab")
     try:
-        run_recipe(st, parse_recipe(SHORT_DEMO), tmp_path / "uninterrupted.h5")
+        run_recipe(st, parse_recipe(recipe_text), tmp_path / "uninterrupted.h5")
     finally:
         st.close()
     reference = open_run(tmp_path / "uninterrupted.h5")
