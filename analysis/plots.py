@@ -10,7 +10,6 @@ data, the fit and the published law; MVM one line per result.
 from __future__ import annotations
 
 import contextlib
-
 import os
 from collections.abc import Mapping
 from pathlib import Path
