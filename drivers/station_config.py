@@ -228,12 +228,7 @@ def _no_extra(t: dict[str, Any], allowed: set[str], where: str) -> None:
 def parse_station_config(text: str, source: str = "<text>") -> StationConfig:
     """Validate a station file's text; StationConfigError messages start with ``source``."""
     text = text.removeprefix("\ufeff")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise StationConfigError(f"{source}: not valid TOML: {e}") from None
-    except RecursionError:
-        raise StationConfigError(f"{source}: not valid TOML: nested too deeply") from None
+    data = parse_toml(text, source, StationConfigError)
     try:
         return _parse(data, text, source)
     except StationConfigError as e:
@@ -388,6 +383,16 @@ def load_station_config(path: str | Path | None = None) -> StationConfig:
         return parse_station_config(default_station_text(), "default_station.toml")
     p = Path(path)
     return parse_station_config(read_text_file(p, StationConfigError, "station file"), str(p))
+
+
+def parse_toml(text: str, source: str, error: type[Exception]) -> dict[str, Any]:
+    """The TOML document ``text``, or ``error`` naming ``source`` (invalid or nested too deeply)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{source}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise error(f"{source}: not valid TOML: nested too deeply") from None
 
 
 def read_text_file(p: Path, error: type[Exception] = StationConfigError, what: str = "file") -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rramlab.analysis.dataset_schema import validate_name
-from rramlab.drivers.station_config import read_text_file
+from rramlab.drivers.station_config import parse_toml, read_text_file
 
 from .base import ParameterError, Protocol
 from .catalog import PROTOCOLS
@@ -34,9 +34,9 @@ from .params import short
 from .preflight import PreflightError
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 MAX_STEPS = 256
 MAX_TEXT = 10_000              # characters of the recipe's name or description
@@ -99,12 +99,7 @@ def _head(source: str) -> str:
 def parse_recipe(text: str, source: str = "<text>") -> Recipe:
     """Read a recipe's text: structure, protocols, labels and every step parameter (RecipeError otherwise)."""
     text = text.removeprefix("\ufeff")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise RecipeError(f"{source}: not valid TOML: {e}") from None
-    except RecursionError:
-        raise RecipeError(f"{source}: not valid TOML: nested too deeply") from None
+    data = parse_toml(text, source, RecipeError)
     try:
         return _parse(data, text, source)
     except RecipeParameterError as e:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_runner import SMALL
 
 from rramlab.analysis.dataset import open_run
 from rramlab.drivers.station import Station
@@ -296,22 +297,7 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
 
 # ------------------------------------------------------------------------------------------ in-process cases
 _tags = itertools.count()
-SMALL = """
-[recipe]
-name = "small"
-[[steps]]
-protocol = "forming"
-cells = [[0, 0], [0, 1], [0, 2]]
-[steps.params]
-current_limit = 1e-3
-[[steps]]
-name = "pv"
-protocol = "program_verify"
-cells = [[0, 0], [0, 1], [0, 2]]
-[steps.params]
-acceptance = 0.02
-targets = [20e-6, 50e-6, 80e-6]
-"""
+
 
 
 def _station(library: str | None = None) -> Station:
