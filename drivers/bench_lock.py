@@ -103,8 +103,9 @@ class BenchLock:
             for key in lock.keys:
                 path = d / key.filename
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-                with contextlib.suppress(OSError):         # every user of the machine shares the lock files
-                    os.fchmod(fd, 0o666)
+                if hasattr(os, "fchmod"):                  # every user of the machine shares the lock files
+                    with contextlib.suppress(OSError):
+                        os.fchmod(fd, 0o666)
                 if not _try_lock(fd):
                     holder = _read_holder(fd)
                     os.close(fd)
