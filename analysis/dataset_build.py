@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zlib
@@ -23,6 +24,7 @@ import numpy as np
 
 from .dataset_schema import (
     MAX_ATTR_BYTES,
+    PARTIAL_GROUP,
     RUN_GROUP,
     SCHEMA_ATTR,
     SCHEMA_VERSION,
@@ -31,9 +33,11 @@ from .dataset_schema import (
     STEPS_GROUP,
     STRING_DTYPE,
     TABLES_GROUP,
+    ColumnInfo,
     DatasetError,
     DatasetWriteError,
     compound_dtype,
+    normalize_columns,
 )
 from .journal import (
     DiskFullError,
@@ -42,11 +46,11 @@ from .journal import (
     columns_from_json,
     columns_json,
     encode_rows,
-    remove_journal,
 )
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 WRITE_ROWS = 65536                      # rows per HDF5 write while building
+PARTIAL_SESSION = "interrupted_in_session"
 
 UNITS_DTYPE = np.dtype([("step", "<i8"), ("key", STRING_DTYPE), ("session", "<i8")])
 LEDGER_DTYPE = np.dtype([("row", "<i8"), ("col", "<i8"), ("pulses", "<i8"), ("reserved", "<i8")])
@@ -104,11 +108,11 @@ def build_run_file(journal: str, out: str, *, replace: bool = False, isolated: b
         return _build_here(journal, out, replace=replace)
     cmd = [sys.executable, "-m", __name__, journal, out, *(["--replace"] if replace else [])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # its own session: a Ctrl-C at the terminal is the run's to handle (it is held while the run closes), not
+    # the build's; a build orphaned by a killed run finishes on its own into a file of its own
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, start_new_session=True)
     if proc.returncode == 0:
         return json.loads(proc.stdout.strip().splitlines()[-1])
-    with contextlib.suppress(OSError):
-        os.remove(out + ".partial")
     lines = proc.stderr.strip().splitlines()
     if proc.returncode == 3 and lines:                 # the child's own report of what failed
         kind, _, text = lines[-1].partition(": ")
@@ -137,9 +141,7 @@ def _build_here(journal: str, out: str, *, replace: bool = False) -> dict[str, A
     run = json.loads(snap.meta["run"])
     if os.path.exists(out) and not replace and _run_id_of(out) != run.get("run_id"):
         raise FileExistsError(f"{out} exists and is not this run's file; refusing to overwrite it")
-    tmp = out + ".partial"
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(tmp)
+    tmp = f"{out}.partial-{os.getpid()}"
     report: dict[str, Any] = {"rows": {}, "skipped": {}}
     try:
         with h5py.File(tmp, "w") as f:
@@ -151,6 +153,12 @@ def _build_here(journal: str, out: str, *, replace: bool = False) -> dict[str, A
                 report["rows"][spec["name"]] = n
                 if skipped:
                     report["skipped"][spec["name"]] = skipped
+            if snap.partial_tables:
+                partial = f.create_group(PARTIAL_GROUP)
+                partial.attrs["description"] = ("rows of units a run stopped inside (set aside; a resumed run did "
+                                                "each such unit again from its start, in the tables)")
+                for name in snap.partial_tables:
+                    report.setdefault("partial", {})[name] = _write_partial(partial, snap, snap.spec(name))
             f.flush()
             os.fsync(f.id.get_vfd_handle())
         os.replace(tmp, out)
@@ -245,6 +253,34 @@ def _write_table(tables: h5py.Group, snap: JournalSnapshot, spec: dict[str, Any]
     return total, skipped
 
 
+def partial_columns(infos: list[ColumnInfo]) -> list[ColumnInfo]:
+    """Columns of ``/partial/<table>``: the table's, then the session that set the rows aside."""
+    spec = {c.name: (str if c.kind == "s" else c.dtype, c.unit, c.description) for c in infos}
+    return normalize_columns({**spec, PARTIAL_SESSION: ("i8", "", "session whose stop interrupted the unit")})
+
+
+def _write_partial(group: h5py.Group, snap: JournalSnapshot, spec: dict[str, Any]) -> int:
+    infos = columns_from_json(spec["columns"])
+    good, skipped = snap.good_batches(spec["name"], compound_dtype(infos), partial=True)
+    pinfos = partial_columns(infos)
+    rows = np.concatenate(good) if good else np.empty(0, dtype=compound_dtype(infos))
+    data = np.zeros(len(rows), dtype=compound_dtype(pinfos))
+    for name in rows.dtype.names:
+        data[name] = rows[name]
+    sessions = snap.partial_sessions.get(spec["name"], [])
+    data[PARTIAL_SESSION] = sessions[: len(rows)] if not skipped else 0
+    ds = group.create_dataset(spec["name"], data=data, maxshape=(None,), chunks=True)
+    ds.attrs["units"] = json.dumps({SEQ_COLUMN: "", **{c.name: c.unit for c in pinfos}}, ensure_ascii=False)
+    ds.attrs["descriptions"] = json.dumps({SEQ_COLUMN: "row sequence number among the set-aside rows",
+                                           **{c.name: c.description for c in pinfos}}, ensure_ascii=False)
+    ds.attrs["description"] = f"rows of table {spec['name']!r} from units a stop interrupted"
+    ds.attrs["step"] = spec["step"] or ""
+    ds.attrs["committed_rows"] = np.int64(len(data))
+    if skipped:
+        ds.attrs["skipped"] = json.dumps(skipped)
+    return len(data)
+
+
 def _blocks(batches: list[np.ndarray]) -> Iterable[np.ndarray]:
     """Concatenate consecutive batches into blocks of about WRITE_ROWS rows."""
     acc: list[np.ndarray] = []
@@ -282,54 +318,67 @@ def import_run_file(path: str, journal: str, *, salvage: bool = False) -> dict[s
                                  "instruments": json.dumps(meta.get("instruments") or {}),
                                  **{k: meta.get(k) for k in SESSION_STOP_KEYS if meta.get(k) not in (None, "")}}]
     skipped: dict[str, list[str]] = dict(run.skipped)
-    w = JournalWriter.create(journal, str(meta.get("durability", "flush")), {
+    def fill(c: sqlite3.Connection) -> None:
+        """Everything of the run, inserted before the journal gets its name (a kill leaves no half import)."""
+        for s in sessions:
+            cols = [k for k in s if k != "id"]
+            c.execute(f"INSERT INTO sessions (id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})",
+                      (s["id"], *(s[k] for k in cols)))
+        for s in run.steps:
+            c.execute("INSERT INTO steps (idx, name, protocol, parameters, cells, status, message, start_time, "
+                      "start_time_unix, stop_time, stop_time_unix, tables) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                      (s.index, s.name, s.protocol, json.dumps(s.parameters), s.cells.astype("<i8").tobytes(),
+                       s.status if s.status != "incomplete" else "running", s.message, s.start_time,
+                       s.start_time_unix, s.stop_time, s.stop_time_unix, json.dumps(s.tables)))
+        for k, name in enumerate(run.tables):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", SkippedRowsWarning)
+                    rows, infos, attrs = run.table_array(name)
+            except (OSError, KeyError, ValueError, DatasetError) as exc:
+                if not salvage:
+                    raise
+                skipped.setdefault(name, []).append(f"whole table unreadable ({exc})")
+                continue
+            skipped.update({name: attrs["skipped"]} if attrs.get("skipped") else {})
+            c.execute("INSERT INTO tables (name, ord, columns, description, step) VALUES (?, ?, ?, ?, ?)",
+                      (name, k, columns_json(infos), attrs.get("description", ""), attrs.get("step", "")))
+            _insert_rows(c, name, rows, part=0, sessions=None)
+            partial = run.partial_array(name)
+            if partial is not None:
+                block = partial[[f for f in partial.dtype.names if f != PARTIAL_SESSION]]
+                _insert_rows(c, name, np.asarray(block).astype(compound_dtype(infos)), part=1,
+                             sessions=partial[PARTIAL_SESSION])
+        st = run.state
+        c.executemany("INSERT INTO units (step, key, session) VALUES (?, ?, ?)", st.units_rows)
+        c.executemany("INSERT INTO ledger (row, col, pulses, reserved) VALUES (?, ?, ?, ?)", st.ledger_rows)
+        c.executemany("INSERT INTO in_flight (row, col, step, session, t) VALUES (?, ?, ?, ?, ?)", st.in_flight_rows)
+        values = [(k, json.dumps(v)) for k, v in st.values.items()]
+        c.executemany("INSERT INTO state (key, value) VALUES (?, ?)", values)
+
+    JournalWriter.create(journal, str(meta.get("durability", "flush")), {
         "schema": str(SCHEMA_VERSION), "run": json.dumps(run_attrs, ensure_ascii=False, default=str),
         "recipe": meta.get("recipe", ""), "station": meta.get("station", ""),
-        "run_file": os.path.basename(path)})
-    try:
-        with w.transaction("import the run file") as c:
-            for s in sessions:
-                cols = [k for k in s if k != "id"]
-                c.execute(f"INSERT INTO sessions (id, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})",
-                          (s["id"], *(s[k] for k in cols)))
-            for s in run.steps:
-                c.execute("INSERT INTO steps (idx, name, protocol, parameters, cells, status, message, start_time, "
-                          "start_time_unix, stop_time, stop_time_unix, tables) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                          (s.index, s.name, s.protocol, json.dumps(s.parameters), s.cells.astype("<i8").tobytes(),
-                           s.status if s.status != "incomplete" else "running", s.message, s.start_time,
-                           s.start_time_unix, s.stop_time, s.stop_time_unix, json.dumps(s.tables)))
-            for k, name in enumerate(run.tables):
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", SkippedRowsWarning)
-                        rows, infos, attrs = run.table_array(name)
-                except (OSError, KeyError, ValueError, DatasetError) as exc:
-                    if not salvage:
-                        raise
-                    skipped.setdefault(name, []).append(f"whole table unreadable ({exc})")
-                    continue
-                skipped.update({name: attrs["skipped"]} if attrs.get("skipped") else {})
-                c.execute("INSERT INTO tables (name, ord, columns, description, step) VALUES (?, ?, ?, ?, ?)",
-                          (name, k, columns_json(infos), attrs.get("description", ""), attrs.get("step", "")))
-                for start in range(0, len(rows), WRITE_ROWS):
-                    block = rows[start : start + WRITE_ROWS].copy()
-                    block[SEQ_COLUMN] = np.arange(start, start + len(block))   # renumbered past skipped parts
-                    data = encode_rows(block)
-                    c.execute("INSERT INTO batches (tbl, first_seq, n, data, crc, session) VALUES (?,?,?,?,?,?)",
-                              (name, start, len(block), data, zlib.crc32(data), 0))
-            st = run.state
-            c.executemany("INSERT INTO units (step, key, session) VALUES (?, ?, ?)", st.units_rows)
-            c.executemany("INSERT INTO ledger (row, col, pulses, reserved) VALUES (?, ?, ?, ?)", st.ledger_rows)
-            c.executemany("INSERT INTO in_flight (row, col, step, session, t) VALUES (?, ?, ?, ?, ?)",
-                          st.in_flight_rows)
-            c.executemany("INSERT INTO state (key, value) VALUES (?, ?)",
-                          [(k, json.dumps(v)) for k, v in st.values.items()])
-    except BaseException:
-        w.close()
-        remove_journal(journal)
-        raise
-    w.close()
+        "run_file": os.path.basename(path)}, fill=fill).close()
     return skipped
+
+
+def _insert_rows(c: sqlite3.Connection, name: str, rows: np.ndarray, *, part: int,
+                 sessions: np.ndarray | None) -> None:
+    """``rows`` as batches of ``name``, renumbered from 0 (past skipped parts); one batch per session run."""
+    start = 0
+    while start < len(rows):
+        stop = min(len(rows), start + WRITE_ROWS)
+        if sessions is not None:                      # a batch holds one session's rows
+            same = np.flatnonzero(sessions[start:stop] != sessions[start])
+            stop = start + int(same[0]) if same.size else stop
+        block = rows[start:stop].copy()
+        block[SEQ_COLUMN] = np.arange(start, stop)
+        data = encode_rows(block)
+        session = int(sessions[start]) if sessions is not None else 0
+        c.execute("INSERT INTO batches (tbl, first_seq, n, data, crc, session, part) VALUES (?,?,?,?,?,?,?)",
+                  (name, start, len(block), data, zlib.crc32(data), session, part))
+        start = stop
 
 
 __all__ = ["build_run_file", "default_chunk_rows", "import_run_file"]

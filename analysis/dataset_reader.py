@@ -20,6 +20,7 @@ import pandas as pd
 
 from .dataset_schema import (
     INCOMPLETE,
+    PARTIAL_GROUP,
     RUN_GROUP,
     SCHEMA_ATTR,
     SCHEMA_VERSION,
@@ -145,6 +146,7 @@ class RunData:
         self.sessions: list[dict[str, Any]] = []
         self.state = RunState()
         self.skipped: dict[str, list[str]] = {}
+        self.notes: list[str] = []             # what the reader noticed about the files (said by `rramlab info`)
         if os.path.exists(self.journal):
             self.source = "journal"
             self._load_journal()
@@ -183,6 +185,49 @@ class RunData:
         df.attrs.update(attrs)
         return df
 
+    @property
+    def partial_tables(self) -> list[str]:
+        """Tables with rows of units a stop interrupted, set aside (see :meth:`partial`)."""
+        if self._snap is not None:
+            return self._snap.partial_tables
+        with self._open() as f:
+            return sorted(f[PARTIAL_GROUP]) if PARTIAL_GROUP in f else []
+
+    def partial(self, name: str) -> pd.DataFrame | None:
+        """Rows of table ``name`` from units a stop (Ctrl-C twice, SIGTERM, a failure) interrupted: kept, but
+        not in the table, because a resumed run does such a unit again from its start. Column
+        ``interrupted_in_session`` says which session stopped. None if there are none."""
+        arr = self.partial_array(name)
+        if arr is None:
+            return None
+        df = pd.DataFrame({f: arr[f] for f in arr.dtype.names}, columns=list(arr.dtype.names))
+        df.attrs.update({"table": name, "partial": True})
+        return df
+
+    def partial_array(self, name: str) -> np.ndarray | None:
+        """:meth:`partial` as a structured array (None if there are no such rows)."""
+        from .dataset_build import PARTIAL_SESSION, partial_columns
+
+        if name not in self.partial_tables:
+            return None
+        if self._snap is not None:
+            infos = columns_from_json(self._snap.spec(name)["columns"])
+            good, _ = self._snap.good_batches(name, compound_dtype(infos), partial=True)
+            rows = np.concatenate(good) if good else np.empty(0, dtype=compound_dtype(infos))
+            out = np.zeros(len(rows), dtype=compound_dtype(partial_columns(infos)))
+            for field in rows.dtype.names:
+                out[field] = rows[field]
+            out[PARTIAL_SESSION] = self._snap.partial_sessions.get(name, [0] * len(rows))[: len(rows)]
+            return out
+        with self._open() as f:
+            arr = f[PARTIAL_GROUP][name][()]
+        names = arr.dtype.names or ()
+        fixed = np.zeros(len(arr), dtype=[(n, object if arr.dtype[n].kind == "O" else arr.dtype[n]) for n in names])
+        for n in names:
+            fixed[n] = [v.decode("utf-8") if isinstance(v, bytes) else v for v in arr[n]] if arr.dtype[n].kind == "O" \
+                else arr[n]
+        return fixed
+
     def table_array(self, name: str) -> tuple[np.ndarray, list[ColumnInfo], dict[str, Any]]:
         """(rows as a structured array, column declarations, attrs) of table ``name``."""
         if name not in self.tables:
@@ -205,6 +250,14 @@ class RunData:
 
     def _load_journal(self) -> None:
         snap = self._snap = JournalSnapshot(self.journal)
+        if not snap.sessions and not os.path.exists(self.path):
+            self.notes.append(f"{self.journal} holds no session: the run was killed as it started, or this is a copy "
+                              "without its -wal file (which holds the latest commits); bring the -wal and -shm files "
+                              "next to it")
+        if not snap.sessions and os.path.exists(self.path):
+            raise JournalError(f"{self.journal} holds no session although {self.path} exists: an incomplete copy of a "
+                               "journal (its -wal file, which holds the latest commits, missing?); move it away to "
+                               "read the HDF5 file, or bring its -wal and -shm files next to it")
         self.schema_version = _schema_version(snap.meta.get("schema", "1"), self.journal)
         run = json.loads(snap.meta["run"])
         meta: dict[str, Any] = {"seed": None, "stop_time": None, "stop_time_unix": None, "exit_status": INCOMPLETE,

@@ -64,7 +64,7 @@ def recover(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = N
     if os.path.exists(target):
         raise FileExistsError(f"{target} exists; choose another --out")
     proc = subprocess.run([sys.executable, "-m", __name__, p, target], capture_output=True, text=True,
-                          timeout=SALVAGE_TIMEOUT)
+                          timeout=SALVAGE_TIMEOUT, start_new_session=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise DatasetError(f"{p}: nothing could be salvaged: {tail}")

@@ -28,6 +28,7 @@ RUN_GROUP = "run"
 TABLES_GROUP = "tables"
 STEPS_GROUP = "steps"
 STATE_GROUP = "state"                    # /run/state: what a resumed run needs
+PARTIAL_GROUP = "partial"                # /partial/<table>: rows of units a stop interrupted, set aside
 SEQ_COLUMN = "seq"
 
 EXIT_STATUSES = ("completed", "interrupted", "failed", "aborted")

@@ -218,6 +218,11 @@ class Table:
         """The buffered rows (a view), or None."""
         return self._buf[: self._n] if self._n else None
 
+    def _drop_pending(self) -> None:
+        """Forget the buffered rows (they were set aside); their sequence numbers are used again."""
+        self._next_seq = self._committed
+        self._n = 0
+
     def _mark_committed(self) -> None:
         self._committed += self._n
         self._n = 0
@@ -411,7 +416,7 @@ class RunWriter:
         self.session: int | None = 1
         self.built = False
         self._imported = False                # resume() made the journal from the HDF5 file
-        self._pending_ledger: dict[Cell, int] = {}
+        self._partial_rows: dict[str, int] = {}   # rows set aside so far, per table
         if _journal is not None:                                  # resume(): state loaded by the caller
             self._journal = _journal
             self.metadata = RunMetadata.from_mapping(metadata) if isinstance(metadata, Mapping) else metadata
@@ -472,6 +477,7 @@ class RunWriter:
         for spec in snap.table_specs:
             infos = columns_from_json(spec["columns"])
             w._tables[spec["name"]] = Table(w, spec["name"], infos, batch_rows, snap.committed_rows(spec["name"]))
+            w._partial_rows[spec["name"]] = snap.committed_rows(spec["name"], partial=True)
         for s in snap.steps:
             w._steps.append(Step(w, int(s["idx"]), str(s["name"]), json.loads(s["tables"] or "[]"), str(s["status"])))
         return w
@@ -503,10 +509,6 @@ class RunWriter:
         self._closed = True
         if self._imported:
             remove_journal(self.journal_path)
-
-    def queue_ledger(self, ledger: Mapping[Cell, int]) -> None:
-        """Pulse counts to commit with the next durability point (or the close)."""
-        self._pending_ledger.update(ledger)
 
     def resume_step(self, index: int, note: str = "") -> Step:
         """Mark step ``index`` running again (a resumed run continues it) and return its handle."""
@@ -626,17 +628,16 @@ class RunWriter:
 
     def durability_point(self, *, units: Iterable[tuple[int, str]] = (), ledger: Mapping[Cell, int] | None = None,
                          state: Mapping[str, Any] | None = None,
-                         finish: Iterable[tuple[Step, str, str]] = ()) -> None:
+                         finish: Iterable[tuple[Step, str, str]] = (), end_of_unit: bool = True) -> None:
         """Commit, in one atomic transaction, every buffered row of every table, the finished
         ``units`` ((step index, key)), the pulse ``ledger`` (cell -> pulses sent), run ``state``
-        values and step stop records; the in-flight set is cleared. On return everything is committed
+        values and step stop records; the in-flight set is cleared (unless not ``end_of_unit``). On return
+        everything is committed
         (it survives a killed process; with ``durability="fsync"`` a power cut too). On a failure
         nothing of it is committed (:class:`DiskFullError` when the disk is full) and the rows stay
         buffered."""
         self._check_open()
         finish = list(finish)
-        if self._pending_ledger:
-            ledger = {**self._pending_ledger, **(ledger or {})}
         pending = [(t, rows) for t in self._tables.values() if (rows := t._pending()) is not None]
         with self._journal.transaction("commit a durability point") as c:
             for table, rows in pending:
@@ -650,7 +651,8 @@ class RunWriter:
                               "ON CONFLICT (row, col) DO UPDATE SET pulses = excluded.pulses, "
                               "reserved = max(reserved, excluded.pulses)",
                               [(int(r), int(col), int(n), int(n)) for (r, col), n in ledger.items()])
-            c.execute("DELETE FROM in_flight")
+            if end_of_unit:
+                c.execute("DELETE FROM in_flight")
             if state:
                 c.executemany("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)",
                               [(k, to_json(v, what=f"run state {k!r}")) for k, v in state.items()])
@@ -662,7 +664,34 @@ class RunWriter:
             table._mark_committed()
         for step, status, _ in finish:
             step.status = status
-        self._pending_ledger.clear()
+
+    def set_aside(self, ledger: Mapping[Cell, int] | None = None) -> dict[str, int]:
+        """Commit the buffered rows — those of a unit the run stopped inside — apart from the tables
+        (``/partial/<table>``, with the session): kept, but not part of the tables, because a resumed run
+        does that unit again from its start. The cells in flight stay in flight (a resumed run reads them
+        first); ``ledger`` (cell -> pulses sent, known exactly by a live process) is committed as both
+        count and reservation. Returns the rows set aside per table."""
+        self._check_open()
+        pending = [(t, rows) for t in self._tables.values() if (rows := t._pending()) is not None]
+        with self._journal.transaction("set aside the rows of the unit in progress") as c:
+            for table, rows in pending:
+                first = self._partial_rows.get(table.name, 0)
+                block = rows.copy()
+                block[SEQ_COLUMN] = np.arange(first, first + len(block))
+                data = encode_rows(block)
+                c.execute("INSERT INTO batches (tbl, first_seq, n, data, crc, session, part) "
+                          "VALUES (?, ?, ?, ?, ?, ?, 1)", (table.name, first, len(block), data, zlib.crc32(data),
+                                                           self.session))
+            ledger = dict(ledger or {})
+            c.executemany("INSERT INTO ledger (row, col, pulses, reserved) VALUES (?, ?, ?, ?) ON CONFLICT (row, col) "
+                          "DO UPDATE SET pulses = excluded.pulses, reserved = excluded.reserved",
+                          [(int(r), int(col), int(n), int(n)) for (r, col), n in ledger.items()])
+        out = {}
+        for table, rows in pending:
+            self._partial_rows[table.name] = self._partial_rows.get(table.name, 0) + len(rows)
+            out[table.name] = len(rows)
+            table._drop_pending()
+        return out
 
     def mark_in_flight(self, cell: Cell, step: int | None, t: float | None) -> None:
         """Write ahead, before the first energising operation on ``cell`` since the last durability point:
@@ -699,7 +728,7 @@ class RunWriter:
         stop_recorded = False
         try:
             running = [(s, exit_status, str(message)) for s in self._steps if s.status == "running"]
-            self.durability_point(finish=running)
+            self.durability_point(finish=running, end_of_unit=False)      # cells in flight stay in flight
         except Exception as exc:
             failure = exc
             lost = ", ".join(f"{t.name} {t.buffered_rows} rows" for t in self._tables.values() if t.buffered_rows)

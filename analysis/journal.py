@@ -22,7 +22,8 @@ Tables of the journal (all values SI; JSON text where noted)::
     steps      idx, name, protocol, parameters (JSON), cells (int64 (n, 2) bytes), status, message,
                start/stop time, tables (JSON)
     tables     name, columns (JSON [[name, dtype, unit, description], ...]), description, step
-    batches    table, first_seq, n, data (encoded rows, see :func:`encode_rows`), crc32 of data
+    batches    table, first_seq, n, data (encoded rows, see :func:`encode_rows`), crc32 of data, part (0: the
+               table's rows; 1: rows of a unit that was interrupted and set aside, numbered on their own)
     units      finished units per step (step, key, session): what resume skips
     ledger     row, col, pulses (sent, as of the last durability point), reserved (write-ahead bound)
     in_flight  cells energised since the last durability point (row, col, step, session, t)
@@ -37,7 +38,7 @@ import os
 import sqlite3
 import struct
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ CREATE TABLE steps (idx INTEGER PRIMARY KEY, name TEXT NOT NULL, protocol TEXT, 
 CREATE TABLE tables (name TEXT PRIMARY KEY, ord INTEGER NOT NULL, columns TEXT NOT NULL, description TEXT,
     step TEXT);
 CREATE TABLE batches (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, first_seq INTEGER NOT NULL, n INTEGER NOT NULL,
-    data BLOB NOT NULL, crc INTEGER NOT NULL, session INTEGER);
+    data BLOB NOT NULL, crc INTEGER NOT NULL, session INTEGER, part INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX batches_by_table ON batches (tbl, first_seq);
 CREATE TABLE units (step INTEGER NOT NULL, key TEXT NOT NULL, session INTEGER, PRIMARY KEY (step, key));
 CREATE TABLE ledger (row INTEGER NOT NULL, col INTEGER NOT NULL, pulses INTEGER NOT NULL DEFAULT 0,
@@ -182,11 +183,13 @@ class JournalWriter:
 
     # -- opening -------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str, durability: str, meta: Mapping[str, str]) -> JournalWriter:
-        """Create ``path`` exclusively (FileExistsError if it exists) with the schema and ``meta``.
+    def create(cls, path: str, durability: str, meta: Mapping[str, str],
+               fill: Callable[[sqlite3.Connection], None] | None = None) -> JournalWriter:
+        """Create ``path`` exclusively (FileExistsError if it exists) with the schema, ``meta`` and
+        whatever ``fill(connection)`` inserts (an import).
 
         The journal is made whole under a temporary name and then linked to ``path`` (an atomic,
-        exclusive step), so a journal that exists always has its schema and metadata.
+        exclusive step), so a journal that exists always holds everything it was created with.
         """
         if os.path.exists(path):
             raise FileExistsError(f"{path} exists")
@@ -200,6 +203,8 @@ class JournalWriter:
                     conn.execute(statement)
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                  [("journal_format", str(JOURNAL_FORMAT)), *meta.items()])
+                if fill is not None:
+                    fill(conn)
                 conn.execute("COMMIT")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
@@ -278,6 +283,10 @@ def _connect(path: str, durability: str) -> sqlite3.Connection:
         if str(mode).lower() != "wal":      # e.g. a file system without shared memory: rollback journal
             conn.execute("PRAGMA journal_mode=DELETE")
         conn.execute(f"PRAGMA synchronous={'FULL' if durability == 'fsync' else 'NORMAL'}")
+        # fold the WAL into the file every ~1 MiB and keep it at most that size: bounded disk use, and a
+        # journal copied without its -wal file still holds all but the latest commits
+        conn.execute("PRAGMA wal_autocheckpoint=256")
+        conn.execute(f"PRAGMA journal_size_limit={2**20}")
         conn.execute("PRAGMA busy_timeout=10000")
     except sqlite3.Error as exc:
         conn.close()
@@ -319,9 +328,14 @@ class JournalSnapshot:
             self.in_flight = conn.execute("SELECT row, col, step, session, t FROM in_flight ORDER BY rowid").fetchall()
             self.state = {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM state")}
             self._batches: dict[str, list[tuple[int, int, bytes, int]]] = {}
-            for tbl, first, n, data, crc in conn.execute(
-                    "SELECT tbl, first_seq, n, CAST(data AS BLOB), crc FROM batches ORDER BY tbl, first_seq, id"):
-                self._batches.setdefault(tbl, []).append((first, n, data, crc))
+            self._partial: dict[str, list[tuple[int, int, bytes, int]]] = {}
+            self.partial_sessions: dict[str, list[int]] = {}
+            for tbl, first, n, data, crc, part, session in conn.execute(
+                    "SELECT tbl, first_seq, n, CAST(data AS BLOB), crc, part, session FROM batches "
+                    "ORDER BY tbl, first_seq, id"):
+                (self._partial if part else self._batches).setdefault(tbl, []).append((first, n, data, crc))
+                if part:
+                    self.partial_sessions.setdefault(tbl, []).extend([int(session or 0)] * int(n))
             conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path}: damaged journal: {exc}") from exc
@@ -334,8 +348,10 @@ class JournalSnapshot:
             raise KeyError(name)
         return spec
 
-    def good_batches(self, name: str, dtype: np.dtype) -> tuple[list[np.ndarray], list[str]]:
-        """(decoded batches of table ``name`` in seq order, what was skipped and why).
+    def good_batches(self, name: str, dtype: np.dtype, *, partial: bool = False
+                     ) -> tuple[list[np.ndarray], list[str]]:
+        """(decoded batches of table ``name`` in seq order, what was skipped and why); ``partial``: the
+        rows of interrupted units set aside for this table instead.
 
         A batch is kept when its checksum matches, it decodes, and it continues the rows before it;
         a damaged batch is skipped and said so, the good ones after it are kept.
@@ -343,7 +359,7 @@ class JournalSnapshot:
         parts: list[np.ndarray] = []
         skipped: list[str] = []
         expected = 0
-        for first, n, data, crc in self._batches.get(name, []):
+        for first, n, data, crc in (self._partial if partial else self._batches).get(name, []):
             if first < expected:
                 skipped.append(f"rows {first}..{first + n - 1}: overlap row {expected - 1}; dropped")
                 continue
@@ -365,9 +381,14 @@ class JournalSnapshot:
         parts, skipped = self.good_batches(name, dtype)
         return (np.concatenate(parts) if parts else np.empty(0, dtype=dtype)), skipped
 
-    def committed_rows(self, name: str) -> int:
-        batches = self._batches.get(name, [])
+    def committed_rows(self, name: str, *, partial: bool = False) -> int:
+        batches = (self._partial if partial else self._batches).get(name, [])
         return max((first + n for first, n, _, _ in batches), default=0)
+
+    @property
+    def partial_tables(self) -> list[str]:
+        """Tables with rows of interrupted units set aside."""
+        return sorted(self._partial)
 
 
 def _open_for_reading(path: str) -> sqlite3.Connection:

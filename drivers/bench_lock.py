@@ -65,6 +65,30 @@ def run_file_keys(run_file: str | os.PathLike[str]) -> list[LockKey]:
     return [LockKey("run-file", os.path.realpath(os.fspath(run_file)))]
 
 
+def _open_shared(path: Path) -> int:
+    """Open (creating if needed) a lock file every user can open: an existing one without O_CREAT, which a
+    sticky world-writable directory under fs.protected_regular refuses for another user's file."""
+    while True:
+        try:
+            return os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                continue                              # created by another process meanwhile: open it
+
+
+def canonical_resource(resource: str) -> str:
+    """The canonical spelling of a VISA address (``GPIB::26::INSTR`` and ``gpib0::26::instr`` are
+    ``GPIB0::26::INSTR``), so one instrument has one lock whatever the station file wrote."""
+    try:
+        from pyvisa import rname
+
+        return str(rname.parse_resource_name(resource.upper())).upper()   # VISA names ignore case
+    except Exception:  # noqa: BLE001 - not a VISA address (a run file): as given
+        return resource
+
+
 def _try_lock(fd: int) -> bool:
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows lab PCs only
         import msvcrt
@@ -102,7 +126,7 @@ class BenchLock:
         try:
             for key in lock.keys:
                 path = d / key.filename
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                fd = _open_shared(path)
                 if hasattr(os, "fchmod"):                  # every user of the machine shares the lock files
                     with contextlib.suppress(OSError):
                         os.fchmod(fd, 0o666)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .bench_lock import BenchLock, LockKey, host_scope, run_file_keys
+from .bench_lock import BenchLock, LockKey, canonical_resource, host_scope, run_file_keys
 from .capabilities import Reading
 from .clock import BenchController, SystemClock
 from .keithley707b import Keithley707B
@@ -105,7 +105,7 @@ class Station:
         for name, inst in self.instruments.items():
             visalib = getattr(getattr(inst.adapter, "connection", None), "visalib", None)
             scope = getattr(visalib, "resource_scope", None) or host_scope()
-            keys.append(LockKey(str(scope), self.config.instruments[name].resource))
+            keys.append(LockKey(str(scope), canonical_resource(self.config.instruments[name].resource)))
         return keys
 
     def lock(self, run_file: str = "", purpose: str = "run") -> None:

@@ -101,6 +101,10 @@ class Protocol:
     name: ClassVar[str]
     Params: ClassVar[type]
     tables: ClassVar[dict[str, Columns]]
+    rows_complete: ClassVar[bool] = False
+    """True when every record is complete on its own and a resumed step continues from the committed rows
+    (retention reads, endurance checkpoints): a stop inside a unit then commits the buffered rows. Otherwise
+    (a unit is done again whole on resume) they are set aside, so the tables hold each unit once."""
 
     def __init__(self, params: Any, cells: Sequence[Cell], label: str = "") -> None:
         self.params = params

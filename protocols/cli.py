@@ -1,7 +1,8 @@
 """The ``rramlab`` command line: demo, run, resume, check, info, report, recover.
 
 Exit codes: 0 completed, 1 failed (the run began; its data is kept), 2 refused (bad input, busy bench,
-unusable file: nothing was sent), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Signals never
+unusable file: nothing was sent), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up
+(SIGHUP: the terminal or ssh session went away; treated as SIGTERM). Signals never
 end in a traceback: before a run they stop the command at once; during the run the runner handles
 them; after it they are held until the summary and the JSON are written.
 """
@@ -37,7 +38,7 @@ from rramlab.drivers.station_config import StationConfig, StationConfigError, lo
 from .base import ParameterError
 from .preflight import PreflightError, prepare
 from .recipe import Recipe, RecipeError, demo_recipe, load_recipe
-from .runner import ResumeRefused, RunResult, resume_run, run_recipe
+from .runner import ABORT_SIGNALS, ResumeRefused, RunResult, resume_run, run_recipe
 from .space import InsufficientSpaceError, check_free_space
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -63,7 +64,8 @@ class CliSignals:
     def install(self) -> None:
         with contextlib.suppress(ValueError):          # not the main thread (tests): nothing to install
             signal.signal(signal.SIGINT, self._handler)
-            signal.signal(signal.SIGTERM, self._handler)
+            for sig in ABORT_SIGNALS:
+                signal.signal(sig, self._handler)
 
     def hold(self) -> None:
         self._hold = True
@@ -71,15 +73,16 @@ class CliSignals:
     def _handler(self, signum: int, frame: Any) -> None:
         if self._hold:
             self.held.append(signum)
-        elif signum == signal.SIGTERM:
-            raise SystemExit(EXIT_TERMINATED)
+        elif signum in ABORT_SIGNALS:
+            raise SystemExit(128 + signum)
         else:
             raise KeyboardInterrupt
 
     def exit_code(self, code: int) -> int:
-        """``code``, or 143 / 130 when a SIGTERM / Ctrl-C was held."""
-        if signal.SIGTERM in self.held:
-            return EXIT_TERMINATED
+        """``code``, or 143 / 129 / 130 when a SIGTERM / SIGHUP / Ctrl-C was held."""
+        for sig in ABORT_SIGNALS:
+            if sig in self.held:
+                return 128 + sig
         if signal.SIGINT in self.held and code == 0:
             return EXIT_INTERRUPTED
         return code
@@ -252,7 +255,7 @@ def _execute(console: Console, sig: CliSignals, start: Callable[[_Bar], RunResul
         where = f" Data kept in {_where(Path(kept))} (exit status 'failed')." if kept else ""
         _say(console, f"Run failed: {type(e).__name__}: {e}.{where} {_safe_text(e)}")
         return sig.exit_code(EXIT_FAILED)
-    code = _EXIT_CODES.get(result.exit_status, EXIT_FAILED)
+    code = result.exit_code or _EXIT_CODES.get(result.exit_status, EXIT_FAILED)
     if result.exit_status == "interrupted":
         _say(console, f"Interrupted: {_rows_text(out)} recorded in {_where(out)} (exit status 'interrupted'; "
                       f"`rramlab resume {out}` continues it); outputs off, relays open.", "yellow")
@@ -362,6 +365,9 @@ def cmd_resume(args: argparse.Namespace, console: Console, sig: CliSignals) -> i
     run = _open_quietly(out)
     config = (load_station_config(args.station) if args.station
               else parse_station_config(run.metadata["station"], f"{out} (the run's station file)"))
+    from .recipe import parse_recipe
+
+    _prepared(parse_recipe(run.metadata["recipe"], f"{out} (the run's recipe)"), config, out, console)
     with _station(config) as station:
         return _execute(console, sig, lambda bar: resume_run(station, out, force=args.force, progress=bar),
                         out, args.json, args.quiet, args.figures)
@@ -382,6 +388,8 @@ def cmd_info(args: argparse.Namespace, console: Console, sig: CliSignals) -> int
               "file)" if run.source == "journal" else "")
     _say(console, f"{args.file}: schema {run.schema_version}, exit status {run.exit_status}"
                   + (f" ({run.exit_message})" if run.exit_message else "") + source, "bold")
+    for note in run.notes:
+        _say(console, f"  note: {note}", "yellow")
     for key in ("run_id", "package_version", "seed", "start_time", "stop_time", "host"):
         if meta.get(key) is not None:
             console.print(escape(f"  {key}: {meta[key]}"))
@@ -511,7 +519,7 @@ def main(argv: list[str] | None = None, *, signals: CliSignals | None = None) ->
         _say(console, "Interrupted: nothing was sent to any instrument.", "yellow")
         return EXIT_INTERRUPTED
     except SystemExit as e:
-        if e.code == EXIT_TERMINATED:
+        if e.code in [128 + sig for sig in ABORT_SIGNALS]:
             _say(console, "Terminated: nothing was sent to any instrument.", "yellow")
         raise
 

@@ -51,6 +51,7 @@ class EnduranceParams(ProtocolParams):
 
 class Endurance(Protocol):
     name = "endurance"
+    rows_complete = True
     Params = EnduranceParams
     tables = {
         "endurance": {**CELL_COLUMNS, "cycle": (np.int64, "", "cycle number from 1"),

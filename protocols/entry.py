@@ -12,22 +12,24 @@ import signal
 import sys
 from typing import Any
 
+_ABORT = (signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+
 
 def _stop(signum: int, frame: Any) -> None:
-    raise SystemExit(143 if signum == signal.SIGTERM else 130)
+    raise SystemExit(128 + signum if signum in _ABORT else 130)
 
 
 def block_signals() -> None:
     """Ignore SIGINT and SIGTERM from now on: the process is about to exit with its code. (Ignoring is
     process-wide and survives the interpreter's shutdown, which resets Python-level handlers to the
     default action, under which a late Ctrl-C would kill the process.)"""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGINT, *_ABORT):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    for sig in (signal.SIGINT, *_ABORT):
+        signal.signal(sig, _stop)
     try:
         try:
             from .cli import main as cli_main

@@ -55,6 +55,7 @@ class RetentionParams(ProtocolParams):
 
 class Retention(Protocol):
     name = "retention"
+    rows_complete = True
     Params = RetentionParams
     tables = {"retention": {**CELL_COLUMNS, "target": (np.float64, "S", "programmed target (NaN: unknown)"),
                             "g0": (np.float64, "S", "conductance at programming (last verify read)"),

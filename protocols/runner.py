@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import signal
 import threading
@@ -41,6 +42,8 @@ from .base import CellDone, Protocol, Resume
 from .preflight import prepare
 from .recipe import Recipe, parse_recipe
 
+log = logging.getLogger(__name__)
+
 PULSE_RESERVATION = 64
 """Pulses reserved per write-ahead commit: a killed run over-counts a cell's ledger by less than this."""
 
@@ -51,6 +54,11 @@ RESUME_READS = {"row": (np.int32, "", "word line (0-based)"), "col": (np.int32, 
                 "session": (np.int64, "", "session that read it (1 = the first process)"),
                 "v": (np.float64, "V", "read voltage"), "i": (np.float64, "A", "current"),
                 "g": (np.float64, "S", "conductance i/v"), "t": (np.float64, "s", "time of the read")}
+
+
+_SIGHUP = getattr(signal, "SIGHUP", 1)
+ABORT_SIGNALS = (signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
+"""Signals that abort a run with cleanup: SIGTERM, and SIGHUP (the terminal or the ssh session went away)."""
 
 
 class StopRequested(Exception):
@@ -72,10 +80,11 @@ class RunResult:
     safe_state_failures: list[str] = field(default_factory=list)
     session: int = 1
     in_flight_read: list[tuple[int, int]] = field(default_factory=list)   # cells read first on resume
+    exit_code: int | None = None          # 143 / 129 when a SIGTERM / SIGHUP aborted the run
 
 
 class _Signals:
-    """SIGINT once → stop at the next cell; twice → KeyboardInterrupt now; SIGTERM → SystemExit now.
+    """SIGINT once → stop at the next cell; twice → KeyboardInterrupt now; SIGTERM, SIGHUP → SystemExit now.
 
     Once :meth:`defer` is called (cleanup has begun) a signal is only noted: nothing may interrupt
     putting the bench in safe state and closing the dataset. After that, a held SIGTERM is delivered
@@ -106,14 +115,15 @@ class _Signals:
         if self._defer:
             self.deferred.append(signum)
         else:
-            raise SystemExit(143)
+            raise SystemExit(128 + signum)        # 143 for SIGTERM, 129 for SIGHUP
 
     @contextmanager
     def installed(self) -> Iterator[_Signals]:
         main = threading.current_thread() is threading.main_thread()
         if main:
-            self._old = {signal.SIGINT: signal.signal(signal.SIGINT, self._sigint),
-                         signal.SIGTERM: signal.signal(signal.SIGTERM, self._sigterm)}
+            self._old = {signal.SIGINT: signal.signal(signal.SIGINT, self._sigint)}
+            for sig in ABORT_SIGNALS:
+                self._old[sig] = signal.signal(sig, self._sigterm)
         try:
             yield self
         finally:
@@ -125,13 +135,14 @@ class _WriteAhead:
     """Station hook (``before_energise``): commit a cell as in flight, and reserve pulses ahead, before
     the instrument is told to energise it."""
 
-    def __init__(self, writer: RunWriter, station: Station, reserved: dict[tuple[int, int], int]) -> None:
+    def __init__(self, writer: RunWriter, station: Station, reserved: dict[tuple[int, int], int],
+                 committed: dict[tuple[int, int], int]) -> None:
         self.writer = writer
         self.station = station
         self.reserved = dict(reserved)
         self.in_flight: set[tuple[int, int]] = set()
         self.step: int | None = None
-        self.committed_ledger = dict(station.pulses_per_cell)
+        self.committed_ledger = dict(committed)      # pulse counts as the file has them
 
     def __call__(self, row: int, col: int) -> None:
         cell = (row, col)
@@ -235,6 +246,7 @@ class _Engine:
         self.sim0: float | None = None
         self.tables: dict[str, Any] = {}
         self.write_ahead: _WriteAhead | None = None
+        self.current: Protocol | None = None        # the step being run
         self.session_started = writer.session is not None
 
     def execute(self, plan: _ResumePlan | None) -> RunResult:
@@ -253,9 +265,11 @@ class _Engine:
             except (StopRequested, KeyboardInterrupt, WaitInterrupted):
                 signals.defer()
                 result.exit_status, result.message = "interrupted", "interrupted by Ctrl-C"
-            except SystemExit:
+            except SystemExit as e:
                 signals.defer()
-                result.exit_status, result.message = "aborted", "terminated by SIGTERM"
+                name = "SIGHUP (the terminal closed)" if e.code == 128 + _SIGHUP else "SIGTERM"
+                result.exit_status, result.message = "aborted", f"terminated by {name}"
+                result.exit_code = int(e.code) if isinstance(e.code, int) else 143
             except BaseException as e:  # noqa: BLE001 - every failure is recorded, then re-raised below
                 signals.defer()
                 result.exit_status, result.message = "failed", f"{type(e).__name__}: {e}"
@@ -275,8 +289,10 @@ class _Engine:
         if error is not None:
             _annotate(error, self)
             raise error
-        if signal.SIGTERM in signals.deferred:
-            signal.raise_signal(signal.SIGTERM)   # held during cleanup, honoured now (the run has ended anyway)
+        for sig in ABORT_SIGNALS:
+            if sig in signals.deferred:
+                signal.raise_signal(sig)          # held during cleanup, honoured now (the run has ended anyway)
+                break
         return result
 
     # -- phases ----------------------------------------------------------------------------------
@@ -300,7 +316,9 @@ class _Engine:
             self.result.session = writer.session or 1
             station.pulses_per_cell = dict(plan.run.state.ledger)
         self.sim0 = station.clock.now() if getattr(station.clock, "simulated", False) else None
-        self.write_ahead = _WriteAhead(writer, station, plan.run.state.ledger if plan else {})
+        # a resumed cell in flight is charged its reservation: committed with the first durability point
+        committed = {(int(r), int(c)): int(p) for r, c, p, _ in plan.run.state.ledger_rows} if plan else {}
+        self.write_ahead = _WriteAhead(writer, station, plan.run.state.ledger if plan else {}, committed)
         station.before_energise = self.write_ahead
         if plan is not None and plan.run.state.in_flight:
             self._read_in_flight(plan)
@@ -351,6 +369,7 @@ class _Engine:
                 step = self.writer.step(proto.label, proto.name, dataclasses.asdict(proto.params), cells=proto.cells)
             assert self.write_ahead is not None
             self.write_ahead.step = step.index
+            self.current = proto
             for name, columns in proto.tables.items():
                 self._table(name, columns)
             total, done = proto.units(), proto.units_done(resume)
@@ -395,10 +414,17 @@ class _Engine:
         if not self.session_started:                 # a resume refused before it began: the run is untouched
             self.writer.abandon()
             return
-        if self.write_ahead is not None:
-            ledger = self.write_ahead.ledger_changes()
-            if ledger:
-                self.writer.queue_ledger(ledger)
+        ledger = dict(self.station.pulses_per_cell)     # exact: this process knows what it sent
+        try:            # rows of a unit the stop interrupted: kept apart; the cells in flight stay in flight
+            if self.current is not None and self.current.rows_complete:
+                self.writer.durability_point(ledger=ledger, end_of_unit=False)
+            else:
+                aside = self.writer.set_aside(ledger)
+                if aside:
+                    message += ("; " if message else "") + "set aside (unit in progress, done again on resume): " \
+                        + ", ".join(f"{t} {n} rows" for t, n in aside.items())
+        except Exception as e:  # noqa: BLE001 - close reports what could not be written
+            log.warning("committing the unit in progress failed: %s", e)
         self.writer.close(result.exit_status, message, traceback=tb)   # also finishes a step left running
 
     def _sim_time(self) -> float | None:

@@ -21,6 +21,7 @@ from .base import Protocol
 STRING_BYTES = 24            # typical stored size of a short string field (step label, branch), B
 COPIES = 2.2                 # journal + HDF5 file at the close, with SQLite page overhead
 MARGIN = 2**20               # B kept free beyond the estimate
+JOURNAL_OVERHEAD = 2 * 2**20  # B: the journal's write-ahead log (folded back every ~1 MiB) and its index
 
 
 class InsufficientSpaceError(OSError):
@@ -54,11 +55,12 @@ def check_free_space(out: str | os.PathLike[str], protocols: Sequence[Protocol])
     directory = Path(out).resolve().parent
     free = shutil.disk_usage(directory).free
     typical, worst = estimate_bytes(protocols)
-    need_typ, need_worst = COPIES * typical + MARGIN, COPIES * worst + MARGIN
+    extra = MARGIN + JOURNAL_OVERHEAD
+    need_typ, need_worst = COPIES * typical + extra, COPIES * worst + extra
     if free < need_typ:
         raise InsufficientSpaceError(
             f"{directory} has {_mib(free)} free; this run needs about {_mib(need_typ)} (rows ≈ {_mib(typical)}, "
-            f"journal and HDF5 file, {_mib(MARGIN)} spare): free some space or choose another --out")
+            f"journal, its log and the HDF5 file, {_mib(MARGIN)} spare): free some space or choose another --out")
     if free < need_worst:
         return (f"{directory} has {_mib(free)} free: enough for this run as expected ({_mib(need_typ)}), not for its "
                 f"worst case ({_mib(need_worst)}); a full disk stops the run safely, committed rows kept")

@@ -23,12 +23,16 @@ class BenchServerError(RuntimeError):
     """The bench server could not carry out a request (its message says why)."""
 
 
+REPLY_TIMEOUT = 30.0
+"""s of wall time a VISA client waits for one reply before it takes the connection for lost (and the next
+request connects again)."""
+
+
 class RemoteBenchPort:
     """A connection to a bench server, opened when a resource manager opens and closed when none is left.
 
-    Requests are serialized per port. A request interrupted between sending and its reply (e.g. by a
-    signal handler raising) leaves its reply owed; it is read and dropped before the next request, so
-    the connection stays in step (the interrupted read's bytes are lost, as on a real bus)."""
+    Requests are serialized per port. A request interrupted anywhere in its exchange (e.g. by a signal
+    handler raising) drops the connection; the next request connects again (see :meth:`request`)."""
 
     def __init__(self, address: str, label: str = "", role: str = "visa", connect_timeout: float = 5.0) -> None:
         try:
@@ -40,7 +44,7 @@ class RemoteBenchPort:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._stream: FrameStream | None = None
-        self._owed = 0                      # replies of interrupted requests still to be read and dropped
+        self._next_id = 0                   # id of the last request (echoed in its reply)
         self._pid = 0                       # the process that made the connection
         self.info: dict[str, Any] = {}
         self.connect()
@@ -58,7 +62,10 @@ class RemoteBenchPort:
         if self._stream is not None:
             return
         try:
-            stream = FrameStream(connect(self.address, self.connect_timeout))
+            sock = connect(self.address, self.connect_timeout)
+            if self.role == "visa":     # the server answers at once (simulated waits take no wall time):
+                sock.settimeout(REPLY_TIMEOUT)          # a reply this late means a lost server, not a slow bench
+            stream = FrameStream(sock)
         except OSError as e:
             raise BenchServerUnavailable(f"no bench server at {self.address}: {e} (start one with "
                                          f"python -m rramlab.simulator.server --listen {self.address})") from None
@@ -73,7 +80,7 @@ class RemoteBenchPort:
             stream.close()
             why = reply.get("error") if isinstance(reply, dict) else "connection closed"
             raise BenchServerUnavailable(f"bench server at {self.address} refused the connection: {why}")
-        self._stream, self._owed, self._pid, self.info = stream, 0, os.getpid(), reply["result"]
+        self._stream, self._pid, self.info = stream, os.getpid(), reply["result"]
 
     def release(self) -> None:
         """Disconnect (the server's bench is left exactly as it is)."""
@@ -89,30 +96,38 @@ class RemoteBenchPort:
         return self._stream is not None
 
     def request(self, op: str, **args: Any) -> Any:
-        """Send one request and return its result; a lost connection raises VI_ERROR_CONN_LOST."""
+        """Send one request and return its result; a lost connection raises VI_ERROR_CONN_LOST.
+
+        A signal handler may raise (Ctrl-C, SIGTERM) at any point of an exchange, and the client must still
+        reach the bench afterwards — its safe-state commands come next. An exchange cut anywhere drops the
+        connection (part of a frame may be out, or read), and the next request opens a new one: the bench
+        is the server's, not the connection's. Replies also carry the request's id, so a reply can never be
+        taken for the answer to another request.
+        """
         with self._lock:
-            if self._pid != os.getpid():
-                self._connect()
-            stream = self._stream
-            if stream is None:
-                raise errors.VisaIOError(StatusCode.error_connection_lost)
-            try:
-                while self._owed:
-                    self._receive(stream)
-                    self._owed -= 1
-                args["op"] = op
+            if self._pid != os.getpid() or self._stream is None:
                 try:
-                    stream.send(args)
-                except BaseException:          # part of a frame may be out: the stream is unusable
-                    self._drop(stream)
-                    raise
-                self._owed += 1
-                reply = self._receive(stream)
-                self._owed -= 1
+                    self._connect()
+                except BenchServerUnavailable as e:
+                    raise errors.VisaIOError(StatusCode.error_connection_lost) from e
+            stream = self._stream
+            assert stream is not None
+            self._next_id += 1
+            ident = args["id"] = self._next_id
+            args["op"] = op
+            try:
+                stream.send(args)
+                while True:
+                    reply = self._receive(stream)
+                    if reply.get("id") == ident:
+                        break                  # an older id: a reply the server sent to an abandoned request
             except (OSError, ValueError) as e:
                 log.warning("rramlab: lost the bench server at %s: %s", self.address, e)
                 self._drop(stream)
                 raise errors.VisaIOError(StatusCode.error_connection_lost) from e
+            except BaseException:              # cut by a signal: part of a frame may be out or read
+                self._drop(stream)             # the next request opens a new connection, in step
+                raise
         if reply.get("ok"):
             return reply.get("result")
         if reply.get("status") is not None:

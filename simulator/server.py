@@ -146,7 +146,10 @@ class BenchServer:
                 request = stream.receive()
                 if request is None:
                     break
-                stream.send(self._answer(client, request))
+                reply = self._answer(client, request)
+                if isinstance(request, dict) and "id" in request:
+                    reply["id"] = request["id"]          # the client matches replies to requests by it
+                stream.send(reply)
         except (OSError, ValueError) as e:
             log.debug("bench server: client %s: %s", client, e)
         finally:

@@ -175,6 +175,7 @@ class Ops:
 
 # ------------------------------------------------------------------------------------------ the crash test
 DEMO = (ROOT / "protocols" / "demo_recipe.toml").read_text()
+_tags = itertools.count()
 
 
 @pytest.mark.parametrize("recipe_text, at", [
@@ -210,7 +211,7 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
                     else ["resume", str(out)])
             proc = _start([*args, "--quiet"], env)
             pids.append(proc.pid)
-            _kill_when(proc, lambda m=moment: _journal_count(journal, m) > 0, after=0.02 * k)
+            _kill_when(proc, lambda m=moment: _journal_count(journal, m) > 0, after=0.005 * k)
             killed = open_run(out)                            # what the killed process left in the file
             assert killed.source == "journal" and killed.exit_status == "incomplete"
             in_flight.append(set(killed.state.in_flight))
@@ -259,10 +260,12 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
     # -- no pulse without a recorded read before the next pulse, across every kill (the bench's transcript)
     ops = Ops(transcript, station.read_text())
     resume_reads = run.table("resume_reads")
+    # each kill is aimed inside a unit (a cell in flight when polled); on a loaded machine one may land just after
+    # the unit's commit, which is a valid stop too (nothing to read first)
+    assert sum(bool(f) for f in in_flight) >= 2, in_flight
     for k in range(3):
         killed, resumed = pids[k], pids[k + 1]
         flying = in_flight[k]                 # energised since its last commit: its last reads are not recorded
-        assert flying, f"kill {k + 1} landed between units"
         assert ops.unverified(killed) <= flying       # every pulse left without a read was written ahead
         for cell in flying:
             assert ops.first_op(cell, resumed) == "read", (k, cell, ops.ops[cell][-12:])
@@ -282,7 +285,7 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
     assert sum(ledger.values()) - sum(ops.pulses(c) for c in ops.ops) <= 3 * (PULSE_RESERVATION - 1)
 
     # -- what the first process committed is bit for bit what an uninterrupted run of the same seed records
-    st = Station.from_file(station, visa_library=f"?seed={SEED}@rramlab")
+    st = Station.from_file(station, visa_library=f"?seed={SEED}&tag=reference{next(_tags)}@rramlab")   # a fresh die
     try:
         run_recipe(st, parse_recipe(recipe_text), tmp_path / "uninterrupted.h5")
     finally:
@@ -296,7 +299,6 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
 
 
 # ------------------------------------------------------------------------------------------ in-process cases
-_tags = itertools.count()
 
 
 
