@@ -414,7 +414,7 @@ class RunWriter:
         self._steps: list[Step] = []
         self._closed = False
         self.session: int | None = 1
-        self.built = False
+        self._overwrite = overwrite           # the HDF5 file may be replaced at the close
         self._imported = False                # resume() made the journal from the HDF5 file
         self._partial_rows: dict[str, int] = {}   # rows set aside so far, per table
         if _journal is not None:                                  # resume(): state loaded by the caller
@@ -435,15 +435,12 @@ class RunWriter:
         self._journal = JournalWriter.create(self.journal_path, durability, {
             "schema": str(SCHEMA_VERSION), "run": to_json(attrs, what="run metadata"),
             "recipe": meta.recipe, "station": meta.station, "run_file": os.path.basename(self.path)})
-        self._overwrite = overwrite
         try:
             self.session = self._new_session("start", meta.instruments, clock_epoch_unix, "")
         except BaseException:
             self._journal.close()
             remove_journal(self.journal_path)
             raise
-
-    _overwrite = False
 
     # -- resume --------------------------------------------------------------------------------
 
@@ -752,7 +749,6 @@ class RunWriter:
         if build and stop_recorded:
             try:
                 build_run_file(self.journal_path, self.path, replace=self._overwrite)
-                self.built = True
                 remove_journal(self.journal_path)
             except Exception as exc:
                 failure = failure or exc

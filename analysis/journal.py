@@ -92,11 +92,6 @@ def journal_path(run_path: str | os.PathLike[str]) -> str:
     return p if p.endswith(JOURNAL_SUFFIX) else p + JOURNAL_SUFFIX
 
 
-def run_path_of(journal: str | os.PathLike[str]) -> str:
-    """The run file a journal builds (``run.h5.journal`` -> ``run.h5``)."""
-    return os.fspath(journal).removesuffix(JOURNAL_SUFFIX)
-
-
 def remove_journal(path: str) -> None:
     """Delete a journal and SQLite's side files (missing files are fine)."""
     for name in (path, *(path + s for s in SQLITE_SIDE_FILES)):
@@ -428,5 +423,4 @@ __all__ = [
     "encode_rows",
     "journal_path",
     "remove_journal",
-    "run_path_of",
 ]

@@ -33,20 +33,21 @@ from rramlab.analysis.dataset_schema import DatasetError, DatasetWriteError
 from rramlab.analysis.journal import journal_path
 from rramlab.drivers.bench_lock import BenchBusyError, BenchLock, run_file_keys
 from rramlab.drivers.station import InstrumentConnectionError, Station
-from rramlab.drivers.station_config import StationConfig, StationConfigError, load_station_config
+from rramlab.drivers.station_config import (
+    StationConfig,
+    StationConfigError,
+    load_station_config,
+    parse_station_config,
+)
 
 from .base import ParameterError
 from .preflight import PreflightError, prepare
-from .recipe import Recipe, RecipeError, demo_recipe, load_recipe
+from .recipe import Recipe, RecipeError, demo_recipe, load_recipe, parse_recipe
 from .runner import ABORT_SIGNALS, ResumeRefused, RunResult, resume_run, run_recipe
 from .space import InsufficientSpaceError, check_free_space
 
 EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 _EXIT_CODES = {"completed": 0, "interrupted": EXIT_INTERRUPTED, "aborted": EXIT_TERMINATED}
-
-
-class _Held(Exception):
-    """Internal: the command was stopped by a signal before the run began."""
 
 
 class CliSignals:
@@ -356,8 +357,6 @@ def cmd_run(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
-    from rramlab.drivers.station_config import parse_station_config
-
     out = Path(args.file)
     if not out.exists() and not Path(journal_path(out)).exists():
         raise FileNotFoundError(f"{out}: no such run file (nor its journal)")
@@ -365,8 +364,6 @@ def cmd_resume(args: argparse.Namespace, console: Console, sig: CliSignals) -> i
     run = _open_quietly(out)
     config = (load_station_config(args.station) if args.station
               else parse_station_config(run.metadata["station"], f"{out} (the run's station file)"))
-    from .recipe import parse_recipe
-
     _prepared(parse_recipe(run.metadata["recipe"], f"{out} (the run's recipe)"), config, out, console)
     with _station(config) as station:
         return _execute(console, sig, lambda bar: resume_run(station, out, force=args.force, progress=bar),

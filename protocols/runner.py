@@ -140,9 +140,10 @@ class _WriteAhead:
         self.writer = writer
         self.station = station
         self.reserved = dict(reserved)
-        self.in_flight: set[tuple[int, int]] = set()
+        self.in_flight: set[tuple[int, int]] = set()       # energised since the last commit
         self.step: int | None = None
-        self.committed_ledger = dict(committed)      # pulse counts as the file has them
+        # cells whose count differs from the file's (a resumed cell charged its reservation)
+        self.uncommitted = {c for c, n in station.pulses_per_cell.items() if committed.get(c) != n}
 
     def __call__(self, row: int, col: int) -> None:
         cell = (row, col)
@@ -155,17 +156,14 @@ class _WriteAhead:
             self.writer.reserve_pulses(cell, self.reserved[cell])
 
     def ledger_changes(self) -> dict[tuple[int, int], int]:
-        now = self.station.pulses_per_cell
-        return {c: n for c, n in now.items() if self.committed_ledger.get(c) != n}
+        """Pulse counts to commit: only cells energised (or charged) since the last commit — every pulse
+        passes through this hook — so a durability point costs nothing per cell of the die."""
+        counts = self.station.pulses_per_cell
+        return {c: counts[c] for c in self.in_flight | self.uncommitted if c in counts}
 
-    def committed(self, ledger: dict[tuple[int, int], int]) -> None:
+    def committed(self) -> None:
         self.in_flight.clear()
-        self.committed_ledger.update(ledger)
-
-
-def build_protocols(recipe: Recipe, station: Station) -> list[Protocol]:
-    """The recipe's protocols for this station, refused (PreflightError, nothing sent) outside its envelope."""
-    return prepare(recipe, station.config)
+        self.uncommitted.clear()
 
 
 def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int | None = None,
@@ -180,7 +178,7 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
     (nothing sent) when ``out`` or its journal exists. Any other exception is recorded in the file
     (exit status "failed"), then re-raised after cleanup.
     """
-    protocols = build_protocols(recipe, station)
+    protocols = prepare(recipe, station.config)          # every input check: nothing sent on a refusal
     out = Path(out)
     station.lock(str(out))
     meta = RunMetadata(recipe=recipe.text, station=station.config.text, instruments={},
@@ -208,7 +206,7 @@ def resume_run(station: Station, path: str | Path, *, force: bool = False,
     if run.exit_status == "completed":
         raise ResumeRefused(f"{path}: the run completed; there is nothing to resume")
     recipe = parse_recipe(run.metadata["recipe"], f"{path} (its recipe)")
-    protocols = build_protocols(recipe, station)
+    protocols = prepare(recipe, station.config)
     for rec in run.steps:
         if rec.index >= len(protocols) or protocols[rec.index].label != rec.name:
             raise ResumeRefused(f"{path}: step {rec.index} {rec.name!r} does not match the run's recipe")
@@ -398,7 +396,7 @@ class _Engine:
         now = self.station.clock.now()
         ledger = self.write_ahead.ledger_changes()
         self.writer.durability_point(units=units, ledger=ledger, state={"last_t": now})
-        self.write_ahead.committed(ledger)
+        self.write_ahead.committed()
         return now
 
     def _cleanup(self, tb: str) -> None:

@@ -238,7 +238,8 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
     for (r, c), rows in sweep[sweep["branch"] == "form"].groupby(["row", "col"]):
         assert (np.diff(rows["v"].to_numpy()) > 0).all(), f"cell {(r, c)} ramped twice"
     iv = run.table("iv_sweep")
-    per_cell = protocols["iv"].expected_rows()["iv_sweep"][0] // len(protocols["iv"].cells)
+    points = round(1.5 / 0.02) + 1                      # 0 → ±1.5 V in 20 mV steps (the recipe's defaults)
+    per_cell = 2 * (2 * points - 1)                     # a SET loop and a RESET loop, up and back down
     assert Counter(zip(iv["row"], iv["col"], strict=True)) == dict.fromkeys(protocols["iv"].cells, per_cell)
     results = run.table("program_verify_result")
     for label in ("program_verify_2pct", "program_verify_0.2pct"):
