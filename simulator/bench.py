@@ -28,9 +28,8 @@ from .electrical import Circuit
 from .events import EventLog, Transcript
 from .faults import FaultPlan
 from .instrument import EmulatedInstrument
+from .models import emulator_class
 from .timing import TimingModel
-from .tsp.keithley707b import Keithley707B
-from .tsp.keithley2636b import Keithley2636B
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -73,11 +72,7 @@ class Bench:
         self.instruments: dict[str, EmulatedInstrument] = {}
         self.by_name: dict[str, EmulatedInstrument] = {}
         for ic in config.instruments:
-            inst: EmulatedInstrument
-            if ic.model == "2636B":
-                inst = Keithley2636B(self, ic.name, ic.resource, ic.serial, ic.firmware)
-            else:
-                inst = Keithley707B(self, ic.name, ic.resource, ic.serial, ic.firmware, ic.cards)
+            inst: EmulatedInstrument = emulator_class(ic.model)(self, ic)
             self.instruments[ic.resource] = inst
             self.by_name[ic.name] = inst
         self.controller = BenchController(self, config.controller, _version())
@@ -142,8 +137,9 @@ class Bench:
             cells = np.asarray(fault.params.get("cells", []), dtype=np.int64)
             self.model.set_stuck(cells, str(fault.params.get("state", "lrs")), self.clock.now)
         elif fault.kind == "no_compliance":
-            channel = str(fault.params.get("channel", "a"))
-            name = f"{instrument.name}.{channel}"
+            own = [n for n in self.circuit.sources if n.startswith(f"{instrument.name}.")]
+            channel = fault.params.get("channel")
+            name = f"{instrument.name}.{channel}" if channel is not None else (own[0] if own else "")
             if name in self.circuit.sources:
                 self.circuit.sources[name].limit_applied = False
         self.events.add(self.clock.now, instrument.name, "fault_applied", fault=fault.kind)

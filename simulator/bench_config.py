@@ -1,10 +1,11 @@
 """Bench configuration: which instruments at which VISA addresses, the wiring, the die and the seed.
 
-A bench file is TOML (see ``default_bench.toml``). ``load_bench_config`` validates every key and
+A bench file is TOML (see ``benches/2636b_707b.toml``, the default bench). ``load_bench_config`` validates every key and
 names the offending key and the allowed values in its error message. A VISA library path selects a
 bench file and may override a few keys in a query string::
 
-    "@rramlab"                                  the default bench
+    "@rramlab"                                  the default bench (shipped bench "2636b_707b")
+    "2450x2_b2200a@rramlab"                     a shipped bench by name (:func:`shipped_benches`)
     "?seed=7&profile=realistic@rramlab"         default bench, other seed and defect profile
     "/lab/bench.toml?noise=0@rramlab"           a bench file, noise off
 
@@ -29,13 +30,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .models import channels, models
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 DEFAULT_CONTROLLER = "TCPIP0::rramlab-bench::inst0::INSTR"
-MODELS = ("2636B", "707B")
 PROFILES = ("paper", "realistic", "hfo2")
 _RANGE = re.compile(r"^([A-Za-z]+)(\d+)(?:-(\d+))?$")
 
@@ -126,35 +128,51 @@ def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> Instrume
     where = f"instruments[{index}]"
     _unknown(t, {"name", "model", "resource", "serial", "firmware", "cards", "rows", "columns"}, where)
     model = _need(t, "model", str, where)
-    if model not in MODELS:
-        raise BenchConfigError(f"{where}.model: {model!r} is not emulated; allowed: {list(MODELS)}")
+    known = models()
+    if model not in known:
+        raise BenchConfigError(f"{where}.model: {model!r} is not emulated; allowed: {sorted(known)}")
+    cls = known[model]
     inst = InstrumentConfig(name=_need(t, "name", str, where), model=model,
                             resource=_need(t, "resource", str, where),
                             serial=str(t.get("serial", "0000000")), firmware=str(t.get("firmware", "1.0.0")))
-    if model == "707B":
-        cards = _need(t, "cards", dict, where)
-        for slot, card in cards.items():
-            if not str(slot).isdigit() or not 1 <= int(slot) <= 6:
-                raise BenchConfigError(f"{where}.cards: slot {slot!r} outside 1..6")
-            inst.cards[int(slot)] = str(card)
-        for row, term in _need(t, "rows", dict, where).items():
-            if not re.fullmatch(r"[A-H]", row):
-                raise BenchConfigError(f"{where}.rows: row {row!r} must be one letter A..H")
-            inst.rows[row] = str(term)
-        for key, value in _need(t, "columns", dict, where).items():
-            slot_s, sep, cols_s = key.partition(":")
-            if not sep or not slot_s.isdigit() or int(slot_s) not in inst.cards:
-                raise BenchConfigError(f"{where}.columns: key {key!r} must be '<slot>:<columns>' with an "
-                                       f"installed slot {sorted(inst.cards)}")
-            cols = _expand(cols_s, f"{where}.columns[{key!r}]")
-            names = _expand(str(value), f"{where}.columns[{key!r}]")
-            if len(cols) != len(names):
-                raise BenchConfigError(f"{where}.columns[{key!r}]: {len(cols)} columns but {len(names)} pads")
-            for c, pad in zip(cols, names, strict=False):
-                if pad not in pads:
-                    raise BenchConfigError(f"{where}.columns[{key!r}]: pad {pad!r} is not on the die "
-                                           f"(pads: WL1..WL{sum(p.startswith('WL') for p in pads)}, BL…, SL…)")
-                inst.columns[(int(slot_s), int(c))] = pad
+    if cls.KIND != "matrix":
+        extra = sorted({"cards", "rows", "columns"} & set(t))
+        if extra:
+            raise BenchConfigError(f"{where}: {extra} only apply to switch matrices; {model} is an SMU")
+        return inst
+    slots, shapes = cls.SLOTS, cls.CARDS
+    cards = _need(t, "cards", dict, where)
+    for slot, card in cards.items():
+        if not str(slot).isdigit() or int(slot) not in slots:
+            raise BenchConfigError(f"{where}.cards: slot {slot!r} outside {min(slots)}..{max(slots)} of the {model}")
+        if str(card) not in shapes:
+            raise BenchConfigError(f"{where}.cards.{slot}: card {card!r} is not emulated for the {model}; "
+                                   f"allowed: {sorted(shapes)}")
+        inst.cards[int(slot)] = str(card)
+    row_names = {r for c in inst.cards.values() for r in shapes[c].row_names}
+    for row, term in _need(t, "rows", dict, where).items():
+        if row not in row_names:
+            raise BenchConfigError(f"{where}.rows: row {row!r} is not a row of the installed cards; allowed: "
+                                   f"{sorted(row_names, key=lambda r: (len(r), r))}")
+        inst.rows[row] = str(term)
+    for key, value in _need(t, "columns", dict, where).items():
+        slot_s, sep, cols_s = key.partition(":")
+        if not sep or not slot_s.isdigit() or int(slot_s) not in inst.cards:
+            raise BenchConfigError(f"{where}.columns: key {key!r} must be '<slot>:<columns>' with an "
+                                   f"installed slot {sorted(inst.cards)}")
+        cols = _expand(cols_s, f"{where}.columns[{key!r}]")
+        width = shapes[inst.cards[int(slot_s)]].columns
+        if any(not 1 <= int(c) <= width for c in cols):
+            raise BenchConfigError(f"{where}.columns[{key!r}]: columns outside 1..{width} of the "
+                                   f"{inst.cards[int(slot_s)]} card")
+        names = _expand(str(value), f"{where}.columns[{key!r}]")
+        if len(cols) != len(names):
+            raise BenchConfigError(f"{where}.columns[{key!r}]: {len(cols)} columns but {len(names)} pads")
+        for c, pad in zip(cols, names, strict=False):
+            if pad not in pads:
+                raise BenchConfigError(f"{where}.columns[{key!r}]: pad {pad!r} is not on the die "
+                                       f"(pads: WL1..WL{sum(p.startswith('WL') for p in pads)}, BL…, SL…)")
+            inst.columns[(int(slot_s), int(c))] = pad
     return inst
 
 
@@ -210,7 +228,9 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
         dup = {v for v in values if values.count(v) > 1}
         if dup:
             raise BenchConfigError(f"instruments: duplicate {label}(s) {sorted(dup)}")
-    terminals = {"gnd"} | {f"{i.name}.{ch}" for i in cfg.instruments if i.model == "2636B" for ch in "ab"}
+    known = models()
+    terminals = {"gnd"} | {f"{i.name}.{ch}" for i in cfg.instruments if known[i.model].KIND == "smu"
+                           for ch in channels(i.model)}
     for inst in cfg.instruments:
         for row, term in inst.rows.items():
             if term not in terminals:
@@ -226,8 +246,26 @@ def _int(key: str, value: str) -> int:
         raise BenchConfigError(f"library path override {key}={value!r}: expected an integer") from None
 
 
+DEFAULT_BENCH = "2636b_707b"
+_BENCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+def shipped_benches() -> list[str]:
+    """Names of the benches shipped with rramlab (``simulator/benches/<name>.toml``), each paired with the
+    station file ``examples/sim_<name>.toml``."""
+    folder = resources.files(__package__).joinpath("benches")
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".toml"))
+
+
+def shipped_bench_text(name: str) -> str:
+    """The bench file of shipped bench ``name``."""
+    if not _BENCH_NAME.match(name) or name not in shipped_benches():
+        raise BenchConfigError(f"no shipped bench {name!r}; shipped: {shipped_benches()} (or give a bench file path)")
+    return resources.files(__package__).joinpath("benches", f"{name}.toml").read_text(encoding="utf-8")
+
+
 def default_bench_text() -> str:
-    return resources.files(__package__).joinpath("default_bench.toml").read_text(encoding="utf-8")
+    return shipped_bench_text(DEFAULT_BENCH)
 
 
 @dataclass(frozen=True)
@@ -264,7 +302,9 @@ def load_bench_config(spec: str = "") -> BenchConfig:
         raise BenchConfigError(f"bench spec {spec!r}: server= names a bench server, not a bench to build")
     path_part = path_part.strip()
     if path_part in ("", "default", "unset"):
-        text, source = default_bench_text(), "default_bench.toml"
+        text, source = default_bench_text(), f"{DEFAULT_BENCH} (shipped bench)"
+    elif _BENCH_NAME.match(path_part) and not path_part.endswith(".toml") and not Path(path_part).is_file():
+        text, source = shipped_bench_text(path_part), f"{path_part} (shipped bench)"
     else:
         p = Path(path_part)
         if not p.is_file():

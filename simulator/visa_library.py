@@ -33,6 +33,14 @@ from .bench_port import BenchPort, LocalBenchPort
 RA = constants.ResourceAttribute
 
 
+def _canonical(resource: str) -> str:
+    """A resource name in pyvisa's canonical spelling, upper case (USB names gain the ``::0`` interface)."""
+    try:
+        return str(rname.parse_resource_name(resource)).upper()
+    except rname.InvalidResourceName:
+        return resource.upper()
+
+
 class _Session:
     """One open VISA session to an emulated instrument."""
 
@@ -117,9 +125,8 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
             parsed = rname.parse_resource_name(resource_name)
         except rname.InvalidResourceName:
             raise errors.VisaIOError(StatusCode.error_invalid_resource_name.value) from None
-        canonical = str(parsed)
-        resource = next((r for r in self.port.resources()
-                         if r.upper() == canonical.upper() or r.upper() == resource_name.upper()), None)
+        canonical = str(parsed).upper()
+        resource = next((r for r in self.port.resources() if _canonical(r) == canonical), None)
         if resource is None:
             raise errors.VisaIOError(StatusCode.error_resource_not_found.value)
         sid = self._new_id()

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..electrical import FUNC_DCAMPS, FUNC_DCVOLTS, OUTPUT_HIGH_Z, OUTPUT_OFF, OUTPUT_ON, SourceState
+from ..models import emulator
 from . import smu_ranges as R
 from .engine import TspEngine, TspError
 from .smu_trigger import TriggerModel, TriggerTimer
 
 if TYPE_CHECKING:
     from ..bench import Bench
+    from ..bench_config import InstrumentConfig
 
 DELAY_AUTO = -1.0
 
@@ -358,13 +360,17 @@ def _index(values: list[float], key: Any) -> float | None:
     return values[k - 1] if 1 <= k <= len(values) else None
 
 
+@emulator("2636B")
 class Keithley2636B(TspEngine):
     """The 2636B: two SMU channels on one TSP node."""
 
     model = "2636B"
+    KIND = "smu"
+    CHANNELS = ("a", "b")
 
-    def __init__(self, bench: Bench, name: str, resource: str, serial: str, firmware: str) -> None:
-        self.serial, self.firmware = serial, firmware
+    def __init__(self, bench: Bench, config: InstrumentConfig) -> None:
+        name, resource = config.name, config.resource
+        self.serial, self.firmware = serial, firmware = config.serial, config.firmware
         self.name = name
         self.indexers: dict[str, Any] = {}
         self.channels = {"a": SmuChannel(self, "a"), "b": SmuChannel(self, "b")}

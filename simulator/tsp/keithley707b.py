@@ -17,27 +17,34 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..models import CardShape, emulator
 from .engine import NIL, TspEngine, TspError
 
 if TYPE_CHECKING:
     from ..bench import Bench
+    from ..bench_config import InstrumentConfig
     from ..faults import Fault
 
 CARDS = {"7174A": ("8x12 Low Current Matrix Card", 8, 12)}
+ROW_LETTERS = tuple("ABCDEFGH")
 _ITEM = re.compile(r"^([1-6])([A-Ha-h])(\d{2})$")
 INVALID_CHANNEL = (1115, "Parameter error, invalid channel list")
 Crosspoint = tuple[int, str, int]
 
 
+@emulator("707B")
 class Keithley707B(TspEngine):
     """The 707B mainframe with its installed cards."""
 
     model = "707B"
     default_precision = 10
+    KIND = "matrix"
+    SLOTS = (1, 2, 3, 4, 5, 6)
+    CARDS = {m: CardShape(d, r, c, ROW_LETTERS[:r]) for m, (d, r, c) in CARDS.items()}
 
-    def __init__(self, bench: Bench, name: str, resource: str, serial: str, firmware: str,
-                 cards: dict[int, str]) -> None:
-        self.serial, self.firmware = serial, firmware
+    def __init__(self, bench: Bench, config: InstrumentConfig) -> None:
+        name, resource, cards = config.name, config.resource, config.cards
+        self.serial, self.firmware = serial, firmware = config.serial, config.firmware
         for slot, card in cards.items():
             if card not in CARDS:
                 raise ValueError(f"{name}: card {card!r} in slot {slot} is not emulated; known: {sorted(CARDS)}")
