@@ -13,6 +13,10 @@ from typing import Any
 
 from pymeasure.instruments import Instrument
 
+from .errors import InstrumentError, ReplyError
+from .roles import ROLE_CLOCK
+from .visa_role import VisaRole
+
 
 class WaitInterrupted(Exception):
     """A wait was cut short by :meth:`SystemClock.interrupt` (e.g. Ctrl-C during a long retention wait)."""
@@ -65,11 +69,14 @@ class SystemClock:
         return False
 
 
-class BenchController(Instrument):
+class BenchController(VisaRole, Instrument):
     """rramlab simulated-bench controller (SCPI): the bench's virtual clock.
 
-    Commands: ``*IDN?``, ``CLOCk:TIME?``, ``CLOCk:WAIT <s>``, ``CLOCk:WAIT:UNTil <t>``, ``SYSTem:ERRor?``.
+    Commands: ``*IDN?``, ``CLOCk:TIME?``, ``CLOCk:WAIT <s>``, ``CLOCk:WAIT:UNTil <t>``, ``SYSTem:ERRor?``,
+    ``*CLS``.
     """
+
+    ROLES = frozenset({ROLE_CLOCK})
 
     def __init__(self, adapter: Any, name: str = "rramlab bench controller", **kwargs: Any) -> None:
         kwargs.setdefault("read_termination", "\n")
@@ -79,6 +86,30 @@ class BenchController(Instrument):
     @property
     def id(self) -> str:
         return self.ask("*IDN?").strip()
+
+    def power_cycled(self) -> bool:
+        """The bench controller has no power cycle (a restarted bench is a new bench: its clock went back)."""
+        return False
+
+    def clear_errors(self) -> None:
+        """``*CLS``."""
+        self.write("*CLS")
+
+    def check_errors(self, max_entries: int = 32) -> None:
+        """Drain ``SYSTem:ERRor?`` (at most ``max_entries`` reads); InstrumentError if it held errors."""
+        errors: list[tuple[int, str]] = []
+        for _ in range(max_entries):
+            reply = self.ask("SYSTem:ERRor?").strip()
+            code, _, message = reply.partition(",")
+            try:
+                n = int(code)
+            except ValueError:
+                raise ReplyError("SYSTem:ERRor?", reply, '<code>,"<message>"') from None
+            if n == 0:
+                break
+            errors.append((n, message.strip('"')))
+        if errors:
+            raise InstrumentError(errors, self.name)
 
     def now(self) -> float:
         """Simulated time since the bench was built (s)."""

@@ -35,6 +35,7 @@ from typing import Any
 from pymeasure.instruments import Channel, Instrument
 
 from .errors import InstrumentError, ReplyError, ShutdownError
+from .roles import ROLE_SMU, SMUSpec
 from .tsp import (
     TSPMixin,
     choice_validator,
@@ -224,6 +225,11 @@ class SMUChannel(Channel):
         self._sweep_point_command = (f"{n}.source.levelv = %s "
                                      f"print({n}.measure.i(), {n}.source.compliance, errorqueue.count)")
 
+    @property
+    def key(self) -> str:
+        """The station's name for this channel: ``<instrument name>.<a|b>``."""
+        return f"{self.parent.name}.{self.id}"
+
     def _ask(self, command: str) -> str:
         # Through the instrument, not Channel.write: commands may hold Lua tables ({...}).
         return self.parent.ask(command)
@@ -375,8 +381,23 @@ class Keithley2636B(TSPMixin, Instrument):
     ``strict_errors``: check the error queue after each setting that can fail (one query).
     """
 
+    ROLES = frozenset({ROLE_SMU})
+    SMU = SMUSpec(
+        channels=("a", "b"), max_voltage=VOLTAGE_LEVEL[1], current_limit=CURRENT_LIMIT, nplc=NPLC,
+        pulse_width=PULSE_WIDTH,
+        notes={"max_voltage": "2600B Reference Manual, smuX.source.levelv: 263xB ±200 V",
+               "current_limit": "smuX.source.limiti: 100 pA (263xB) to 1.5 A",
+               "nplc": "smuX.measure.nplc: 0.001 to 25",
+               "pulse_width": "trigger.timer[N].delay: 1 µs resolution (pulse = timer-timed source action)"})
+
     smua = Instrument.ChannelCreator(SMUChannel, "a")
     smub = Instrument.ChannelCreator(SMUChannel, "b")
+
+    def channel(self, channel_id: str) -> SMUChannel:
+        """Channel ``"a"`` (smua) or ``"b"`` (smub)."""
+        if channel_id not in ("a", "b"):
+            raise ValueError(f"channel must be 'a' or 'b', got {channel_id!r}")
+        return self.smua if channel_id == "a" else self.smub
 
     def __init__(self, adapter: Any, name: str = "Keithley 2636B", *, strict_errors: bool = True,
                  **kwargs: Any) -> None:

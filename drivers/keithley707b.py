@@ -26,17 +26,33 @@ from typing import Any
 from pymeasure.instruments import Instrument
 
 from .errors import ReplyError, ShutdownError
+from .roles import ROLE_MATRIX, CardGeometry, Crosspoint, MatrixSpec
 from .tsp import TSPMixin
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Keithley707B", "channel_list"]
+__all__ = ["Keithley707B", "channel_list", "channel_name", "crosspoint"]
 
 CHANNEL = re.compile(r"^[1-6][A-H]\d\d$")
 SLOTS = range(1, 7)
+ROWS = "ABCDEFGH"
 
 
-def channel_list(channels: Sequence[str]) -> str:
+def channel_name(point: Crosspoint | str) -> str:
+    """The 707B name of a crosspoint: ``Crosspoint(1, 1, 3)`` → ``1A03`` (a name is returned as it is)."""
+    if isinstance(point, Crosspoint):
+        if not (point.card in SLOTS and 1 <= point.row <= len(ROWS) and 1 <= point.column <= 99):
+            raise ValueError(f"crosspoint must be slot 1-6, row 1-8 (A-H), column 1-99, got {point}")
+        return f"{point.card}{ROWS[point.row - 1]}{point.column:02d}"
+    return point
+
+
+def crosspoint(name: str) -> Crosspoint:
+    """``1A03`` → ``Crosspoint(1, 1, 3)``."""
+    return Crosspoint(int(name[0]), ROWS.index(name[1].upper()) + 1, int(name[2:]))
+
+
+def channel_list(channels: Sequence[str | Crosspoint]) -> str:
     """Validate channel names and join them for a TSP channel list (``1A01,2B03``).
 
     Raises ValueError for an empty list, a bare string, or any name not matching
@@ -44,7 +60,7 @@ def channel_list(channels: Sequence[str]) -> str:
     """
     if isinstance(channels, str):
         raise ValueError(f"channels must be a sequence of channel names such as ['1A01'], got the str {channels!r}")
-    names = list(channels)
+    names = [channel_name(c) for c in channels]
     if not names:
         raise ValueError("channels must name at least one channel, got an empty list")
     bad = [c for c in names if not isinstance(c, str) or not CHANNEL.match(c)]
@@ -71,6 +87,12 @@ class Keithley707B(TSPMixin, Instrument):
     ``strict_errors``: check the error queue after each relay action (one query).
     """
 
+    ROLES = frozenset({ROLE_MATRIX})
+    MATRIX = MatrixSpec(
+        slots=tuple(SLOTS),
+        cards={"7174A": CardGeometry("7174A", 8, 12, tuple(ROWS))},   # 7174A: 8×12 low-current matrix card
+    )
+
     closed_channels = Instrument.measurement(
         "print(channel.getclose('allslots'))",
         """Get the closed channels of all slots, sorted (``channel.getclose('allslots')``; ``nil`` → []).""",
@@ -85,27 +107,40 @@ class Keithley707B(TSPMixin, Instrument):
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
         self.strict_errors = bool(strict_errors)
 
-    def _relays(self, function: str, channels: Sequence[str]) -> None:
+    def _relays(self, function: str, channels: Sequence[str | Crosspoint]) -> None:
         names = channel_list(channels)
         self.write(f"channel.{function}('{names}')")
         self.check_set_errors()
 
-    def close(self, channels: Sequence[str]) -> None:
+    def close(self, channels: Sequence[str | Crosspoint]) -> None:
         """Close ``channels`` in addition to those already closed (``channel.close('1A01,2B03')``)."""
         self._relays("close", channels)
 
-    def open(self, channels: Sequence[str]) -> None:
+    def open(self, channels: Sequence[str | Crosspoint]) -> None:
         """Open ``channels`` (``channel.open('1A01,2B03')``)."""
         self._relays("open", channels)
 
-    def exclusive_close(self, channels: Sequence[str]) -> None:
+    def exclusive_close(self, channels: Sequence[str | Crosspoint]) -> None:
         """Close exactly ``channels``, opening every other (``channel.exclusiveclose('1A01,2B03')``)."""
         self._relays("exclusiveclose", channels)
+
+    def switch(self, opening: Sequence[str | Crosspoint], closing: Sequence[str | Crosspoint]) -> None:
+        """Break before make in one write: ``channel.open('…') channel.close('…')`` (either part may be
+        empty), then one error check. An invalid list queues 1115 and that call changes nothing."""
+        parts = [f"channel.open('{channel_list(opening)}')"] if opening else []
+        parts += [f"channel.close('{channel_list(closing)}')"] if closing else []
+        if parts:
+            self.write(" ".join(parts))
+            self.check_set_errors()
 
     def open_all(self) -> None:
         """Open every channel of every slot (``channel.open('allslots')``)."""
         self.write("channel.open('allslots')")
         self.check_set_errors()
+
+    def closed(self) -> list[Crosspoint]:
+        """The closed crosspoints of all slots, sorted (one query, see :attr:`closed_channels`)."""
+        return sorted(crosspoint(c) for c in self.closed_channels)
 
     def installed_cards(self) -> dict[int, str]:
         """Card model per slot 1–6 (``"7174A"``), ``""`` for an empty slot.

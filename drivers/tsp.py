@@ -31,10 +31,12 @@ from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from .errors import InstrumentError, ReplyError
+from .visa_role import ESR_PON, VisaRole
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ESR_PON",
     "TSPMixin",
     "choice_validator",
     "flag_validator",
@@ -173,12 +175,8 @@ def parse_bool(reply: str, command: str = "") -> bool:
     raise ReplyError(command, reply, "true or false")
 
 
-#: Power-on bit of the standard event status register (IEEE 488.2).
-ESR_PON = 128
-
-
 # --------------------------------------------------------------------------------------- mixin
-class TSPMixin:
+class TSPMixin(VisaRole):
     """Behaviour shared by TSP instruments; mix in before :class:`pymeasure.instruments.Instrument`.
 
     The host class provides ``write``/``read``/``ask`` (pymeasure) and ``name``; the instance

@@ -1,0 +1,139 @@
+"""Instrument roles: what a station needs from an instrument, as small typed interfaces.
+
+The station holds roles, never vendor classes. A driver fills one or more roles and says which in its
+class attribute ``ROLES`` (``{"smu"}``, ``{"matrix"}``, ``{"clock"}``); it is registered under a name in
+the ``rramlab.drivers`` entry-point group (:mod:`.registry`), so a separate package can add one.
+
+Static facts a station file is validated against before anything is sent (channel names, ranges,
+matrix geometry) are class attributes (:class:`SMUSpec`, :class:`MatrixSpec`); what can only be learnt
+from the instrument (identity, installed cards, the closed set) is asked at open.
+
+All values are SI: V, A, s; ``nplc`` in power-line cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, runtime_checkable
+
+ROLE_SMU = "smu"
+ROLE_MATRIX = "matrix"
+ROLE_CLOCK = "clock"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Crosspoint:
+    """One relay of a switch matrix: ``card`` (slot) number, matrix ``row`` (input) and ``column``
+    (output), all 1-based in the vendor's numbering (row A of a 707B card is 1)."""
+
+    card: int
+    row: int
+    column: int
+
+
+@dataclass(frozen=True)
+class CardGeometry:
+    """A matrix card model: its rows (inputs) and columns (outputs), and how the vendor names rows."""
+
+    model: str
+    rows: int
+    columns: int
+    row_names: tuple[str, ...]            # row_names[i] is row i + 1 as the station file writes it
+
+    def row_number(self, name: str) -> int | None:
+        """1-based row of ``name`` (as the station file writes it), or None if the card has no such row."""
+        try:
+            return self.row_names.index(str(name)) + 1
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class MatrixSpec:
+    """What a matrix driver knows without asking the instrument: card numbers a mainframe offers and the
+    geometry of each card model it drives."""
+
+    slots: tuple[int, ...]
+    cards: dict[str, CardGeometry]
+    reports_closed: bool = True           # the instrument can report its closed crosspoints
+    reports_cards: bool = True            # the instrument can report which card is in which slot
+
+
+@dataclass(frozen=True)
+class SMUSpec:
+    """What an SMU driver knows without asking the instrument (used to validate a station file)."""
+
+    channels: tuple[str, ...]             # channel ids, e.g. ("a", "b") or ("1",)
+    max_voltage: float                    # V, largest |source level|
+    current_limit: tuple[float, float]    # A, smallest and largest current limit
+    nplc: tuple[float, float]             # PLC, integration time range
+    pulse_width: tuple[float, float]      # s, shortest and longest timed pulse
+    notes: dict[str, str] = field(default_factory=dict)   # where each figure comes from (manual section)
+
+
+@runtime_checkable
+class Instrument(Protocol):
+    """What every instrument of a station gives."""
+
+    ROLES: ClassVar[frozenset[str]]
+    name: str
+
+    @property
+    def id(self) -> str: ...                     # *IDN? (or the instrument's equivalent), stripped
+    def device_clear(self) -> None: ...          # VISA device clear: drop unread replies, abort pending I/O
+    def clear_errors(self) -> None: ...          # empty the error queue and the event flags
+    def check_errors(self) -> None: ...          # drain the error queue (bounded); InstrumentError if not empty
+    def power_cycled(self) -> bool: ...          # True if powered on since the last call (reads and clears it)
+    def shutdown(self) -> None: ...              # go safe: outputs off / relays open; ShutdownError on failure
+    def disconnect(self) -> None: ...            # close the VISA session (sends nothing)
+    def lock_scope(self) -> str | None: ...      # the VISA library's scope for bench locks (None: this host)
+
+
+@runtime_checkable
+class SourceMeasureChannel(Protocol):
+    """One source-measure channel, used as a voltage source with a current limit."""
+
+    key: str                                     # "<instrument>.<channel>", e.g. "smu.a"
+    current_limit: float                         # A (get/set, read back from the instrument)
+    source_voltage: float                        # V, DC level
+    output_enabled: bool
+    nplc: float
+
+    def measure_current_at(self, voltage: float, return_to_zero: bool = True) -> float: ...
+    def sweep_point(self, voltage: float) -> tuple[float, bool]: ...   # (A, compliance); stays at the level
+    def configure_pulse(self, width: float, current_limit: float | None = None) -> None: ...
+    def pulse(self, amplitude: float) -> None: ...                     # back at the DC level afterwards
+    def pulse_and_measure(self, amplitude: float, read_voltage: float) -> float: ...   # A; back at 0 V
+
+
+@runtime_checkable
+class SourceMeasureUnit(Instrument, Protocol):
+    """An SMU mainframe: one or more :class:`SourceMeasureChannel`."""
+
+    SMU: ClassVar[SMUSpec]
+
+    def channel(self, channel_id: str) -> SourceMeasureChannel: ...
+
+
+@runtime_checkable
+class SwitchMatrix(Instrument, Protocol):
+    """A switch matrix mainframe: crosspoints by (card, row, column)."""
+
+    MATRIX: ClassVar[MatrixSpec]
+
+    def close(self, points: Sequence[Crosspoint]) -> None: ...             # add to the closed set
+    def open(self, points: Sequence[Crosspoint]) -> None: ...
+    def exclusive_close(self, points: Sequence[Crosspoint]) -> None: ...   # exactly these closed afterwards
+    def open_all(self) -> None: ...
+    def closed(self) -> list[Crosspoint]: ...                              # sorted; MATRIX.reports_closed
+    def installed_cards(self) -> dict[int, str]: ...                       # slot -> card model, "" = empty
+
+
+@runtime_checkable
+class BenchClock(Instrument, Protocol):
+    """A clock instrument (the simulated bench's virtual clock)."""
+
+    def now(self) -> float: ...
+    def wait(self, seconds: float) -> None: ...
+    def wait_until(self, t: float) -> None: ...
