@@ -1,30 +1,36 @@
-"""The station: instruments from a station file wired to a 1T1R array, offering cell operations.
+"""The station: instruments from a station file, by role, wired to a 1T1R array, offering cell operations.
 
 Protocols talk to a :class:`Station` (capability :class:`~.capabilities.CellStation`), never to pyvisa.
-The station connects one cell at a time through the matrix (sources off while relays move, then the
-closed crosspoints are read back), drives the word line (gate) and bit line from two SMU channels, and
+The station holds instrument *roles* (:mod:`.roles`: source-measure channels, switch matrices, a clock),
+never vendor classes: drivers come from the registry by the name the station file gives. It connects
+one cell at a time through the matrices (sources off while relays move; :class:`~.array_wiring.Router`,
+break-before-make, read-back), drives the word line (gate) and the bit line from two SMU channels, and
 checks every voltage, width and limit against the safety envelope before anything is written.
-``safe_state()`` turns every output off and opens every relay, each step in its own ``try``.
+``safe_state()`` goes by role: every source off first, then every matrix open, each in its own ``try``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .array_wiring import Router, RoutingError
 from .bench_lock import BenchLock, LockKey, canonical_resource, host_scope, run_file_keys
 from .capabilities import Reading
-from .clock import BenchController, SystemClock
-from .keithley707b import Keithley707B
-from .keithley2636b import Keithley2636B, SMUChannel
+from .clock import SystemClock
+from .registry import driver_class
+from .roles import ROLE_MATRIX, ROLE_SMU, SourceMeasureChannel, SwitchMatrix
 from .station_config import StationConfig, load_station_config
-from .tsp import ESR_PON
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+__all__ = ["ContactError", "InstrumentConnectionError", "InstrumentRebooted", "RoutingError", "SafetyError",
+           "Station", "StationMismatch"]
 
 
 class SafetyError(ValueError):
@@ -39,8 +45,25 @@ class InstrumentConnectionError(RuntimeError):
     """An instrument of the station file could not be opened (no VISA library, wrong address, ...)."""
 
 
-class RoutingError(RuntimeError):
-    """The matrix did not close exactly the crosspoints asked for (read-back mismatch)."""
+class StationMismatch(RuntimeError):
+    """The instruments found at open are not the station file's (other bench, other cards)."""
+
+
+class ContactError(RuntimeError):
+    """The contact check read nothing on any checked cell: the probes or the wiring are not connected."""
+
+
+@dataclass(frozen=True)
+class ContactReport:
+    """Low-bias reads of the contact check: (row, col, current A) per cell, and the threshold (A)."""
+
+    voltage: float
+    min_current: float
+    reads: tuple[tuple[int, int, float], ...]
+
+    @property
+    def connected(self) -> bool:
+        return any(abs(i) >= self.min_current for *_, i in self.reads)
 
 
 def _finite(name: str, value: float, unit: str) -> float:
@@ -51,7 +74,7 @@ def _finite(name: str, value: float, unit: str) -> float:
 
 
 class Station:
-    """A probe station: SMU channels + switch matrix + clock, wired to one die (0-based cells)."""
+    """A probe station: SMU channels + switch matrices + clock, wired to one die (0-based cells)."""
 
     def __init__(self, config: StationConfig, *, visa_library: str | None = None) -> None:
         self.config = config
@@ -59,27 +82,26 @@ class Station:
         self.envelope = config.safety
         self.read_conditions = config.read
         self.instruments: dict[str, Any] = {}
-        drivers = {"keithley2636b": Keithley2636B, "keithley707b": Keithley707B,
-                   "rramlab_bench_controller": BenchController}
         for name, entry in config.instruments.items():
             library = entry.visa_library if visa_library is None else visa_library
             try:
-                self.instruments[name] = drivers[entry.driver](entry.resource, name, visa_library=library,
-                                                               timeout=int(entry.timeout * 1000))
+                self.instruments[name] = driver_class(entry.driver)(
+                    entry.resource, name, visa_library=library, timeout=int(entry.timeout * 1000))
             except Exception as e:  # noqa: BLE001 - pyvisa raises ValueError, OSError, VisaIOError, ...
                 for opened in self.instruments.values():
-                    opened.adapter.close()
+                    opened.disconnect()
                 raise InstrumentConnectionError(
                     f"instruments.{name}: cannot open {entry.resource} with VISA library "
                     f"{library or '(system default)'!r}: {e}") from e
         w = config.wiring
-        self.smu_bl: SMUChannel = self._channel(w.bit_line)
-        self.smu_wl: SMUChannel = self._channel(w.word_line)
-        self.smu = self.instruments[w.bit_line.split(".")[0]]
-        self.matrix: Keithley707B = self.instruments[w.matrix]
+        self.smu_bl: SourceMeasureChannel = self._channel(w.bit_line)
+        self.smu_wl: SourceMeasureChannel = self._channel(w.word_line)
+        self.sources = [i for i in self.instruments.values() if ROLE_SMU in i.ROLES]
+        self.matrices: dict[str, SwitchMatrix] = {n: i for n, i in self.instruments.items() if ROLE_MATRIX in i.ROLES}
+        self.router = Router(w.array, self.matrices)
         self.clock = self.instruments[config.clock] if config.clock != "system" else SystemClock()
         self._cell: tuple[int, int] | None = None
-        self._settings: dict[tuple[SMUChannel, str], float | bool] = {}
+        self._settings: dict[tuple[SourceMeasureChannel, str], float | bool] = {}
         self._pulse_width: float | None = None
         self._armed = False                  # current limits set and verified since the last reset
         self._opened = False                 # open() was called: something may have been sent
@@ -91,22 +113,18 @@ class Station:
 
     @classmethod
     def from_file(cls, path: str | Path | None = None, *, visa_library: str | None = None) -> Station:
-        """Station from a station file (None: the default simulated station)."""
+        """Station from a station file or shipped example name (None: the default simulated station)."""
         return cls(load_station_config(path), visa_library=visa_library)
 
-    def _channel(self, spec: str) -> SMUChannel:
+    def _channel(self, spec: str) -> SourceMeasureChannel:
         inst, ch = spec.split(".")
-        return getattr(self.instruments[inst], f"smu{ch}")
+        return self.instruments[inst].channel(ch)
 
     # ------------------------------------------------------------------ life cycle
     def lock_keys(self) -> list[LockKey]:
         """What a run must hold exclusively: every instrument address, within its VISA library's scope."""
-        keys = []
-        for name, inst in self.instruments.items():
-            visalib = getattr(getattr(inst.adapter, "connection", None), "visalib", None)
-            scope = getattr(visalib, "resource_scope", None) or host_scope()
-            keys.append(LockKey(str(scope), canonical_resource(self.config.instruments[name].resource)))
-        return keys
+        return [LockKey(inst.lock_scope() or host_scope(), canonical_resource(self.config.instruments[name].resource))
+                for name, inst in self.instruments.items()]
 
     def lock(self, run_file: str = "", purpose: str = "run") -> None:
         """Take the exclusive OS lock on every instrument and on ``run_file`` (:class:`~.bench_lock.BenchBusyError`
@@ -115,24 +133,50 @@ class Station:
             keys = self.lock_keys() + (run_file_keys(run_file) if run_file else [])
             self._lock = BenchLock.acquire(keys, run_file=run_file, purpose=purpose)
 
+    def check_same_bench(self) -> None:
+        """StationMismatch unless every instrument is reached through the same simulated bench, or none is.
+        (The station file is checked when loaded; this catches a library given at run time.)"""
+        scopes = {name: inst.lock_scope() for name, inst in self.instruments.items()}
+        simulated = {s for s in scopes.values() if s is not None}
+        if len(simulated) > 1 or simulated and None in scopes.values():
+            raise StationMismatch("the instruments are not on one bench: " + ", ".join(
+                f"{n} on {s or 'this host'}" for n, s in scopes.items()) + "; a simulated station needs one bench "
+                "(one visa_library for every instrument)")
+
     def open(self) -> None:
-        """First action of every run: device clear, safe state, clear error queues, set and verify the current
-        limits. The device clear (VISA viClear: IEEE 488.1 SDC on GPIB) drops replies an earlier client left
-        unread — e.g. one killed between a query and its read — so no stale reply answers this run's first
-        query."""
+        """First action of every run: device clear, safe state, check the matrices' cards, clear error queues,
+        set and verify the current limits. The device clear (VISA viClear: IEEE 488.1 SDC on GPIB) drops
+        replies an earlier client left unread — e.g. one killed between a query and its read — so no stale
+        reply answers this run's first query."""
+        self.check_same_bench()
         self._opened = True
         for inst in self.instruments.values():
             try:
-                inst.adapter.connection.clear()
+                inst.device_clear()
             except Exception as e:  # noqa: BLE001 - safe state must still be tried
                 log.warning("device clear of %s failed: %s", inst.name, e)
         failures = self.safe_state()
         if failures:
             raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
-        for inst in self._tsp_instruments():
+        self.check_cards()
+        for inst in self.instruments.values():
             inst.clear_errors()
-            inst.event_status()                             # clears a power-on flag from before the run
+            inst.power_cycled()                            # clears a power-on flag from before the run
         self.arm()
+
+    def check_cards(self) -> None:
+        """StationMismatch unless every matrix holds the cards its station-file entry lists (where it reports)."""
+        for name, matrix in self.matrices.items():
+            if not matrix.MATRIX.reports_cards:
+                continue
+            expected = self.config.instruments[name].cards or {}
+            found = matrix.installed_cards()
+            wrong = {slot: (model, found.get(slot, "")) for slot, model in expected.items()
+                     if found.get(slot, "") != model}
+            if wrong:
+                raise StationMismatch(f"instruments.{name}.cards: " + "; ".join(
+                    f"slot {s} should hold a {m}, the matrix reports {f or 'an empty slot'}"
+                    for s, (m, f) in sorted(wrong.items())))
 
     def arm(self) -> None:
         """Set the mandatory current limits and read them back (refuse to run if they differ)."""
@@ -153,24 +197,22 @@ class Station:
             raise SafetyError("the station is not armed (current limits not set and verified since it was "
                               "opened, rebooted or failed to reach safe state): call open() first")
 
-    def _tsp_instruments(self) -> list[Keithley2636B | Keithley707B]:
-        return [i for i in self.instruments.values() if isinstance(i, Keithley2636B | Keithley707B)]
-
     def checkpoint(self) -> None:
-        """Cell boundary check of every instrument: a power-on since :meth:`open` (``*ESR?`` PON: it
-        rebooted and lost its current limits) raises :class:`InstrumentRebooted`; then the error queue is
-        drained (pulses do not read it), so an instrument error stops the run before the next cell."""
-        for inst in self._tsp_instruments():
-            if inst.event_status() & ESR_PON:
+        """Cell boundary check of every instrument: a power-on since :meth:`open` (it rebooted and lost its
+        current limits) raises :class:`InstrumentRebooted`; then the error queue is drained (pulses do not
+        read it), so an instrument error stops the run before the next cell."""
+        for inst in self.instruments.values():
+            if inst.power_cycled():
                 self._settings.clear()
                 self._pulse_width = None
                 self._armed = False
-                raise InstrumentRebooted(f"{inst.name}: powered on during the run (*ESR? PON bit): its settings "
-                                         "and current limits are lost; the run stops here")
+                self.router.forget()
+                raise InstrumentRebooted(f"{inst.name}: powered on during the run (power-on event, PON): its "
+                                         "settings and current limits are lost; the run stops here")
             inst.check_errors()
 
     def identities(self) -> dict[str, str]:
-        """``*IDN?`` of every instrument."""
+        """Identity (``*IDN?``) of every instrument."""
         return {name: inst.id for name, inst in self.instruments.items()}
 
     def close(self) -> None:
@@ -182,7 +224,7 @@ class Station:
         finally:
             for inst in self.instruments.values():
                 try:
-                    inst.adapter.close()
+                    inst.disconnect()
                 except Exception as e:  # noqa: BLE001 - closing must go on
                     log.warning("closing %s: %s", inst.name, e)
             if self._lock is not None:
@@ -197,14 +239,13 @@ class Station:
         self.close()
 
     def safe_state(self) -> list[str]:
-        """Every output off at 0 V, every relay open; each instrument in its own ``try``, even through a
-        Ctrl-C (re-raised once every instrument was tried). Returns what failed; after a failure the
-        station is disarmed and forgets what it believed that instrument's settings were."""
+        """By role: every source off at 0 V, then every relay open; each instrument in its own ``try``, even
+        through a Ctrl-C (re-raised once every instrument was tried). Returns what failed; after a failure
+        the station is disarmed and forgets what it believed that instrument's settings were."""
         failures: list[str] = []
         pending: BaseException | None = None
-        order = [i for i in self.instruments.values() if isinstance(i, Keithley2636B)]
-        order += [i for i in self.instruments.values() if isinstance(i, Keithley707B)]
-        for inst in order:
+        matrices_open = True
+        for inst in [*self.sources, *self.matrices.values()]:
             try:
                 inst.shutdown()
             except BaseException as e:  # noqa: BLE001 - go on with the next instrument, whatever happened
@@ -212,12 +253,17 @@ class Station:
                 if not isinstance(e, Exception):
                     pending = pending or e
                 self._forget(inst)
+                matrices_open = matrices_open and ROLE_MATRIX not in inst.ROLES
             else:
-                if isinstance(inst, Keithley2636B):
-                    for ch in (inst.smua, inst.smub):
+                for ch in (self.smu_bl, self.smu_wl):
+                    if ROLE_SMU in inst.ROLES and self._owner(ch) is inst:
                         self._settings[(ch, "output_enabled")] = False
                         self._settings[(ch, "source_voltage")] = 0.0
         self._cell = None
+        if matrices_open:
+            self.router.opened_all()
+        else:
+            self.router.forget()
         for key in [k for k in self._settings if k[1] not in ("current_limit", "output_enabled", "source_voltage")]:
             del self._settings[key]
         for f in failures:
@@ -228,11 +274,14 @@ class Station:
             raise pending
         return failures
 
+    def _owner(self, channel: SourceMeasureChannel) -> Any:
+        return self.instruments[channel.key.split(".")[0]]
+
     def _forget(self, inst: Any) -> None:
         """Drop cached settings of ``inst`` (its state is unknown after a failed shutdown)."""
-        if isinstance(inst, Keithley2636B):
-            for key in [k for k in self._settings if k[0] in (inst.smua, inst.smub)]:
-                del self._settings[key]
+        for key in [k for k in self._settings if self._owner(k[0]) is inst]:
+            del self._settings[key]
+        if inst is self._owner(self.smu_bl):
             self._pulse_width = None
 
     # ------------------------------------------------------------------ safety
@@ -275,7 +324,7 @@ class Station:
                              f"got ({row}, {col})")
 
     # ------------------------------------------------------------------ routing
-    def _set(self, channel: SMUChannel, attr: str, value: float | bool) -> None:
+    def _set(self, channel: SourceMeasureChannel, attr: str, value: float | bool) -> None:
         """Write ``channel.attr = value`` unless the cache says it already holds (saves a round trip)."""
         key = (channel, attr)
         if self._settings.get(key) != value:
@@ -290,32 +339,30 @@ class Station:
             self._set(ch, "output_enabled", False)
 
     def connect(self, row: int, col: int) -> None:
-        """Route cell (row, col): outputs off, exclusive close of its gate, bit- and source-line crosspoints,
-        then read the closed crosspoints back (RoutingError on any mismatch)."""
+        """Route cell (row, col): outputs off, then the router closes its gate, bit- and source-line
+        crosspoints on their matrices (break-before-make across matrices) and reads them back
+        (RoutingError on any mismatch, every matrix opened)."""
         self.check_cell(row, col)
         self._require_armed()
         if self._cell == (row, col):
             return
         self.release()
-        points = list(self.config.crosspoints(row, col))
         self._cell = None
-        self.matrix.exclusive_close(points)
-        closed = sorted(self.matrix.closed_channels)
-        if closed != sorted(points):
-            self.matrix.open_all()
-            raise RoutingError(f"cell ({row}, {col}): asked for {sorted(points)}, matrix reports {closed}")
+        self.router.route(row, col)
         self._cell = (row, col)
 
-    def _bias(self, gate_voltage: float, bl_limit: float | None = None) -> None:
-        """Gate on at gate_voltage (V), bit line on at 0 V with its limit (A; default: the envelope's);
-        outputs on after the levels are set. Refuses (SafetyError) unless the station is armed."""
+    def _bias(self, gate_voltage: float, bl_limit: float | None = None, *, hold_level: bool = False) -> None:
+        """Gate on at gate_voltage (V), bit line on with its limit (A; default: the envelope's); outputs on
+        after the levels are set. The bit line is set to 0 V first unless ``hold_level`` and its output is
+        on already (a staircase keeps its level between points). Refuses (SafetyError) unless armed."""
         self._require_armed()
         self.check_voltage("word_line", gate_voltage, "gate voltage")
         self._set(self.smu_wl, "source_voltage", gate_voltage)
         self._set(self.smu_wl, "output_enabled", True)
         limit = self.envelope.current_limit["bit_line"] if bl_limit is None else bl_limit
         self._set(self.smu_bl, "current_limit", limit)
-        self._set(self.smu_bl, "source_voltage", 0.0)
+        if not (hold_level and self._settings.get((self.smu_bl, "output_enabled")) is True):
+            self._set(self.smu_bl, "source_voltage", 0.0)
         self._set(self.smu_bl, "output_enabled", True)
 
     # ------------------------------------------------------------------ cell ops
@@ -390,7 +437,25 @@ class Station:
         if self.before_energise is not None:
             self.before_energise(row, col)
         self.connect(row, col)
-        self._bias(gate_voltage, limit)
+        self._bias(gate_voltage, limit, hold_level=True)
         self._set(self.smu_bl, "nplc", nplc)
         current, compliance = self._sourcing(lambda: self.smu_bl.sweep_point(v), v)
         return Reading(row, col, v, current, self.clock.now(), compliance)
+
+    def contact_check(self, cells: Sequence[tuple[int, int]]) -> ContactReport:
+        """Read up to ``contact.cells`` of ``cells`` (spread over the list) at the contact voltage; raises
+        :class:`ContactError` when every one reads below ``contact.min_current`` (nothing connected: open probes,
+        a wrong station file, another bench). Low bias, no pulse: a pristine cell is not disturbed."""
+        c = self.config.contact
+        picked = list(cells)
+        if len(picked) > c.cells:
+            step = (len(picked) - 1) / (c.cells - 1) if c.cells > 1 else 0
+            picked = [picked[round(k * step)] for k in range(c.cells)]
+        reads = tuple((r, col, self.read(r, col, voltage=c.voltage).current) for r, col in picked)
+        report = ContactReport(c.voltage, c.min_current, reads)
+        if reads and not report.connected:
+            cells_text = ", ".join(f"({r}, {col}): {i:.3g} A" for r, col, i in reads)
+            raise ContactError(f"no contact: every checked cell reads below {c.min_current:g} A at {c.voltage:g} V "
+                               f"({cells_text}); check the probes, the station file's wiring and that every "
+                               "instrument is on the same bench (contact.min_current sets the threshold)")
+        return report

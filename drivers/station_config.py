@@ -4,12 +4,16 @@
 outside is taken for a unit mistake); an error starts with the file, names the key and says what is
 allowed, e.g. ``my_station.toml: read.nplc: must be within [0.001, 25] PLC, got 1000.0``. Files are
 UTF-8 (with or without BOM) and at most 1 MiB.
-See ``examples/station_lab_2636b_707b.toml`` for a commented file for a real bench and
-``default_station.toml`` (shipped) for the simulated bench.
+Drivers are found by name in the driver registry (:mod:`.registry`); what a file may say about an
+instrument (channels, voltage and current ranges, matrix slots and cards) comes from the driver's
+declared roles (:mod:`.roles`), so the file is checked against the instruments without sending anything.
+See ``examples/`` for station files: ``sim_<bench>.toml`` run on the shipped simulated bench ``<bench>``
+(``visa_library = "<bench>@rramlab"``) and ``lab_*.toml`` are for real benches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import sys
@@ -18,25 +22,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .array_wiring import LINES, TERMINAL_OF_LINE, ArrayWiring, LinePort
+from .registry import RegistryError, driver_class
+from .roles import ROLE_CLOCK, ROLE_MATRIX, ROLE_SMU, SMUSpec
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-DRIVERS = ("keithley2636b", "keithley707b", "rramlab_bench_controller")
 TERMINALS = ("bit_line", "word_line")
 _RESOURCE = re.compile(r"^(GPIB\d*::\d+(::\d+)?|TCPIP\d*::[A-Za-z0-9_.\-]+::[A-Za-z0-9_.\-]+|"
                        r"USB\d*::0x[0-9A-Fa-f]+::0x[0-9A-Fa-f]+::[A-Za-z0-9_.\-]+|ASRL[A-Za-z0-9/_.\-]+)::INSTR$")
-_SLOT_COLUMNS = re.compile(r"^([1-6]):(\d{1,2})-(\d{1,2})$")
+_SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]{0,31}):(\d{1,3}):(\d{1,4})(?:-(\d{1,4}))?$")
 # a path (no shell metacharacters), an optional ?key=value&... query, an optional @backend
 _LIBRARY = re.compile(r"^[A-Za-z0-9_./\\: \-]*(\?[A-Za-z0-9_.=&:/\-]*)?(@[A-Za-z0-9_]+)?$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,31}$")
 MAX_FILE_BYTES = 1 << 20                  # a station or recipe file larger than 1 MiB is refused unread
 MAX_INSTRUMENTS = 16
 TIMEOUT = (1e-3, 3600.0)                  # s, VISA I/O timeout
-NPLC = (0.001, 25)                        # PLC, the 2636B's integration range
-MIN_CURRENT_LIMIT = 1e-10                 # A, the 2636B's smallest current limit
-MIN_PULSE_WIDTH = 1e-6                    # s, the 2636B's trigger-timer resolution
+SIMULATED = "@rramlab"                    # the VISA library suffix of the simulated bench
 
 
 class StationConfigError(ValueError):
@@ -48,10 +53,15 @@ class InstrumentEntry:
     """One ``[instruments.<name>]`` table."""
 
     name: str
-    driver: str                               # one of DRIVERS
+    driver: str                               # a registered driver name (registry.driver_names())
     resource: str                             # VISA address, e.g. GPIB0::26::INSTR
-    visa_library: str = ""                    # "" = the system VISA; "@rramlab" = the simulated bench
+    visa_library: str = ""                    # "" = the system VISA; "<bench>@rramlab" = a simulated bench
     timeout: float = 10.0                     # VISA I/O timeout (s)
+    cards: dict[int, str] | None = None       # matrices: slot -> card model
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(driver_class(self.driver).ROLES)
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class SafetyEnvelope:
     max_voltage: dict[str, float]            # per terminal: bit_line, word_line
     current_limit: dict[str, float]          # mandatory source current limit per terminal
     max_pulse_width: float
+    min_current_limit: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict.fromkeys(TERMINALS, 1e-10))   # A, the terminal SMU's smallest limit
     min_pulse_width: float = 1e-6
     max_pulse_energy: float = math.inf       # V²·G·t bound at the array's maximum conductance
     max_forming_attempts: int = 3
@@ -77,10 +89,10 @@ class SafetyEnvelope:
 
     def limit_violation(self, terminal: str, value: float | None) -> str | None:
         """Source current limit ``value`` (A) on ``terminal``; None (no limit) is never allowed."""
-        cap = self.current_limit[terminal]
-        if value is not None and math.isfinite(value) and MIN_CURRENT_LIMIT <= value <= cap:
+        cap, low = self.current_limit[terminal], self.min_current_limit[terminal]
+        if value is not None and math.isfinite(value) and low <= value <= cap:
             return None
-        return f"within [{MIN_CURRENT_LIMIT}, {cap}] A on the {terminal} (safety.current_limit.{terminal})"
+        return f"within [{low}, {cap}] A on the {terminal} (safety.current_limit.{terminal})"
 
     def width_violation(self, width: float) -> str | None:
         """Pulse width ``width`` (s)."""
@@ -112,16 +124,24 @@ class ReadConditions:
 class Wiring:
     bit_line: str                             # "<instrument>.<channel>" driving the bit lines
     word_line: str                            # driving the word lines (gates)
-    matrix: str                               # instrument name of the switch matrix
-    matrix_rows: dict[str, str]               # terminal ("bit_line" | "word_line" | "ground") -> row letter
-    pads: dict[str, tuple[int, int, int]]     # "WL" | "BL" | "SL" -> (slot, first column, last column)
+    rows: dict[str, dict[str, str]]           # matrix -> terminal ("bit_line" | "word_line" | "ground") -> row
+    array: ArrayWiring                        # every array line's (matrix, card, column)
+
+
+@dataclass(frozen=True)
+class ContactCheck:
+    """Low-bias read before the first forming step: a station with nothing connected stops there."""
+
+    voltage: float = 0.1                      # V on the bit line
+    min_current: float = 10e-12               # A; every checked cell below it → no contact
+    cells: int = 4                            # cells read, spread over the step's selection
 
 
 @dataclass(frozen=True)
 class StationConfig:
     name: str
     instruments: dict[str, InstrumentEntry]
-    clock: str                                # "system" or the name of a bench-controller instrument
+    clock: str                                # "system" or the name of a clock instrument
     rows: int
     cols: int
     topology: str
@@ -129,20 +149,19 @@ class StationConfig:
     wiring: Wiring
     read: ReadConditions
     safety: SafetyEnvelope
+    contact: ContactCheck = ContactCheck()
     text: str = ""
     source: str = ""
 
-    def crosspoints(self, row: int, col: int) -> tuple[str, str, str]:
-        """Matrix crosspoints (gate, bit line, source line) that reach cell (row, col), 0-based."""
-        if not (0 <= row < self.rows and 0 <= col < self.cols):
-            raise ValueError(f"cell ({row}, {col}) outside the {self.rows}x{self.cols} array")
-        w = self.wiring
-        sl_index = row if self.source_lines == "rows" else col
+    def smu_spec(self, terminal: str) -> SMUSpec:
+        """The declared figures of the SMU driving ``terminal`` ("bit_line" | "word_line")."""
+        inst = getattr(self.wiring, terminal).split(".")[0]
+        return driver_class(self.instruments[inst].driver).SMU
 
-        def point(line: str, index: int, terminal: str) -> str:
-            slot, first, _ = w.pads[line]
-            return f"{slot}{w.matrix_rows[terminal]}{first + index:02d}"
-        return point("WL", row, "word_line"), point("BL", col, "bit_line"), point("SL", sl_index, "ground")
+    @property
+    def simulated(self) -> bool:
+        """Every instrument is on a simulated bench."""
+        return all(e.visa_library.endswith(SIMULATED) for e in self.instruments.values())
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -236,7 +255,7 @@ def parse_station_config(text: str, source: str = "<text>") -> StationConfig:
 
 
 def _parse(data: dict[str, Any], text: str, source: str) -> StationConfig:
-    _no_extra(data, {"station", "instruments", "clock", "array", "wiring", "read", "safety"}, "")
+    _no_extra(data, {"station", "instruments", "clock", "array", "wiring", "read", "safety", "contact"}, "")
     st = _get(data, "station", dict, "")
     _no_extra(st, {"name"}, "station")
     name = _text(st, "name", "station")
@@ -245,9 +264,10 @@ def _parse(data: dict[str, Any], text: str, source: str) -> StationConfig:
     ck = _get(data, "clock", dict, "", {"source": "system"})
     _no_extra(ck, {"source"}, "clock")
     clock = _text(ck, "source", "clock", "system")
-    if clock != "system" and (clock not in instruments or instruments[clock].driver != "rramlab_bench_controller"):
-        raise StationConfigError(f"clock.source: {_short(clock)} must be 'system' or the name of a "
-                                 "rramlab_bench_controller instrument")
+    if clock != "system" and (clock not in instruments or ROLE_CLOCK not in instruments[clock].roles):
+        clocks = sorted(n for n, e in instruments.items() if ROLE_CLOCK in e.roles)
+        raise StationConfigError(f"clock.source: {_short(clock)} must be 'system' or the name of a clock "
+                                 f"instrument; allowed: {['system', *clocks]}")
 
     ar = _get(data, "array", dict, "")
     _no_extra(ar, {"topology", "rows", "cols", "source_lines"}, "array")
@@ -262,18 +282,27 @@ def _parse(data: dict[str, Any], text: str, source: str) -> StationConfig:
         raise StationConfigError(f"array.source_lines: {_short(source_lines)}; allowed: ['columns', 'rows']")
 
     wiring = _wiring(_get(data, "wiring", dict, ""), instruments, rows, cols, source_lines)
-    safety = _safety(_get(data, "safety", dict, ""))
+    specs = {t: driver_class(instruments[getattr(wiring, t).split(".")[0]].driver).SMU for t in TERMINALS}
+    safety = _safety(_get(data, "safety", dict, ""), specs)
     rd = _get(data, "read", dict, "", {})
     _no_extra(rd, {"voltage", "gate_voltage", "nplc"}, "read")
     mv = safety.max_voltage
+    nplc = specs["bit_line"].nplc
     read = ReadConditions(
         voltage=_number(rd, "voltage", "read", 1e-3, mv["bit_line"], "V", 0.2, note="safety.max_voltage.bit_line"),
         gate_voltage=_number(rd, "gate_voltage", "read", 0.1, mv["word_line"], "V", 3.3,
                              note="safety.max_voltage.word_line"),
-        nplc=_number(rd, "nplc", "read", *NPLC, "PLC", 1.0))
+        nplc=_number(rd, "nplc", "read", *nplc, "PLC", 1.0, note="the bit-line SMU's integration range"))
+    ct = _get(data, "contact", dict, "", {})
+    _no_extra(ct, {"voltage", "min_current", "cells"}, "contact")
+    contact = ContactCheck(
+        voltage=_number(ct, "voltage", "contact", 1e-3, mv["bit_line"], "V", min(0.1, mv["bit_line"]),
+                        note="safety.max_voltage.bit_line"),
+        min_current=_number(ct, "min_current", "contact", 1e-15, 1e-6, "A", 10e-12),
+        cells=_integer(ct, "cells", "contact", 1, 64, 4))
     return StationConfig(name=name, instruments=instruments, clock=clock, rows=rows, cols=cols, topology=topology,
-                         source_lines=source_lines, wiring=wiring, read=read, safety=safety, text=text,
-                         source=source)
+                         source_lines=source_lines, wiring=wiring, read=read, safety=safety, contact=contact,
+                         text=text, source=source)
 
 
 def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
@@ -289,10 +318,12 @@ def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
         where = f"instruments.{name}"
         if not isinstance(t, dict):
             raise StationConfigError(f"{where}: expected a table, got {_short(t)}")
-        _no_extra(t, {"driver", "resource", "visa_library", "timeout"}, where)
+        _no_extra(t, {"driver", "resource", "visa_library", "timeout", "cards"}, where)
         driver = _text(t, "driver", where)
-        if driver not in DRIVERS:
-            raise StationConfigError(f"{where}.driver: {_short(driver)} unknown; allowed: {list(DRIVERS)}")
+        try:
+            cls = driver_class(driver)
+        except RegistryError as e:
+            raise StationConfigError(f"{where}.driver: {e}") from None
         resource = _text(t, "resource", where, max_len=256)
         if not _RESOURCE.match(resource) or ".." in resource:
             raise StationConfigError(f"{where}.resource: {_short(resource)} is not a VISA INSTR address "
@@ -303,14 +334,58 @@ def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
                                      "(letters, digits, _ . / \\ : - and spaces, then ?key=value&... and "
                                      "@backend; no '..')")
         timeout = _number(t, "timeout", where, *TIMEOUT, "s", 10.0)
-        instruments[name] = InstrumentEntry(name, driver, resource, library, timeout)
+        cards = _cards(t, where, cls) if ROLE_MATRIX in cls.ROLES else None
+        if cards is None and "cards" in t:
+            raise StationConfigError(f"{where}.cards: only a switch matrix has cards; {driver} is not one")
+        instruments[name] = InstrumentEntry(name, driver, resource, library, timeout, cards)
+    _same_bench(instruments)
+    addresses: dict[tuple[str, str], str] = {}
+    for name, e in instruments.items():
+        key = (e.visa_library, e.resource.upper())
+        if key in addresses:
+            raise StationConfigError(f"instruments.{name}.resource: {e.resource} is already instruments."
+                                     f"{addresses[key]}'s address")
+        addresses[key] = name
     return instruments
+
+
+def _cards(t: dict[str, Any], where: str, cls: Any) -> dict[int, str]:
+    """``cards = { 1 = "7174A", ... }`` of a matrix, checked against the driver's slots and card models."""
+    spec = cls.MATRIX
+    table = _get(t, "cards", dict, where)
+    if not table:
+        raise StationConfigError(f"{where}.cards: at least one card is required")
+    cards: dict[int, str] = {}
+    for slot, model in table.items():
+        if not str(slot).isdigit() or int(slot) not in spec.slots:
+            raise StationConfigError(f"{where}.cards: slot {_short(slot, 10)} does not exist; allowed: "
+                                     f"{list(spec.slots)}")
+        if not isinstance(model, str) or model not in spec.cards:
+            raise StationConfigError(f"{where}.cards.{slot}: {_short(model)} is not a card this driver knows; "
+                                     f"allowed: {sorted(spec.cards)}")
+        cards[int(slot)] = model
+    return cards
+
+
+def _same_bench(instruments: dict[str, InstrumentEntry]) -> None:
+    """Every instrument of a simulated station names the same simulated bench (one VISA library path)."""
+    simulated = {n: e.visa_library for n, e in instruments.items() if e.visa_library.endswith(SIMULATED)}
+    if not simulated:
+        return
+    first = next(iter(simulated))
+    for name, e in instruments.items():
+        if e.visa_library != simulated[first]:
+            raise StationConfigError(
+                f"instruments.{name}.visa_library: {e.visa_library!r} is not the simulated bench of instruments."
+                f"{first} ({simulated[first]!r}); every instrument of a simulated station must be on the same bench "
+                "(one visa_library for all)")
 
 
 def _wiring(w: dict[str, Any], instruments: dict[str, InstrumentEntry], rows: int, cols: int,
             source_lines: str) -> Wiring:
-    _no_extra(w, {"bit_line", "word_line", "matrix", "matrix_rows", "pads"}, "wiring")
-    channels = {f"{n}.{c}" for n, e in instruments.items() if e.driver == "keithley2636b" for c in "ab"}
+    _no_extra(w, {"bit_line", "word_line", "rows", "lines"}, "wiring")
+    channels = {f"{n}.{c}" for n, e in instruments.items() if ROLE_SMU in e.roles
+                for c in driver_class(e.driver).SMU.channels}
     for key in ("bit_line", "word_line"):
         value = _text(w, key, "wiring")
         if value not in channels:
@@ -318,51 +393,110 @@ def _wiring(w: dict[str, Any], instruments: dict[str, InstrumentEntry], rows: in
                                      f"{sorted(channels)}")
     if w["bit_line"] == w["word_line"]:
         raise StationConfigError("wiring: bit_line and word_line must be different SMU channels")
-    matrix = _text(w, "matrix", "wiring")
-    if matrix not in instruments or instruments[matrix].driver != "keithley707b":
-        raise StationConfigError(f"wiring.matrix: {_short(matrix)} must name a keithley707b instrument")
-    mrows = _get(w, "matrix_rows", dict, "wiring")
-    _no_extra(mrows, {"bit_line", "word_line", "ground"}, "wiring.matrix_rows")
-    for key in ("bit_line", "word_line", "ground"):
-        letter = _text(mrows, key, "wiring.matrix_rows")
-        if not re.fullmatch(r"[A-H]", letter):
-            raise StationConfigError(f"wiring.matrix_rows.{key}: {_short(letter)} must be a row letter A..H")
-    if len(set(mrows.values())) != 3:
-        raise StationConfigError("wiring.matrix_rows: bit_line, word_line and ground need three different rows")
-    pads_t = _get(w, "pads", dict, "wiring")
-    _no_extra(pads_t, {"WL", "BL", "SL"}, "wiring.pads")
+    matrices = {n: e for n, e in instruments.items() if ROLE_MATRIX in e.roles}
+    rows_t = _get(w, "rows", dict, "wiring")
+    _no_extra(rows_t, set(matrices), "wiring.rows")
+    terminal_rows: dict[str, dict[str, int]] = {}
+    row_names: dict[str, dict[str, str]] = {}
+    for m, table in rows_t.items():
+        where = f"wiring.rows.{m}"
+        if not isinstance(table, dict):
+            raise StationConfigError(f"{where}: expected a table like {{ bit_line = ..., word_line = ..., "
+                                     f"ground = ... }}, got {_short(table)}")
+        _no_extra(table, set(TERMINAL_OF_LINE.values()), where)
+        spec = driver_class(matrices[m].driver).MATRIX
+        geometries = [spec.cards[c] for c in (matrices[m].cards or {}).values()]
+        terminal_rows[m], row_names[m] = {}, {}
+        for terminal, row in table.items():
+            if not isinstance(row, str | int) or isinstance(row, bool):
+                raise StationConfigError(f"{where}.{terminal}: expected a row name, got {_short(row)}")
+            numbers = {g.row_number(str(row)) for g in geometries}
+            if None in numbers or len(numbers) != 1:
+                allowed = sorted({n for g in geometries for n in g.row_names}, key=lambda r: (len(r), r))
+                raise StationConfigError(f"{where}.{terminal}: row {_short(row)} is not a row of every card in "
+                                         f"{m}; allowed: {allowed}")
+            terminal_rows[m][terminal] = numbers.pop()
+            row_names[m][terminal] = str(row)
+        if len(set(terminal_rows[m].values())) != len(terminal_rows[m]):
+            raise StationConfigError(f"{where}: each terminal needs its own matrix row, got {table}")
+    lines_t = _get(w, "lines", dict, "wiring")
+    _no_extra(lines_t, set(LINES), "wiring.lines")
     counts = {"WL": rows, "BL": cols, "SL": rows if source_lines == "rows" else cols}
-    pads: dict[str, tuple[int, int, int]] = {}
+    ports: dict[str, tuple[LinePort, ...]] = {}
+    used: dict[tuple[str, int, int], str] = {}
     for line, count in counts.items():
-        spec = _text(pads_t, line, "wiring.pads")
-        m = _SLOT_COLUMNS.match(spec)
-        if not m:
-            raise StationConfigError(f"wiring.pads.{line}: {_short(spec)} must look like '<slot>:<first>-<last>' "
-                                     "(slot 1-6, columns 1-99), e.g. '1:1-8'")
-        slot, first, last = int(m.group(1)), int(m.group(2)), int(m.group(3))
-        if last - first + 1 != count or first < 1:
-            raise StationConfigError(f"wiring.pads.{line}: {spec!r} spans {last - first + 1} columns, "
-                                     f"the array has {count} {line} lines")
-        pads[line] = (slot, first, last)
-    used = [(s, c) for s, a, b in pads.values() for c in range(a, b + 1)]
-    if len(used) != len(set(used)):
-        raise StationConfigError("wiring.pads: two array lines share a matrix column")
-    return Wiring(w["bit_line"], w["word_line"], matrix, dict(mrows), pads)
+        where = f"wiring.lines.{line}"
+        value = _raw(lines_t, line, "wiring.lines")
+        segments = [value] if isinstance(value, str) else value
+        if not isinstance(segments, list) or not segments or not all(isinstance(x, str) for x in segments):
+            raise StationConfigError(f"{where}: expected '<matrix>:<card>:<first>-<last>' or a list of them, got "
+                                     f"{_short(value)}")
+        out: list[LinePort] = []
+        for k, seg in enumerate(segments):
+            at = where if isinstance(value, str) else f"{where}[{k}]"
+            out += _segment(seg, at, matrices, terminal_rows, TERMINAL_OF_LINE[line])
+        if len(out) != count:
+            size = "rows" if line == "WL" or source_lines == "rows" and line == "SL" else "cols"
+            raise StationConfigError(f"{where}: {len(out)} columns for the array's {count} {line} lines "
+                                     f"(array.{size} = {count})")
+        for index, port in enumerate(out):
+            key = (port.matrix, port.card, port.column)
+            name = f"{line}{index + 1}"
+            if key in used:
+                raise StationConfigError(f"{where}: {name} and {used[key]} share {port.matrix} card {port.card} "
+                                         f"column {port.column}; each array line needs its own matrix column")
+            used[key] = name
+        ports[line] = tuple(out)
+    array = ArrayWiring(rows, cols, source_lines, ports, terminal_rows)
+    return Wiring(w["bit_line"], w["word_line"], row_names, array)
 
 
-def _safety(s: dict[str, Any]) -> SafetyEnvelope:
+def _segment(seg: str, where: str, matrices: dict[str, InstrumentEntry], terminal_rows: dict[str, dict[str, int]],
+             terminal: str) -> list[LinePort]:
+    """``"<matrix>:<card>:<first>-<last>"`` → one port per column, checked against the card's geometry."""
+    m = _SEGMENT.match(seg.strip())
+    if not m:
+        raise StationConfigError(f"{where}: {_short(seg)} must look like '<matrix>:<card>:<first>-<last>', "
+                                 "e.g. 'matrix:1:1-8'")
+    matrix, card, first = m.group(1), int(m.group(2)), int(m.group(3))
+    last = int(m.group(4) or first)
+    if matrix not in matrices:
+        raise StationConfigError(f"{where}: {_short(matrix)} is not a switch matrix of the station; allowed: "
+                                 f"{sorted(matrices)}")
+    cards = matrices[matrix].cards or {}
+    if card not in cards:
+        raise StationConfigError(f"{where}: {matrix} has no card in slot {card}; cards are in slots {sorted(cards)} "
+                                 f"(instruments.{matrix}.cards)")
+    geometry = driver_class(matrices[matrix].driver).MATRIX.cards[cards[card]]
+    if not (1 <= first <= last <= geometry.columns):
+        raise StationConfigError(f"{where}: columns {first}-{last} on the {geometry.model} in {matrix} slot {card}; "
+                                 f"allowed: 1-{geometry.columns}, first <= last")
+    if terminal not in terminal_rows.get(matrix, {}):
+        raise StationConfigError(f"{where}: lines on {matrix} need a {terminal} row (wiring.rows.{matrix}.{terminal})")
+    return [LinePort(matrix, card, c) for c in range(first, last + 1)]
+
+
+def _safety(s: dict[str, Any], specs: dict[str, SMUSpec]) -> SafetyEnvelope:
+    """The safety envelope; each bound also within what the terminal's SMU can do (``specs``)."""
     _no_extra(s, {"max_voltage", "current_limit", "max_pulse_width", "min_pulse_width", "max_pulse_energy",
                   "max_forming_attempts", "max_pulses_per_cell", "g_max"}, "safety")
     mv = _get(s, "max_voltage", dict, "safety")
     cl = _get(s, "current_limit", dict, "safety")
     _no_extra(mv, set(TERMINALS), "safety.max_voltage")
     _no_extra(cl, set(TERMINALS), "safety.current_limit")
-    # bounds for ReRAM arrays on a 2636B: a value outside them is a unit mistake, not a setting
+    bl = specs["bit_line"]
+    # bounds for ReRAM arrays: a value outside them is a unit mistake (or beyond what the SMU can do)
     env = SafetyEnvelope(
-        max_voltage={t: _number(mv, t, "safety.max_voltage", 0.01, 20.0, "V") for t in TERMINALS},
-        current_limit={t: _number(cl, t, "safety.current_limit", MIN_CURRENT_LIMIT, 0.1, "A") for t in TERMINALS},
-        max_pulse_width=_number(s, "max_pulse_width", "safety", 0, 1.0, "s", lo_open=True),
-        min_pulse_width=_number(s, "min_pulse_width", "safety", MIN_PULSE_WIDTH, 1.0, "s", MIN_PULSE_WIDTH),
+        max_voltage={t: _number(mv, t, "safety.max_voltage", 0.01, min(20.0, specs[t].max_voltage), "V",
+                                note=f"the {t} SMU" if specs[t].max_voltage < 20.0 else "")
+                     for t in TERMINALS},
+        current_limit={t: _number(cl, t, "safety.current_limit", specs[t].current_limit[0],
+                                  min(0.1, specs[t].current_limit[1]), "A", note=f"the {t} SMU's limit range")
+                       for t in TERMINALS},
+        min_current_limit={t: specs[t].current_limit[0] for t in TERMINALS},
+        max_pulse_width=_number(s, "max_pulse_width", "safety", 0, min(1.0, bl.pulse_width[1]), "s", lo_open=True),
+        min_pulse_width=_number(s, "min_pulse_width", "safety", bl.pulse_width[0], 1.0, "s", bl.pulse_width[0],
+                                note="the bit-line SMU's shortest pulse"),
         max_pulse_energy=_number(s, "max_pulse_energy", "safety", 1e-15, 1.0, "J", math.inf),
         max_forming_attempts=_integer(s, "max_forming_attempts", "safety", 1, 100, 3),
         max_pulses_per_cell=_integer(s, "max_pulses_per_cell", "safety", 1, 10**12, 1_000_000),
@@ -373,15 +507,37 @@ def _safety(s: dict[str, Any]) -> SafetyEnvelope:
     return env
 
 
+DEFAULT_STATION = "sim_2636b_707b"
+_EXAMPLE = re.compile(r"^(sim|lab)_[a-z0-9_]+$")
+
+
+def example_stations() -> list[str]:
+    """Names of the station files shipped in ``examples/`` (``sim_<bench>``: on the shipped simulated bench
+    ``<bench>``; ``lab_*``: templates for real benches)."""
+    folder = resources.files("rramlab.examples")
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".toml") and _EXAMPLE.match(f.name[:-5]))
+
+
+def example_station_text(name: str) -> str:
+    """The text of shipped station file ``name`` (e.g. ``sim_2636b_707b``)."""
+    if not _EXAMPLE.match(name) or name not in example_stations():
+        raise StationConfigError(f"{name}: no such station file, and no shipped example of that name; shipped: "
+                                 f"{example_stations()}")
+    return resources.files("rramlab.examples").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+
+
 def default_station_text() -> str:
-    return resources.files(__package__).joinpath("default_station.toml").read_text(encoding="utf-8")
+    return example_station_text(DEFAULT_STATION)
 
 
 def load_station_config(path: str | Path | None = None) -> StationConfig:
-    """A station file, or the default simulated station when ``path`` is None."""
+    """A station file, a shipped example by name (``sim_2450x2_b2200a``), or the default simulated station
+    (``sim_2636b_707b``) when ``path`` is None."""
     if path is None:
-        return parse_station_config(default_station_text(), "default_station.toml")
+        return parse_station_config(default_station_text(), f"{DEFAULT_STATION}.toml")
     p = Path(path)
+    if not p.exists() and _EXAMPLE.match(str(path)):
+        return parse_station_config(example_station_text(str(path)), f"{path}.toml")
     return parse_station_config(read_text_file(p, StationConfigError, "station file"), str(p))
 
 

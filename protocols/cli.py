@@ -456,7 +456,7 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rramlab", description="ReRAM array characterization on real or simulated "
-                                 "benches (Keithley 2636B + 707B), HDF5 datasets and analysis.")
+                                 "benches (any SMU and switch matrix with a registered driver), HDF5 datasets and analysis.")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="full characterization run on the embedded simulated bench")
     d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")

@@ -14,7 +14,7 @@ from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
-from .params import GATE, ProtocolParams, param
+from .params import GATE, ProtocolParams, flag, param
 
 SWEEP_COLUMNS = {**CELL_COLUMNS, "attempt": (np.int32, "", "forming attempt from 1"),
                  "branch": (str, "", "'form' or 'reset'"), "v": (np.float64, "V", "bit-line voltage"),
@@ -44,6 +44,8 @@ class FormingParams(ProtocolParams):
     reset_voltage: float = param(-1.4, -20.0, 0.0, "V", "end of the first RESET sweep")
     reset_step: float = param(0.02, 1e-4, 1.0, "V", "RESET sweep step")
     reset_gate_voltage: float = param(1.2, *GATE, "V", "gate voltage during the RESET sweep")
+    contact_check: bool = flag(True, "read a few cells at low bias first; stop if none answers (station file "
+                               "[contact])")
 
     def cross_check(self) -> None:
         require("v_start", self.v_start, 0.0, self.v_stop, "V")
@@ -63,6 +65,9 @@ class Forming(Protocol):
                     "g_after_reset": (np.float64, "S", "conductance after the first RESET"),
                     "t": (np.float64, "s", "time at the end of the cell")},
         "forming_sweep": SWEEP_COLUMNS,
+        "contact_check": {**CELL_COLUMNS, "v": (np.float64, "V", "bit-line read voltage"),
+                          "i": (np.float64, "A", "bit-line current"),
+                          "min_current": (np.float64, "A", "contact threshold (every cell below it: no contact)")},
     }
 
     def check(self, env: SafetyEnvelope) -> list[Violation]:
@@ -94,13 +99,21 @@ class Forming(Protocol):
         reset = len(staircase(0.0, p.reset_voltage, p.reset_step))
         typical = min(ramp, int(max(0.0, 3.2 - p.v_start) / p.v_step) + 1) + reset
         n = len(self.cells)
-        return {"forming": (n, n), "forming_sweep": (n * typical, n * p.attempts * (ramp + reset))}
+        return {"forming": (n, n), "forming_sweep": (n * typical, n * p.attempts * (ramp + reset)),
+                "contact_check": (min(n, 4), min(n, 64))}
 
     def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         ramp = staircase(p.v_start, p.v_stop, p.v_step)
         reset = staircase(0.0, p.reset_voltage, p.reset_step)
-        for key, (row, col) in self.pending(self.cells, resume):
+        pending = list(self.pending(self.cells, resume))
+        check = getattr(station, "contact_check", None) if p.contact_check else None   # optional capability
+        if pending and check is not None:
+            report = check([cell for _, cell in pending])   # ContactError (nothing sent after) if nothing answers
+            for row, col, current in report.reads:
+                yield Record("contact_check", {"row": row, "col": col, "v": report.voltage, "i": current,
+                                               "min_current": report.min_current})
+        for key, (row, col) in pending:
             v_form, i_form, attempt = float("nan"), float("nan"), 0
             for attempt in range(1, p.attempts + 1):  # noqa: B007 - attempt is recorded
                 for v in ramp:

@@ -30,7 +30,7 @@ class ParameterError(ValueError):
 class Spec:
     """What one parameter (or list item, or table column) may hold."""
 
-    kind: str                                   # "float" | "int" | "list" (of ``item``) | "rows" (of ``columns``)
+    kind: str                                   # "float", "int", "bool", "list" (of ``item``), "rows" (of ``columns``)
     lo: float = -math.inf
     hi: float = math.inf
     unit: str = ""
@@ -92,6 +92,9 @@ def check_value(name: str, value: Any, spec: Spec) -> None:
                 raise ParameterError(f"{name} must be {spec.allowed()}, got {short(value)}")
         elif not (is_int(value) and spec.lo <= value <= spec.hi):
             raise ParameterError(f"{name} must be {spec.allowed()}, got {short(value)}{_what(value)}")
+    elif spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ParameterError(f"{name} must be true or false, got {short(value)}")
     elif spec.kind == "float":
         if not is_real(value):
             raise ParameterError(f"{name} must be a number {spec.allowed()}, got {short(value)}{_what(value)}")
@@ -131,6 +134,11 @@ def param(default: Any, lo: float, hi: float, unit: str = "", doc: str = "", *, 
     """A dataclass field holding a number within [lo, hi] ``unit``; default None = optional (station value)."""
     spec = Spec("int" if integer else "float", lo, hi, unit, doc, optional=default is None)
     return field(default=default, metadata={"spec": spec})
+
+
+def flag(default: bool, doc: str = "") -> Any:
+    """A dataclass field holding true or false."""
+    return field(default=default, metadata={"spec": Spec("bool", doc=doc)})
 
 
 def list_param(default: list[Any] | None, item: Spec, *, max_len: int, min_len: int = 1, doc: str = "") -> Any:

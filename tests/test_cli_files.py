@@ -15,7 +15,7 @@ import h5py
 from rramlab.analysis.dataset import RunMetadata, RunWriter, open_run
 
 ROOT = Path(__file__).parents[1]
-STATION = str(ROOT / "drivers" / "default_station.toml")
+STATION = str(ROOT / "examples" / "sim_2636b_707b.toml")
 RECIPE = """
 [recipe]
 name = "forming"

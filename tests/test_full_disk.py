@@ -176,7 +176,7 @@ def test_run_on_a_filling_disk_stops_safely_with_a_true_message(tmp_path: Path) 
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE)
     station = tmp_path / "station.toml"
-    text = (ROOT / "drivers" / "default_station.toml").read_text()
+    text = (ROOT / "examples" / "sim_2636b_707b.toml").read_text()
     station.write_text(text)
     log = tmp_path / "bench.json"
     with small_filesystem("16m") as fs:
@@ -244,7 +244,7 @@ def test_json_and_figures_on_a_full_disk_are_whole_or_absent(tmp_path: Path) -> 
         (fs / "figs").mkdir()
         fill(fs, stop)
         proc = subprocess.run([sys.executable, "-m", "rramlab.protocols.cli", "run", str(recipe), "--station",
-                               str(ROOT / "drivers" / "default_station.toml"), "--out", str(tmp_path / "run.h5"),
+                               str(ROOT / "examples" / "sim_2636b_707b.toml"), "--out", str(tmp_path / "run.h5"),
                                "--json", str(fs / "summary.json"), "--figures", str(fs / "figs"), "--quiet"],
                               capture_output=True, text=True, env=env, timeout=120)
         text = " ".join(proc.stdout.split())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -27,6 +28,7 @@ import pytest
 from test_runner import SMALL
 
 from rramlab.analysis.dataset import open_run
+from rramlab.drivers.keithley707b import channel_name
 from rramlab.drivers.station import Station
 from rramlab.drivers.station_config import load_station_config, parse_station_config
 from rramlab.protocols.preflight import prepare
@@ -130,21 +132,30 @@ class Ops:
     def __init__(self, transcript: list[dict], station_text: str) -> None:
         config = parse_station_config(station_text)
         cells = [(r, c) for r in range(config.rows) for c in range(config.cols)]
-        by_points = {frozenset(config.crosspoints(r, c)): (r, c) for r, c in cells}
+        by_points = {frozenset(channel_name(p) for p in config.wiring.array.cell_points(r, c)["matrix"]): (r, c)
+                     for r, c in cells}
         self.ops: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
         self.first_writes: dict[int, list[str]] = defaultdict(list)
-        cell = None
+        cell, closed = None, set()
         for e in transcript:
             if e["direction"] != "write":
                 continue
             text, who = e["data"], e["client"]
             if len(self.first_writes[who]) < 40:
                 self.first_writes[who].append(text.strip())
-            if "channel.exclusiveclose(" in text:
-                points = text.split("'")[1].split(",")
-                cell = by_points.get(frozenset(points))
-            elif "channel.open('allslots')" in text:
-                cell = None
+            relays = re.findall(r"channel\.(open|close|exclusiveclose)\('([^']*)'\)", text)
+            if relays:
+                for action, names in relays:
+                    points = set(names.split(","))
+                    if names == "allslots":
+                        closed = set()
+                    elif action == "open":
+                        closed -= points
+                    elif action == "close":
+                        closed |= points
+                    else:
+                        closed = points
+                cell = by_points.get(frozenset(closed))
             elif "smua." in text and cell is not None:
                 if "trigger.initiate()" in text:
                     self.ops[cell].append(("pulse", who))
@@ -195,8 +206,8 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
     env = dict(os.environ, RRAMLAB_LOCK_DIR=str(tmp_path / "locks"))
     with BenchServerProcess(f"?seed={SEED}&transcript=2000000") as server:
         station = tmp_path / "station.toml"
-        station.write_text((ROOT / "drivers" / "default_station.toml").read_text()
-                           .replace('visa_library = "@rramlab"', f'visa_library = "{server.library}"'))
+        station.write_text((ROOT / "examples" / "sim_2636b_707b.toml").read_text()
+                           .replace('visa_library = "2636b_707b@rramlab"', f'visa_library = "{server.library}"'))
         pids: list[int] = []
         flying = " AND (SELECT COUNT(*) FROM in_flight) > 0"             # inside a unit, not between two
         moments = [
@@ -353,7 +364,7 @@ def test_resume_is_refused_for_a_completed_run_and_on_another_bench(tmp_path: Pa
         run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
     st.close()
     other = _station()                                        # a new simulated bench: a new die, its clock at 0
-    bench = other.smu.adapter.connection.visalib.bench
+    bench = other.instruments["smu"].adapter.connection.visalib.bench
     with pytest.raises(ResumeRefused, match="not the bench"):
         resume_run(other, tmp_path / "run.h5")
     sent = [e.data for e in bench.transcript.entries if e.direction == "write"]
@@ -374,8 +385,8 @@ def test_a_second_run_on_a_busy_bench_is_refused_and_sends_nothing(tmp_path: Pat
     recipe.write_text(SHORT_DEMO)
     with BenchServerProcess() as server:
         station = tmp_path / "station.toml"
-        station.write_text((ROOT / "drivers" / "default_station.toml").read_text()
-                           .replace('visa_library = "@rramlab"', f'visa_library = "{server.library}"'))
+        station.write_text((ROOT / "examples" / "sim_2636b_707b.toml").read_text()
+                           .replace('visa_library = "2636b_707b@rramlab"', f'visa_library = "{server.library}"'))
         first = _start(["run", str(recipe), "--station", str(station), "--out", str(tmp_path / "a.h5"), "--quiet"],
                        env)
         journal = Path(f"{tmp_path / 'a.h5'}.journal")

@@ -45,7 +45,7 @@ def station() -> Station:
 
 
 def bench(st: Station):  # noqa: ANN201
-    return st.smu.adapter.connection.visalib.bench
+    return st.instruments["smu"].adapter.connection.visalib.bench
 
 
 def test_small_run_writes_dataset_with_units(tmp_path: Path) -> None:
@@ -164,8 +164,9 @@ def test_signal_during_demo_subprocess(tmp_path: Path, sig: int, status: str, co
     assert run.exit_status == status
     forming = run.table("forming")
     if sig == signal.SIGINT:                               # the message counts what the file holds
-        sweep = run.table("forming_sweep")
-        assert f"Interrupted: forming {len(forming)} rows, forming_sweep {len(sweep)} rows recorded" in \
+        sweep, contact = run.table("forming_sweep"), run.table("contact_check")
+        assert f"Interrupted: contact_check {len(contact)} rows, forming {len(forming)} rows, forming_sweep " \
+               f"{len(sweep)} rows recorded" in \
             " ".join(stdout.split()), stdout
     assert len(forming) >= 2 and list(forming["seq"]) == list(range(len(forming)))
     cells = {(int(r), int(c)) for r, c in zip(forming["row"], forming["col"], strict=True)}
@@ -179,7 +180,7 @@ def test_signal_during_demo_subprocess(tmp_path: Path, sig: int, status: str, co
 
 def test_lab_station_file_runs_unchanged_with_the_simulators_visa_library(tmp_path: Path) -> None:
     """Only the station file differs between lab and simulator: run the example lab file on @rramlab."""
-    example = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    example = Path(__file__).parents[1] / "examples" / "lab_2636b_707b.toml"
     st = Station.from_file(example, visa_library=f"?tag=lab{next(_tags)}@rramlab")
     assert type(st.clock).__name__ == "SystemClock"          # the lab file waits in real time
     res = run_recipe(st, parse_recipe(SMALL), tmp_path / "lab.h5")
@@ -240,7 +241,7 @@ def test_ctrl_c_cuts_a_long_real_time_retention_wait_short(tmp_path: Path) -> No
     """On a lab bench (system clock) a Ctrl-C during a 9 s wait stops the run at once, reads kept."""
     import threading
 
-    example = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    example = Path(__file__).parents[1] / "examples" / "lab_2636b_707b.toml"
     st = Station.from_file(example, visa_library=f"?tag=labret{next(_tags)}@rramlab")
     recipe = parse_recipe('[[steps]]\nprotocol = "retention"\ncells = [[0, 0]]\n[steps.params]\n'
                           't_first = 1.0\nhorizon = 100.0\npoints_per_decade = 1\n')
@@ -281,7 +282,7 @@ def test_sigterm_during_cleanup_is_held_then_delivered(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_while_the_station_opens_cuts_the_first_real_time_wait(tmp_path: Path) -> None:
-    example = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+    example = Path(__file__).parents[1] / "examples" / "lab_2636b_707b.toml"
     st = Station.from_file(example, visa_library=f"?tag=labopen{next(_tags)}@rramlab")
     real_open = st.open
 

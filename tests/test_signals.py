@@ -44,8 +44,9 @@ def _trial(workdir: Path, k: int, signals: list[int], when: float, gap: float) -
     out, js, log = workdir / f"run{k}.h5", workdir / f"run{k}.json", workdir / f"bench{k}.json"
     env = dict(os.environ, RRAMLAB_BENCH_LOG=str(log), RRAMLAB_LOCK_DIR=str(workdir / "locks"))
     proc = subprocess.Popen([sys.executable, "-c", ENTRY, "run", str(recipe), "--station",
-                             str(ROOT / "drivers" / "default_station.toml"), "--out", str(out), "--json", str(js),
+                             str(ROOT / "examples" / "sim_2636b_707b.toml"), "--out", str(out), "--json", str(js),
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    _wait_for_handlers(proc.pid)
     time.sleep(when)
     for sig in signals:
         if proc.poll() is None:
@@ -53,6 +54,23 @@ def _trial(workdir: Path, k: int, signals: list[int], when: float, gap: float) -
             time.sleep(gap)
     output, _ = proc.communicate(timeout=120)
     return {"k": k, "code": proc.returncode, "out": output, "file": out, "json": js, "log": log, "when": when}
+
+
+def _wait_for_handlers(pid: int, timeout: float = 30.0) -> None:
+    """Until the process catches SIGINT and SIGTERM (``SigCgt`` in /proc/PID/status): a signal before the
+    interpreter reached the entry point's first instruction kills it the default way, which no program can
+    prevent, so the random moments count from there."""
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return                                          # already gone
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt")), 16)
+        if caught & wanted == wanted:
+            return
+        time.sleep(0.002)
 
 
 def _check(t: dict, expected: int) -> None:

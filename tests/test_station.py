@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import SMU
 
+from rramlab.drivers.roles import Crosspoint
 from rramlab.drivers.station import RoutingError, SafetyError, Station
 from rramlab.drivers.station_config import (
     StationConfigError,
@@ -17,7 +18,7 @@ from rramlab.drivers.station_config import (
     parse_station_config,
 )
 
-EXAMPLE = Path(__file__).parents[1] / "examples" / "station_lab_2636b_707b.toml"
+EXAMPLE = Path(__file__).parents[1] / "examples" / "lab_2636b_707b.toml"
 _tags = itertools.count()
 
 
@@ -26,7 +27,7 @@ def fresh_station(query: str = "") -> Station:
 
 
 def bench(station: Station):  # noqa: ANN201 - test side channel
-    return station.smu.adapter.connection.visalib.bench
+    return station.instruments["smu"].adapter.connection.visalib.bench
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -36,7 +37,7 @@ def bench(station: Station):  # noqa: ANN201 - test side channel
     (("bit_line = 4.0,", "bit_line = -4.0,"), "safety.max_voltage.bit_line"),
     (("current_limit = { bit_line = 1e-3, word_line = 1e-6 }", "current_limit = { bit_line = 1e-3 }"),
      "safety.current_limit.word_line: missing"),
-    (('pads = { WL = "1:1-8"', 'pads = { WL = "1:1-7"'), "wiring.pads.WL"),
+    (('WL = "matrix:1:1-8"', 'WL = "matrix:1:1-7"'), "wiring.lines.WL: 7 columns for the array's 8 WL lines"),
     (('bit_line = "smu.a"', 'bit_line = "smu.c"'), "wiring.bit_line"),
     (("[read]", "[read]\nvoltge = 0.2"), "read: unknown key(s) ['voltge']"),
     (('source = "bench"', 'source = "sundial"'), "clock.source"),
@@ -54,7 +55,9 @@ def test_example_lab_station_differs_only_in_instruments_and_clock() -> None:
     lab, sim = load_station_config(EXAMPLE), load_station_config()
     assert (lab.rows, lab.cols, lab.wiring, lab.read) == (sim.rows, sim.cols, sim.wiring, sim.read)
     assert lab.clock == "system" and all(e.visa_library == "" for e in lab.instruments.values())
-    assert lab.crosspoints(2, 5) == sim.crosspoints(2, 5) == ("1B03", "2A06", "3C06")
+    # cell (2, 5): gate on row B of column 3 (WL3), bit line on row A of slot 2 column 6, source line row C
+    expected = {"matrix": {Crosspoint(1, 2, 3), Crosspoint(2, 1, 6), Crosspoint(3, 3, 6)}}
+    assert lab.wiring.array.cell_points(2, 5) == sim.wiring.array.cell_points(2, 5) == expected
 
 
 def test_safety_refuses_before_any_write() -> None:
@@ -108,8 +111,9 @@ def test_open_connect_read_and_safe_state() -> None:
 def test_routing_read_back_mismatch_aborts() -> None:
     st = fresh_station()
     st.open()
-    bench(st).faults.add("relay_fail", match="exclusiveclose", channels="2A01")
-    with pytest.raises(RoutingError, match=r"asked for \['1B01', '2A01', '3C01'\]"):
+    bench(st).faults.add("relay_fail", match="channel.close", channels="2A01")
+    with pytest.raises(RoutingError, match=r"cell \(0, 0\): matrix asked for \[card 1 row 2 col 1, card 2 row 1 col 1, "
+                       r"card 3 row 3 col 1\], reports \[card 1 row 2 col 1, card 3 row 3 col 1\]"):
         st.read(0, 0)
     assert bench(st).by_name["matrix"].closed == set()   # opened again after the mismatch
 
@@ -140,13 +144,13 @@ def test_cell_operations_refused_until_armed() -> None:
 
 
 def _failing_writes(st: Station, needle: str, exc: BaseException) -> None:
-    real = st.smu.write
+    real = st.instruments["smu"].write
 
     def write(command: str) -> None:
         if needle in command:
             raise exc
         real(command)
-    st.smu.write = write
+    st.instruments["smu"].write = write
 
 
 def test_failed_shutdown_is_reported_disarms_and_the_rest_still_runs() -> None:
@@ -164,7 +168,7 @@ def test_failed_shutdown_is_reported_disarms_and_the_rest_still_runs() -> None:
         st.read(0, 1)
     # the matrix opened under a source that would not turn off, but whose level had gone to 0 V
     assert [e.details["level"] for e in b.events.of_kind("hot_switch")] == [0.0]
-    del st.smu.write
+    del st.instruments["smu"].write
     st.arm()
     st.read(0, 1)
     assert len(b.events.of_kind("hot_switch")) == 1                      # outputs off before relays moved
@@ -199,7 +203,7 @@ def test_a_write_that_fails_after_the_instrument_acted_is_not_cached() -> None:
     with pytest.raises(InstrumentError, match="-221"):
         st.read(0, 0)
     assert b.circuit.sources["smu.a"].output == 1                       # the instrument did turn it on
-    st.smu.clear_errors()
+    st.instruments["smu"].clear_errors()
     st.read(1, 1)
     assert b.events.of_kind("hot_switch") == []
     st.close()
@@ -237,7 +241,7 @@ def test_half_failed_operations_leave_nothing_cached() -> None:
     b.faults.add("queue_error", match=r"timer\[1\]\.delay = 2e-05", code=-221, message="Settings conflict")
     with pytest.raises(InstrumentError, match="-221"):
         st.pulse(3, 3, 1.0, 2e-5)
-    st.smu.clear_errors()
+    st.instruments["smu"].clear_errors()
     b.transcript.clear()
     st.pulse(3, 3, 1.0, 1e-5)                                        # the instrument holds 2e-05 s now
     assert any("trigger.timer[1].delay = 1e-05" in w for w in [x.decode() for x in b.transcript.writes(SMU)])

@@ -55,8 +55,8 @@ def _env(tmp: Path) -> dict[str, str]:
 
 def _station(tmp: Path, library: str) -> Path:
     station = tmp / "station.toml"
-    station.write_text((ROOT / "drivers" / "default_station.toml").read_text()
-                       .replace('visa_library = "@rramlab"', f'visa_library = "{library}"'))
+    station.write_text((ROOT / "examples" / "sim_2636b_707b.toml").read_text()
+                       .replace('visa_library = "2636b_707b@rramlab"', f'visa_library = "{library}"'))
     return station
 
 
@@ -151,7 +151,7 @@ def test_a_resume_killed_while_importing_leaves_the_run_as_it_was(tmp_path: Path
     recipe.write_text(RECIPE.replace('rows = "0", cols = "0-3" }\n[steps.params]\ncurrent_limit', 'rows = "0-7", '
                                      'cols = "0-7" }\n[steps.params]\ncurrent_limit', 1))
     out = tmp_path / "run.h5"
-    run = _start(tmp_path, "run", str(recipe), "--station", str(ROOT / "drivers" / "default_station.toml"), "--out",
+    run = _start(tmp_path, "run", str(recipe), "--station", str(ROOT / "examples" / "sim_2636b_707b.toml"), "--out",
                  str(out), "--quiet")
     journal = Path(f"{out}.journal")
     deadline = time.monotonic() + 120
@@ -185,7 +185,7 @@ def test_ctrl_c_at_the_terminal_while_a_run_closes(tmp_path: Path) -> None:
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(RECIPE.replace('cycles = 300', 'cycles = 30'))
     out = tmp_path / "run.h5"
-    proc = _start(tmp_path, "run", str(recipe), "--station", str(ROOT / "drivers" / "default_station.toml"),
+    proc = _start(tmp_path, "run", str(recipe), "--station", str(ROOT / "examples" / "sim_2636b_707b.toml"),
                   "--out", str(out), "--quiet", start_new_session=True)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("run.h5.partial-*")):
@@ -206,7 +206,7 @@ def test_a_run_on_a_small_disk_is_refused_or_fits(tmp_path: Path) -> None:
     for size in ("4m", "6m", "8m"):
         with small_filesystem(size) as fs:
             proc = subprocess.run([sys.executable, "-c", ENTRY, "run", str(recipe), "--station",
-                                   str(ROOT / "drivers" / "default_station.toml"), "--out", str(fs / "run.h5"),
+                                   str(ROOT / "examples" / "sim_2636b_707b.toml"), "--out", str(fs / "run.h5"),
                                    "--quiet"], capture_output=True, text=True, env=_env(tmp_path), timeout=300)
             assert proc.returncode in (0, 2), (size, proc.stdout)
             if proc.returncode == 2:
@@ -222,7 +222,7 @@ def test_a_journal_copied_without_its_log_is_not_taken_for_the_run(tmp_path: Pat
     recipe.write_text(RECIPE)
     out = tmp_path / "run.h5"
     journal = Path(f"{out}.journal")
-    proc = _start(tmp_path, "run", str(recipe), "--station", str(ROOT / "drivers" / "default_station.toml"),
+    proc = _start(tmp_path, "run", str(recipe), "--station", str(ROOT / "examples" / "sim_2636b_707b.toml"),
                   "--out", str(out), "--quiet")
     _kill_when(proc, lambda: _journal_count(journal, "SELECT COUNT(*) FROM units") >= 2)
     assert len(open_run(out).table("forming")) >= 2              # with its -wal file the journal is whole
