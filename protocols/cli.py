@@ -36,6 +36,7 @@ from rramlab.drivers.station import InstrumentConnectionError, Station
 from rramlab.drivers.station_config import (
     StationConfig,
     StationConfigError,
+    example_stations,
     load_station_config,
     parse_station_config,
 )
@@ -378,6 +379,21 @@ def cmd_check(args: argparse.Namespace, console: Console, sig: CliSignals) -> in
     return 0
 
 
+def cmd_stations(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    """The shipped station files: name (usable as --station NAME), instruments, die, VISA library."""
+    t = Table(title="station files shipped in examples/ (--station NAME, or copy the file)")
+    t.add_column("name", no_wrap=True)
+    for column in ("station", "instruments (driver)", "die", "visa_library"):
+        t.add_column(column)
+    for name in example_stations():
+        c = load_station_config(name)
+        drivers = ", ".join(f"{n} ({e.driver})" for n, e in c.instruments.items())
+        libraries = sorted({e.visa_library or "(system VISA)" for e in c.instruments.values()})
+        t.add_row(name, c.name, drivers, f"{c.rows}x{c.cols}", ", ".join(libraries))
+    console.print(t)
+    return 0
+
+
 def cmd_info(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     run = _open_quietly(Path(args.file))          # a live, killed or damaged run can be inspected
     meta = run.metadata
@@ -456,7 +472,8 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rramlab", description="ReRAM array characterization on real or simulated "
-                                 "benches (any SMU and switch matrix with a registered driver), HDF5 datasets and analysis.")
+                                 "benches (any SMU and switch matrix with a registered driver), HDF5 datasets and "
+                                 "analysis.")
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="full characterization run on the embedded simulated bench")
     d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")
@@ -466,7 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run a recipe on a station")
     r.add_argument("recipe", help="recipe TOML file")
-    r.add_argument("--station", required=True, help="station TOML file")
+    r.add_argument("--station", required=True, help="station TOML file, or a shipped one by name (rramlab "
+                   "stations)")
     r.add_argument("--out", help="HDF5 file to write (never overwritten)")
     _outputs(r)
     r.set_defaults(func=cmd_run)
@@ -481,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("recipe")
     c.add_argument("--station", required=True)
     c.set_defaults(func=cmd_check)
+    s = sub.add_parser("stations", help="list the station files shipped with rramlab (usable by name)")
+    s.set_defaults(func=cmd_stations)
     i = sub.add_parser("info", help="describe a run file (also a live, stopped or damaged one)")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)

@@ -58,6 +58,16 @@ def test_every_shipped_station_is_paired_with_its_shipped_bench() -> None:
         assert load_station_config(name) == dataclasses.replace(config, source=f"{name}.toml")   # by name too
 
 
+def test_stations_lists_every_shipped_station_by_name(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["stations"]) == 0
+    out = capsys.readouterr().out
+    for name in ["lab_2636b_707b", *SIMULATED]:
+        assert name in out
+    assert "keysight_e5250a" in out and "64x64" in out
+
+
 def test_the_64x64_die_spans_three_mainframes_and_sixteen_cards() -> None:
     config = load_station_config(EXAMPLES / "sim_64x64_2636b_3x707b.toml")
     ports = config.wiring.array.ports
@@ -149,8 +159,8 @@ def test_contact_check_stops_forming_when_nothing_is_connected(tmp_path: Path) -
                         'ground = "F" }')
     st = Station(parse_station_config(text))
     bench = st.instruments["smu"].adapter.connection.visalib.bench
-    recipe = parse_recipe('[recipe]\nname = "f"\n[[steps]]\nprotocol = "forming"\ncells = { rows = "0-3", cols = "0-3" }'
-                          '\n[steps.params]\ncurrent_limit = 1e-3\n')
+    recipe = parse_recipe('[recipe]\nname = "f"\n[[steps]]\nprotocol = "forming"\n'
+                          'cells = { rows = "0-3", cols = "0-3" }\n[steps.params]\ncurrent_limit = 1e-3\n')
     with pytest.raises(ContactError, match=r"no contact: every checked cell reads below 1e-11 A at 0.1 V \(\(0, 0\)"):
         run_recipe(st, recipe, tmp_path / "run.h5")
     writes = [e.data.decode() for e in bench.transcript.entries if e.direction == "write"]
