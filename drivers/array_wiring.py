@@ -13,7 +13,6 @@ report it.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,7 +82,8 @@ class Router:
         """Close exactly the crosspoints of cell (row, col) on every matrix, break-before-make; verify the
         closed set of every matrix that changed and can report it (RoutingError, all matrices opened)."""
         want = self.wiring.cell_points(row, col)
-        if self._closed is None:
+        verify_all = self._closed is None           # state unknown: open everything, then read every matrix back
+        if verify_all:
             for m in self.matrices.values():
                 m.open_all()
             self.opened_all()
@@ -106,15 +106,16 @@ class Router:
             for name, (_, closing) in changes.items():
                 if closing:
                     self._switch(name, [], closing)
-        for name in changes:
+        for name in (self.matrices if verify_all else changes):
             matrix = self.matrices[name]
             if matrix.MATRIX.reports_closed:
                 got = sorted(matrix.closed())
                 expected = sorted(want.get(name, frozenset()))
                 if got != expected:
-                    self._open_everything()
+                    opened = self._open_everything()
                     raise RoutingError(f"cell ({row}, {col}): {name} asked for {_names(expected)}, "
-                                       f"reports {_names(got)}; every matrix opened")
+                                       f"reports {_names(got)}; " + ("every matrix opened" if opened else
+                                                                    "opening every matrix failed too"))
         self._closed = {name: want.get(name, frozenset()) for name in self.matrices}
 
     def _switch(self, name: str, opening: Sequence[Crosspoint], closing: Sequence[Crosspoint]) -> None:
@@ -128,11 +129,16 @@ class Router:
         if closing:
             matrix.close(closing)
 
-    def _open_everything(self) -> None:
+    def _open_everything(self) -> bool:
+        """Open every matrix, best effort (the caller raises the routing error); True if every one opened."""
+        ok = True
         for m in self.matrices.values():
-            with contextlib.suppress(Exception):        # best effort; the caller raises the routing error
+            try:
                 m.open_all()
+            except Exception:  # noqa: BLE001 - go on with the next matrix
+                ok = False
         self._closed = None
+        return ok
 
 
 def _names(points: Sequence[Crosspoint]) -> str:

@@ -227,8 +227,10 @@ class SMU2450Channel(Channel):
         parent = self.parent
         if self._nplc is None:
             self._nplc = parse_number(parent.ask(":SENS:CURR:NPLC?"), ":SENS:CURR:NPLC?")
-        head = f":SENS:CURR:NPLC {scpi_number(PULSE_NPLC)};"
-        tail = f":SENS:CURR:NPLC {scpi_number(self._nplc)};"
+        # autozero off for the sweep: its reference readings would lengthen the pulse by an amount the manual
+        # does not give; on again after (its *RST state, the state the driver keeps between pulses)
+        head = f":SENS:CURR:AZER OFF;:SENS:CURR:NPLC {scpi_number(PULSE_NPLC)};"
+        tail = f":SENS:CURR:AZER ON;:SENS:CURR:NPLC {scpi_number(self._nplc)};"
         if self._pulse_limit is not None:
             if self._dc_limit is None:
                 self._dc_limit = parse_number(parent.ask(":SOUR:VOLT:ILIM?"), ":SOUR:VOLT:ILIM?")
@@ -257,11 +259,13 @@ class SMU2450Channel(Channel):
     def pulse_and_measure(self, amplitude: float, read_voltage: float) -> float:
         """Pulse ``amplitude`` V, then source ``read_voltage`` V and measure the current (A) at the
         channel's NPLC; end at 0 V. One message: the pulse sweep ending at the read level, then
-        ``:SENS:CURR:NPLC n;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?``."""
+        ``:SENS:CURR:NPLC n;:SOUR:VOLT r;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?``."""
         a = _validate_amplitude(amplitude, VOLTAGE_LEVEL)
         r = _validate_read_voltage(read_voltage, VOLTAGE_LEVEL)
         head, tail = self._pulse_parts(a, r)
-        command = head + tail + ":MEAS:CURR?;:SOUR:VOLT 0;" + ERRC
+        # the read level is set again before the reading: the sweep ends on it, but what the output holds after
+        # a sweep is not stated in the manual
+        command = head + tail + f":SOUR:VOLT {scpi_number(r)};:MEAS:CURR?;:SOUR:VOLT 0;" + ERRC
         with self._unknown_while_sending():
             (reading,) = self._ask_counted(command, 1, f"a pulse to {show(a)} V")
         self._dc_level = 0.0
@@ -288,14 +292,16 @@ class Keithley2450(SCPIMixin, Instrument):
     ROLES = frozenset({ROLE_SMU})
     SMU = SMUSpec(
         channels=("1",), max_voltage=VOLTAGE_LEVEL[1], current_limit=CURRENT_LIMIT, nplc=NPLC,
-        pulse_width=PULSE_WIDTH,
+        pulse_width=(250e-6, SWEEP_DELAY_MAX),
         notes={"max_voltage": "2450 Ref. Manual Rev. B p. 6-78 (:SOURce[1]:LIST:<function>): -210 V to 210 V",
                "current_limit": "p. 6-71 (:SOURce[1]:<function>:<x>LIMit): up to 1.05 A; 1 nA is a driver "
                                 "bound (the limit must exceed 0.1 % of a fixed measure range)",
                "nplc": "[:SENSe[1]]:<function>:NPLCycles: 0.01 to 10",
                "pulse_width": "no pulse mode: list sweep (p. 6-78, 6-85); amplitude lasts sweep delay (0 or "
-                              "50 µs-10,000 s) + one 0.01 PLC measurement: 200 µs at 50 Hz (166.7 µs at 60 Hz), "
-                              "plus settling and autozero time the manual does not give"})
+                              "50 µs-10,000 s) + one 0.01 PLC measurement (autozero off): 200 µs at 50 Hz "
+                              "(166.7 µs at 60 Hz), plus settling the manual does not give. Widths between one "
+                              "measurement and one measurement + 50 µs cannot be made, so the continuous range a "
+                              "station may allow starts at 250 µs (50 Hz and 60 Hz alike)"})
     error_event_suffix = True
 
     smu = Instrument.ChannelCreator(SMU2450Channel, "1")

@@ -94,8 +94,14 @@ class Station:
                     f"instruments.{name}: cannot open {entry.resource} with VISA library "
                     f"{library or '(system default)'!r}: {e}") from e
         w = config.wiring
-        self.smu_bl: SourceMeasureChannel = self._channel(w.bit_line)
-        self.smu_wl: SourceMeasureChannel = self._channel(w.word_line)
+        self._owners: dict[int, Any] = {}
+        try:
+            self.smu_bl: SourceMeasureChannel = self._channel(w.bit_line)
+            self.smu_wl: SourceMeasureChannel = self._channel(w.word_line)
+        except Exception as e:  # noqa: BLE001 - a driver that cannot give the channel: close what was opened
+            for opened in self.instruments.values():
+                opened.disconnect()
+            raise InstrumentConnectionError(f"wiring: a driver could not give its channel: {e}") from e
         self.sources = [i for i in self.instruments.values() if ROLE_SMU in i.ROLES]
         self.matrices: dict[str, SwitchMatrix] = {n: i for n, i in self.instruments.items() if ROLE_MATRIX in i.ROLES}
         self.router = Router(w.array, self.matrices)
@@ -117,8 +123,12 @@ class Station:
         return cls(load_station_config(path), visa_library=visa_library)
 
     def _channel(self, spec: str) -> SourceMeasureChannel:
+        """The channel ``"<instrument>.<channel id>"`` of the station file; its instrument is remembered by
+        identity (a driver's own ``key`` spelling is never parsed)."""
         inst, ch = spec.split(".")
-        return self.instruments[inst].channel(ch)
+        channel = self.instruments[inst].channel(ch)
+        self._owners[id(channel)] = self.instruments[inst]
+        return channel
 
     # ------------------------------------------------------------------ life cycle
     def lock_keys(self) -> list[LockKey]:
@@ -158,6 +168,11 @@ class Station:
         failures = self.safe_state()
         if failures:
             raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
+        for name, matrix in self.matrices.items():           # relays open, as read back, not as believed
+            if matrix.MATRIX.reports_closed and (closed := matrix.closed()):
+                self.router.forget()
+                raise RuntimeError(f"{name}: still reports {len(closed)} closed crosspoint(s) after opening all, "
+                                   f"e.g. {closed[0]}; refusing to run")
         self.check_cards()
         for inst in self.instruments.values():
             inst.clear_errors()
@@ -206,6 +221,7 @@ class Station:
                 self._settings.clear()
                 self._pulse_width = None
                 self._armed = False
+                self._cell = None
                 self.router.forget()
                 raise InstrumentRebooted(f"{inst.name}: powered on during the run (power-on event, PON): its "
                                          "settings and current limits are lost; the run stops here")
@@ -248,17 +264,16 @@ class Station:
         for inst in [*self.sources, *self.matrices.values()]:
             try:
                 inst.shutdown()
+                for ch in (self.smu_bl, self.smu_wl):
+                    if self._owner(ch) is inst:
+                        self._settings[(ch, "output_enabled")] = False
+                        self._settings[(ch, "source_voltage")] = 0.0
             except BaseException as e:  # noqa: BLE001 - go on with the next instrument, whatever happened
                 failures.append(f"{inst.name}: {str(e) or type(e).__name__}")
                 if not isinstance(e, Exception):
                     pending = pending or e
                 self._forget(inst)
                 matrices_open = matrices_open and ROLE_MATRIX not in inst.ROLES
-            else:
-                for ch in (self.smu_bl, self.smu_wl):
-                    if ROLE_SMU in inst.ROLES and self._owner(ch) is inst:
-                        self._settings[(ch, "output_enabled")] = False
-                        self._settings[(ch, "source_voltage")] = 0.0
         self._cell = None
         if matrices_open:
             self.router.opened_all()
@@ -275,7 +290,7 @@ class Station:
         return failures
 
     def _owner(self, channel: SourceMeasureChannel) -> Any:
-        return self.instruments[channel.key.split(".")[0]]
+        return self._owners[id(channel)]
 
     def _forget(self, inst: Any) -> None:
         """Drop cached settings of ``inst`` (its state is unknown after a failed shutdown)."""
@@ -301,6 +316,13 @@ class Station:
         if allowed := self.envelope.energy_violation(a, w):
             raise SafetyError(f"pulse energy must be {allowed}, got {self.envelope.pulse_energy(a, w):.3g} J")
         return a, w
+
+    def check_nplc(self, nplc: float) -> float:
+        """``nplc`` (PLC) as a float if within the bit-line SMU's integration range, else SafetyError."""
+        n = _finite("nplc", nplc, "PLC")
+        if allowed := self.envelope.nplc_violation(n):
+            raise SafetyError(f"nplc must be {allowed}, got {n}")
+        return n
 
     def check_limit(self, terminal: str, current_limit: float) -> float:
         """``current_limit`` (A) as a float if within (0, safety.current_limit] on ``terminal``."""
@@ -357,12 +379,17 @@ class Station:
         on already (a staircase keeps its level between points). Refuses (SafetyError) unless armed."""
         self._require_armed()
         self.check_voltage("word_line", gate_voltage, "gate voltage")
+        limit = self.envelope.current_limit["bit_line"] if bl_limit is None else bl_limit
+        s = self._settings
+        holding = (hold_level and s.get((self.smu_bl, "output_enabled")) is True
+                   and s.get((self.smu_wl, "output_enabled")) is True
+                   and s.get((self.smu_wl, "source_voltage")) == gate_voltage
+                   and s.get((self.smu_bl, "current_limit")) == limit)
+        if not holding:                          # bit line to 0 V before the gate or the limit moves
+            self._set(self.smu_bl, "source_voltage", 0.0)
         self._set(self.smu_wl, "source_voltage", gate_voltage)
         self._set(self.smu_wl, "output_enabled", True)
-        limit = self.envelope.current_limit["bit_line"] if bl_limit is None else bl_limit
         self._set(self.smu_bl, "current_limit", limit)
-        if not (hold_level and self._settings.get((self.smu_bl, "output_enabled")) is True):
-            self._set(self.smu_bl, "source_voltage", 0.0)
         self._set(self.smu_bl, "output_enabled", True)
 
     # ------------------------------------------------------------------ cell ops
@@ -370,13 +397,14 @@ class Station:
              gate_voltage: float | None = None) -> Reading:
         """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line."""
         rc = self.read_conditions
+        n = self.check_nplc(rc.nplc if nplc is None else nplc)
         v = self.check_voltage("bit_line", rc.voltage if voltage is None else voltage, "read voltage")
         gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
                                   "gate voltage")
         self.check_cell(row, col)
         self.connect(row, col)
         self._bias(gate)
-        self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
+        self._set(self.smu_bl, "nplc", n)
         current = self._sourcing(lambda: self.smu_bl.measure_current_at(v), 0.0)   # back at 0 V afterwards
         return Reading(row, col, v, current, self.clock.now())
 
@@ -418,9 +446,10 @@ class Station:
         """Pulse, then read at the station's read voltage (integration ``nplc`` power-line cycles) with the
         gate still at the pulse's ``gate_voltage``: one instrument round trip. (A read at the station's read
         gate is :meth:`read`.)"""
-        a = self._prepare_pulse(row, col, amplitude, width, gate_voltage)
         rc = self.read_conditions
-        self._set(self.smu_bl, "nplc", rc.nplc if nplc is None else nplc)
+        n = self.check_nplc(rc.nplc if nplc is None else nplc)
+        a = self._prepare_pulse(row, col, amplitude, width, gate_voltage)
+        self._set(self.smu_bl, "nplc", n)
         current = self._sourcing(lambda: self.smu_bl.pulse_and_measure(a, rc.voltage), 0.0)
         return Reading(row, col, rc.voltage, current, self.clock.now())
 
@@ -431,6 +460,7 @@ class Station:
         staircase sweeps."""
         v = self.check_voltage("bit_line", voltage, "sweep voltage")
         limit = self.check_limit("bit_line", current_limit)
+        nplc = self.check_nplc(nplc)
         self.check_voltage("word_line", gate_voltage, "gate voltage")
         self.check_cell(row, col)
         self._require_armed()

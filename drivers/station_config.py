@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .array_wiring import LINES, TERMINAL_OF_LINE, ArrayWiring, LinePort
+from .bench_lock import canonical_resource
 from .registry import RegistryError, driver_class
 from .roles import ROLE_CLOCK, ROLE_MATRIX, ROLE_SMU, SMUSpec
 
@@ -73,6 +74,7 @@ class SafetyEnvelope:
     max_pulse_width: float
     min_current_limit: dict[str, float] = dataclasses.field(
         default_factory=lambda: dict.fromkeys(TERMINALS, 1e-10))   # A, the terminal SMU's smallest limit
+    nplc: tuple[float, float] = (0.001, 25.0)                   # PLC, the bit-line SMU's integration range
     min_pulse_width: float = 1e-6
     max_pulse_energy: float = math.inf       # V²·G·t bound at the array's maximum conductance
     max_forming_attempts: int = 3
@@ -93,6 +95,13 @@ class SafetyEnvelope:
         if value is not None and math.isfinite(value) and low <= value <= cap:
             return None
         return f"within [{low}, {cap}] A on the {terminal} (safety.current_limit.{terminal})"
+
+    def nplc_violation(self, nplc: float | None) -> str | None:
+        """Integration time ``nplc`` (PLC) on the bit-line SMU; None (the station's read setting) is allowed."""
+        lo, hi = self.nplc
+        if nplc is None or math.isfinite(nplc) and lo <= nplc <= hi:
+            return None
+        return f"within [{lo}, {hi}] PLC (the bit-line SMU's integration range)"
 
     def width_violation(self, width: float) -> str | None:
         """Pulse width ``width`` (s)."""
@@ -341,7 +350,7 @@ def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
     _same_bench(instruments)
     addresses: dict[tuple[str, str], str] = {}
     for name, e in instruments.items():
-        key = (e.visa_library, e.resource.upper())
+        key = (e.visa_library, canonical_resource(e.resource))
         if key in addresses:
             raise StationConfigError(f"instruments.{name}.resource: {e.resource} is already instruments."
                                      f"{addresses[key]}'s address")
@@ -494,6 +503,7 @@ def _safety(s: dict[str, Any], specs: dict[str, SMUSpec]) -> SafetyEnvelope:
                                   min(0.1, specs[t].current_limit[1]), "A", note=f"the {t} SMU's limit range")
                        for t in TERMINALS},
         min_current_limit={t: specs[t].current_limit[0] for t in TERMINALS},
+        nplc=(float(bl.nplc[0]), float(bl.nplc[1])),
         max_pulse_width=_number(s, "max_pulse_width", "safety", 0, min(1.0, bl.pulse_width[1]), "s", lo_open=True),
         min_pulse_width=_number(s, "min_pulse_width", "safety", bl.pulse_width[0], 1.0, "s", bl.pulse_width[0],
                                 note="the bit-line SMU's shortest pulse"),

@@ -144,6 +144,10 @@ class Protocol:
         if allowed := env.limit_violation("bit_line", value):
             out.append(Violation(self.label, name, value, "mandatory, " + allowed if value is None else allowed))
 
+    def nplc(self, out: list[Violation], env: SafetyEnvelope, name: str, value: float | None) -> None:
+        if allowed := env.nplc_violation(value):
+            out.append(Violation(self.label, name, value, allowed))
+
     def width(self, out: list[Violation], env: SafetyEnvelope, name: str, value: float, amplitude: float) -> None:
         if allowed := env.width_violation(value) or env.energy_violation(amplitude, value):
             out.append(Violation(self.label, name, value, allowed))

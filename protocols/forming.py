@@ -77,6 +77,7 @@ class Forming(Protocol):
         self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
         self.voltage(out, env, "word_line", "reset_gate_voltage", p.reset_gate_voltage)
         self.limit(out, env, "current_limit", p.current_limit)
+        self.nplc(out, env, "nplc", p.nplc)
         if p.attempts > env.max_forming_attempts:
             out.append(Violation(self.label, "attempts", p.attempts,
                                  f"<= {env.max_forming_attempts} (safety.max_forming_attempts)"))

@@ -43,6 +43,7 @@ class IVSweep(Protocol):
         self.voltage(out, env, "bit_line", "v_reset_min", p.v_reset_min)
         self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
         self.limit(out, env, "current_limit", p.current_limit)
+        self.nplc(out, env, "nplc", p.nplc)
         return out
 
     def expected_rows(self) -> dict[str, tuple[int, int]]:

@@ -41,6 +41,7 @@ class Read(Protocol):
         out: list[Violation] = []
         if self.params.voltage is not None:
             self.voltage(out, env, "bit_line", "voltage", self.params.voltage)
+        self.nplc(out, env, "nplc", self.params.nplc)
         return out
 
     def expected_rows(self) -> dict[str, tuple[int, int]]:

@@ -38,7 +38,8 @@ def test_identity_and_roles() -> None:
     assert Keithley2450.SMU.channels == ("1",)
     assert Keithley2450.SMU.max_voltage == 210.0
     assert Keithley2450.SMU.nplc == (0.01, 10.0)
-    assert Keithley2450.SMU.pulse_width == PULSE_WIDTH == (200e-6, 10e3)
+    # the driver makes 200 µs (one 0.01 PLC reading) and >= 250 µs; a station may allow the continuous range only
+    assert PULSE_WIDTH == (200e-6, 10e3) and Keithley2450.SMU.pulse_width == (250e-6, 10e3)
     assert set(Keithley2450.SMU.notes) == {"max_voltage", "current_limit", "nplc", "pulse_width"}
     for attr in ("ROLES", "id", "device_clear", "clear_errors", "check_errors", "power_cycled",
                  "shutdown", "disconnect", "lock_scope", "channel"):
@@ -190,8 +191,10 @@ def test_pulse_is_a_two_point_list_sweep_back_at_the_dc_level() -> None:
     pairs = setup_pairs() + [
         # [RM] :SOURce[1]:LIST:<function> p. 6-78; :SOURce[1]:SWEep:<function>:LIST start,delay,count,failAbort
         # p. 6-85; :INITiate; *WAI (App. B-10). 1 ms - 0.01 PLC at 50 Hz (200 µs) = 800 µs sweep delay.
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
+        # [:SENSe[1]]:<function>:AZERo[:STATe] OFF|ON (autozero off for the sweep, on again after).
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
     ]
 
     def act(k: Keithley2450) -> None:
@@ -203,8 +206,8 @@ def test_pulse_is_a_two_point_list_sweep_back_at_the_dc_level() -> None:
 
 def test_shortest_pulse_is_one_hundredth_plc_with_no_sweep_delay() -> None:
     pairs = setup_pairs(nplc="1.000000E-01") + [
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT -2.0,0.0;:SOUR:SWE:VOLT:LIST 1,0,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 0.1;:SYST:ERR:COUN?", "0"),     # delay 0 = no delay block (p. 6-85)
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT -2.0,0.0;:SOUR:SWE:VOLT:LIST 1,0,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 0.1;:SYST:ERR:COUN?", "0"),     # delay 0 = no delay block (p. 6-85)
     ]
 
     def act(k: Keithley2450) -> None:
@@ -227,8 +230,9 @@ def test_pulse_width_between_measurement_and_fifty_microseconds_more_is_refused(
 def test_pulse_at_60_hz_uses_the_60_hz_measurement_time() -> None:
     pairs = setup_pairs(lfr="60", level="1.000000E-01") + [
         # 0.01 PLC at 60 Hz = 166.667 µs; 1 ms → 833.333 µs sweep delay (1 ns steps)
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.2,0.1;:SOUR:SWE:VOLT:LIST 1,0.000833333,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 1.2,0.1;:SOUR:SWE:VOLT:LIST 1,0.000833333,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
     ]
 
     def act(k: Keithley2450) -> None:
@@ -240,8 +244,10 @@ def test_pulse_at_60_hz_uses_the_60_hz_measurement_time() -> None:
 
 def test_pulse_limit_is_set_for_the_pulse_and_the_dc_limit_restored() -> None:
     pairs = setup_pairs() + [
-        (":SOUR:VOLT:ILIM 0.001;:SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 3.0,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;"
-         ":INIT;*WAI;:SOUR:VOLT:ILIM 0.0001;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),   # [RM] p. 6-71
+        (":SOUR:VOLT:ILIM 0.001;:SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 3.0,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;"
+         ":INIT;*WAI;:SOUR:VOLT:ILIM 0.0001;:SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?",
+         "0"),   # [RM] p. 6-71
     ]
 
     def act(k: Keithley2450) -> None:
@@ -254,11 +260,13 @@ def test_pulse_limit_is_set_for_the_pulse_and_the_dc_limit_restored() -> None:
 def test_pulse_returns_to_the_level_the_driver_wrote_last() -> None:
     pairs = setup_pairs() + [
         (":SOUR:VOLT 0.3", None), (ERRC, OK),
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.5,0.3;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 1.5,0.3;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
         (":SENS:CURR:NPLC 2.0", None), (ERRC, OK),
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.5,0.3;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 2.0;:SYST:ERR:COUN?", "0"),
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 1.5,0.3;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 2.0;:SYST:ERR:COUN?", "0"),
     ]
 
     def act(k: Keithley2450) -> None:
@@ -273,8 +281,10 @@ def test_pulse_returns_to_the_level_the_driver_wrote_last() -> None:
 
 def test_pulse_and_measure_reads_at_the_channel_nplc_and_ends_at_zero() -> None:
     pairs = setup_pairs() + [
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 2.0,0.1;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 1.0;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?", "4.072050E-05;0"),   # [RM] p. 6-4
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 2.0,0.1;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;"
+         ":SOUR:VOLT 0.1;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?", "4.072050E-05;0"),   # [RM] p. 6-4
     ]
 
     def act(k: Keithley2450) -> float:
@@ -286,8 +296,9 @@ def test_pulse_and_measure_reads_at_the_channel_nplc_and_ends_at_zero() -> None:
 
 def test_pulse_error_raises_at_once() -> None:
     pairs = setup_pairs() + [
-        (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "1"),
+        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+         ":SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
+         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "1"),
         (":SYST:ERR?", '-113,"Undefined header;1;1367794863 384492889"'),
     ]
 
@@ -301,8 +312,9 @@ def test_pulse_error_raises_at_once() -> None:
 
 
 def test_after_a_failed_pulse_the_held_values_are_read_again() -> None:
-    pulse = (":SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-             ":SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?")
+    pulse = (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
+             ":SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
+             ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?")
     pairs = setup_pairs() + [
         (pulse, "1"), (":SYST:ERR?", '-222,"Parameter data out of range;1;1 2"'),
         (":SOUR:VOLT?", "0.000000E+00"),                  # level and NPLC unknown after the failure: read

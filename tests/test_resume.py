@@ -285,7 +285,7 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
         assert set(zip(read_back["row"], read_back["col"], strict=True)) == flying, (flying, read_back)
         # the resumed process made the bench safe before anything else (kill -9 may have left an output on)
         first = ops.first_writes[resumed]
-        energising = next(i for i, w in enumerate(first) if "trigger" in w or "measure" in w or "exclusive" in w)
+        energising = next(i for i, w in enumerate(first) if "trigger" in w or "measure" in w or "channel.close(" in w)
         assert any("OUTPUT_OFF" in w for w in first[:energising]) and \
             any("channel.open('allslots')" in w for w in first[:energising]), first[:energising]
 

@@ -25,7 +25,7 @@ def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=600)
 
 
-@pytest.mark.parametrize("station, shortest", [("sim_2450x2_b2200a", "0.0002"), ("sim_b2902a_e5250a", "5e-05")])
+@pytest.mark.parametrize("station, shortest", [("sim_2450x2_b2200a", "0.00025"), ("sim_b2902a_e5250a", "5e-05")])
 def test_the_demo_recipe_is_refused_where_the_smu_cannot_pulse_2_5_us(tmp_path: Path, station: str,
                                                                       shortest: str) -> None:
     proc = cli(tmp_path, "check", str(DEMO), "--station", station)

@@ -300,3 +300,63 @@ def test_registry_refuses_a_class_that_declares_no_roles(monkeypatch: pytest.Mon
     finally:
         registry._targets.cache_clear()
         registry.driver_class.cache_clear()
+
+
+# ------------------------------------------------------------------------------- review regressions
+def test_safe_state_opens_the_relays_whatever_a_driver_calls_itself() -> None:
+    """The station knows a channel's instrument by identity, not by parsing the driver's own name."""
+    st = Station.from_file("sim_2636b_707b", visa_library=f"2636b_707b?tag=name{next(_tags)}@rramlab")
+    st.open()
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    st.read(0, 0)
+    st.instruments["smu"].name = "Keithley 2636B SN 4428182"          # a driver free to name itself
+    assert st.safe_state() == []
+    assert not any(bench.circuit.closed.values()) and all(s.output == 0 for s in bench.circuit.sources.values())
+    st.close()
+
+
+def test_a_gate_or_limit_change_inside_a_staircase_first_brings_the_bit_line_to_0_v() -> None:
+    st = Station.from_file("sim_2636b_707b", visa_library=f"2636b_707b?tag=gate{next(_tags)}@rramlab")
+    st.open()
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    st.dc_point(0, 0, 1.0, gate_voltage=1.2, current_limit=1e-4, nplc=1.0)
+    first = len(bench.transcript.entries)
+    st.dc_point(0, 0, -0.1, gate_voltage=3.3, current_limit=1e-3, nplc=1.0)
+    writes = " | ".join(e.data.decode().strip() for e in bench.transcript.entries[first:] if e.direction == "write")
+    order = [writes.index(s) for s in ("smua.source.levelv = 0.0", "smub.source.levelv = 3.3",
+                                       "smua.source.limiti = 0.001", "smua.source.levelv = -0.1")]
+    assert order == sorted(order), writes
+    st.close()
+
+
+@pytest.mark.parametrize("station, width, amplitude", [("sim_2636b_707b", 2.5e-6, 1.5),
+                                                       ("sim_2450x2_b2200a", 300e-6, 1.165),
+                                                       ("sim_b2902a_e5250a", 300e-6, 1.165)])
+def test_a_pulse_lasts_its_width_on_the_virtual_clock(station: str, width: float, amplitude: float) -> None:
+    """The array sees the pulse amplitude for the requested width (within 2 µs), on every SMU family."""
+    st = Station.from_file(station, visa_library=f"{station[4:]}?tag=width{next(_tags)}@rramlab")
+    st.open()
+    bench = next(iter(st.instruments.values())).adapter.connection.visalib.bench
+    seen: list[tuple[float, float]] = []
+    real = bench.model.apply_bias
+
+    def spy(idx, v_applied, v_gate, duration, t_end, **kw):  # noqa: ANN001, ANN003, ANN202 - test hook
+        seen.extend((float(v), duration) for v in v_applied)
+        return real(idx, v_applied, v_gate, duration, t_end, **kw)
+
+    bench.model.apply_bias = spy
+    st.pulse(0, 0, amplitude, width, gate_voltage=1.2)
+    at_amplitude = sum(d for v, d in seen if abs(v - amplitude) < 1e-6)
+    assert abs(at_amplitude - width) < 2e-6, seen
+    st.close()
+
+
+def test_check_refuses_an_integration_time_the_bit_line_smu_cannot_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r.toml").write_text('[recipe]\nname = "r"\n[[steps]]\nprotocol = "read"\ncells = "all"\n'
+                                     '[steps.params]\nnplc = 20\n')
+    code = main(["check", "r.toml", "--station", "sim_2450x2_b2200a"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 2 and "nplc = 20 not allowed (within [0.01, 10.0] PLC (the bit-line SMU's integration range))" \
+        in out, out

@@ -513,6 +513,9 @@ class Keithley2450(ScpiInstrument):
         if f == self.src_func and f != "RES":
             fixed = self.src_range[f]
         nplc = self.nplc[f]
+        # the overhead per reading is the autozero reference measurement: none with autozero off
+        # (2450 Reference Manual, [:SENSe[1]]:<function>:AZERo[:STATe]: off speeds up readings)
+        self.phys.measure_overhead = self.timing.measure_overhead if self.autozero[f] else 0.0
         reading: Reading
         if f == "CURR":
             reading = self.phys.measure_current(nplc, fixed, self.auto_low["CURR"])
