@@ -24,6 +24,7 @@ leading to 90 % trailing edge).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -283,3 +284,14 @@ class KeysightB2900(SCPIMixin, Instrument):
             raise interrupt
         if failures:
             raise ShutdownError(self.name, failures)
+
+
+class KeysightB2901A(KeysightB2900):
+    """Keysight B2901A: the one-channel B2900 (channel "1" only; :meth:`shutdown` never addresses channel 2,
+    which the B2901A would refuse). Registered as ``keysight_b2901a``."""
+
+    SMU = dataclasses.replace(KeysightB2900.SMU, channels=("1",))
+
+    def __init__(self, adapter: Any, name: str = "Keysight B2901A", *, strict_errors: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(adapter, name, channels=1, strict_errors=strict_errors, **kwargs)

@@ -25,6 +25,7 @@ BUILTIN = {
     "keithley707b": "rramlab.drivers.keithley707b:Keithley707B",
     "keithley2450": "rramlab.drivers.keithley2450:Keithley2450",
     "keysight_b2900": "rramlab.drivers.keysight_b2900:KeysightB2900",
+    "keysight_b2901a": "rramlab.drivers.keysight_b2900:KeysightB2901A",
     "keysight_b2200a": "rramlab.drivers.keysight_b2200a:KeysightB2200A",
     "keysight_e5250a": "rramlab.drivers.keysight_e5250a:KeysightE5250A",
     "rramlab_bench_controller": "rramlab.drivers.clock:BenchController",

@@ -360,3 +360,21 @@ def test_check_refuses_an_integration_time_the_bit_line_smu_cannot_do(
     out = " ".join(capsys.readouterr().out.split())
     assert code == 2 and "nplc = 20 not allowed (within [0.01, 10.0] PLC (the bit-line SMU's integration range))" \
         in out, out
+
+
+def test_the_one_channel_b2901a_is_registered_and_never_addresses_channel_2() -> None:
+    from pymeasure.test import expected_protocol
+
+    cls = driver_class("keysight_b2901a")
+    assert cls.SMU.channels == ("1",)
+    # B2900 SCPI Command Reference: :OUTPut[c][:STATe], :ABORt:ALL (@list), :SOURce[c]:FUNCtion:SHAPe,
+    # :SOURce[c]:VOLTage, :SOURce[c]:CURRent — channel 1 only on a one-channel B2901A
+    with expected_protocol(cls, [(":OUTP1 OFF", None), (":ABOR (@1)", None),
+                                 (":SOUR1:FUNC:SHAP DC;:SOUR1:VOLT 0;:SOUR1:CURR 0", None)]) as smu:
+        smu.shutdown()
+        with pytest.raises(ValueError, match="channel must be one of '1'"):
+            smu.channel("2")
+    text = example_station_text("sim_b2902a_e5250a").replace('driver = "keysight_b2900"', 'driver = "keysight_b2901a"')
+    with pytest.raises(StationConfigError, match=r"wiring.word_line: 'smu.2' is not an SMU channel; allowed: "
+                       r"\['smu.1'\]"):
+        parse_station_config(text)
