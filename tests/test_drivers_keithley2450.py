@@ -6,6 +6,9 @@ Sources of the pairs (cited on each pair):
   ``*OPC?``, ``TRIP?`` → ``0|1``; empty error ``0,"No error;0;0 0"`` [C: DMM6500 hardware tests];
   an error with event type and time ``<code>,"<msg>;<type>;<time>"``);
 * the wire scheme the driver follows: ``.helper/scpi_scheme.md``.
+
+Pairs the emulator must satisfy as well are read from ``tests/manual_pairs/keithley2450.toml`` (selected
+by tag; each pair's citation is there, replayed against the emulator by ``tests/test_manual_pairs.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 from typing import Any
 
 import pytest
+from manual_pairs import comm_pairs
 from pymeasure.test import expected_protocol
 
 from rramlab.drivers.errors import InstrumentError, ReplyError, ShutdownError
@@ -22,6 +26,7 @@ from rramlab.drivers.roles import ROLE_SMU, SourceMeasureChannel, SourceMeasureU
 
 OK = "0"                                    # :SYST:ERR:COUN? → NR1, queue empty ([RM] :SYSTem:ERRor:COUNt?)
 ERRC = ":SYST:ERR:COUN?"
+K = "keithley2450"                          # tests/manual_pairs/keithley2450.toml
 
 
 def run(pairs: list[tuple[str | None, str | None]], action: Any, **kwargs: Any) -> Any:
@@ -32,7 +37,7 @@ def run(pairs: list[tuple[str | None, str | None]], action: Any, **kwargs: Any) 
 
 # ------------------------------------------------------------------------------------ identity
 def test_identity_and_roles() -> None:
-    pairs = [("*IDN?", "KEITHLEY INSTRUMENTS,MODEL 2450,04365704,1.6.4c")]   # [RM] *IDN? (§1: real 2450s)
+    pairs = comm_pairs(K, "identity")      # [RM] *IDN? (§1: real 2450s)
     assert run(pairs, lambda k: k.id) == "KEITHLEY INSTRUMENTS,MODEL 2450,04365704,1.6.4c"
     assert frozenset({ROLE_SMU}) == Keithley2450.ROLES
     assert Keithley2450.SMU.channels == ("1",)
@@ -60,11 +65,9 @@ def test_constructor_sends_nothing_and_channel_key() -> None:
 
 # ------------------------------------------------------------------------------------ settings
 def test_current_limit_set_exactly_and_read_back() -> None:
-    pairs = [
-        (":SOUR:VOLT:ILIM 1.5e-07", None),      # [RM] :SOURce[1]:<function>:<x>LIMit[:LEVel], p. 6-71
-        (ERRC, OK),                              # [RM] :SYSTem:ERRor:COUNt?
-        (":SOUR:VOLT:ILIM?", "1.500000E-07"),    # same, query form; NR3 (§1)
-    ]
+    # [RM] :SOURce[1]:<function>:<x>LIMit[:LEVel], p. 6-71: ":SOUR:VOLT:ILIM 1.5e-07"; [RM] :SYSTem:ERRor:COUNt?
+    # → "0"; same, query form ":SOUR:VOLT:ILIM?" → NR3 "1.500000E-07" (§1)
+    pairs = comm_pairs(K, "current_limit")
 
     def act(k: Keithley2450) -> float:
         k.smu.current_limit = 1.5e-7
@@ -74,16 +77,9 @@ def test_current_limit_set_exactly_and_read_back() -> None:
 
 
 def test_source_voltage_output_and_nplc_settings() -> None:
-    pairs = [
-        (":SOUR:VOLT 0.2", None), (ERRC, OK),              # [RM] :SOURce[1]:<function>[:LEVel], p. 6-68
-        (":SOUR:VOLT?", "2.000000E-01"),
-        (":OUTP ON", None), (ERRC, OK),                   # [RM] :OUTPut[1][:STATe], p. 6-55
-        (":OUTP?", "1"),                                  # §1: :OUTP? → 0|1
-        (":OUTP OFF", None), (ERRC, OK),
-        (":OUTP?", "0"),
-        (":SENS:CURR:NPLC 0.01", None), (ERRC, OK),       # [RM] [:SENSe[1]]:<function>:NPLCycles (0.01-10)
-        (":SENS:CURR:NPLC?", "1.000000E-02"),
-    ]
+    # [RM] :SOURce[1]:<function>[:LEVel], p. 6-68 (":SOUR:VOLT 0.2", ERRC, ":SOUR:VOLT?" → "2.000000E-01");
+    # [RM] :OUTPut[1][:STATe], p. 6-55 (§1: :OUTP? → 0|1); [RM] [:SENSe[1]]:<function>:NPLCycles (0.01-10)
+    pairs = comm_pairs(K, "source_voltage", "output", "nplc")
 
     def act(k: Keithley2450) -> list[Any]:
         ch = k.smu
@@ -102,7 +98,7 @@ def test_source_voltage_output_and_nplc_settings() -> None:
 
 
 def test_strict_errors_off_sends_only_the_setting() -> None:
-    pairs = [(":SOUR:VOLT:ILIM 0.0001", None)]            # [RM] p. 6-71
+    pairs = comm_pairs(K, "dc_limit")                     # [RM] p. 6-71: ":SOUR:VOLT:ILIM 0.0001"
 
     def act(k: Keithley2450) -> None:
         k.smu.current_limit = 1e-4
@@ -113,8 +109,8 @@ def test_strict_errors_off_sends_only_the_setting() -> None:
 def test_setting_refused_by_the_instrument_raises_with_code_and_message() -> None:
     pairs = [
         (":SOUR:VOLT 20.0", None),
-        (ERRC, "1"),
-        (":SYST:ERR?", '-222,"Parameter data out of range;1;1367794863 384492889"'),   # §1 [M]/[S] event form
+        # (ERRC, "1"), (":SYST:ERR?", '-222,"Parameter data out of range;1;1367794863 384492889"'): §1 [M]/[S]
+        *comm_pairs(K, "range_error_count", "range_error_entry"),
     ]
 
     def act(k: Keithley2450) -> None:
@@ -127,15 +123,15 @@ def test_setting_refused_by_the_instrument_raises_with_code_and_message() -> Non
 
 # ------------------------------------------------------------------------------------ hot path
 def test_measure_current_at_is_one_message_and_returns_to_zero() -> None:
-    pairs = [
-        # [RM] :MEASure:<function>? p. 6-4; replies joined by ';' (IEEE 488.2 §8.4.1); NR3 as in §1
-        (":SOUR:VOLT 0.2;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?", "-2.384862E-06;0"),
-    ]
+    # [RM] :MEASure:<function>? p. 6-4; replies joined by ';' (IEEE 488.2 §8.4.1); NR3 as in §1:
+    # ":SOUR:VOLT 0.2;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?" → "-2.384862E-06;0"
+    pairs = comm_pairs(K, "measure")
     assert run(pairs, lambda k: k.smu.measure_current_at(0.2)) == -2.384862e-06
 
 
 def test_measure_current_at_can_stay_at_the_level() -> None:
-    pairs = [(":SOUR:VOLT -1.25;:MEAS:CURR?;:SYST:ERR:COUN?", "1.000000E-09;0")]   # [RM] p. 6-4
+    # [RM] p. 6-4: ":SOUR:VOLT -1.25;:MEAS:CURR?;:SYST:ERR:COUN?" → "1.000000E-09;0"
+    pairs = comm_pairs(K, "measure_stay")
     assert run(pairs, lambda k: k.smu.measure_current_at(-1.25, return_to_zero=False)) == 1e-9
 
 
@@ -148,7 +144,7 @@ def test_sweep_point_reads_current_and_limit_trip() -> None:
     pairs = [
         # [RM] :SOURce[1]:VOLTage:ILIMit:TRIPped? p. 6-72 → 1 when clamped at the limit
         (":SOUR:VOLT 1.5;:MEAS:CURR?;:SOUR:VOLT:ILIM:TRIP?;:SYST:ERR:COUN?", "1.050000E-04;1;0"),
-        (":SOUR:VOLT 0.5;:MEAS:CURR?;:SOUR:VOLT:ILIM:TRIP?;:SYST:ERR:COUN?", "2.500000E-05;0;0"),
+        *comm_pairs(K, "sweep_point"),     # ":SOUR:VOLT 0.5;…" → "2.500000E-05;0;0" (not clamped)
     ]
 
     def act(k: Keithley2450) -> list[tuple[float, bool]]:
@@ -178,24 +174,25 @@ def test_garbled_reply_raises_reply_error() -> None:
 PULSE_SETUP = ":SENS:CURR:NPLC?;:SYST:LFR?;:SOUR:VOLT?;:SOUR:VOLT:ILIM?"
 
 
-def setup_pairs(nplc: str = "1.000000E+00", lfr: str = "50", level: str = "0.000000E+00",
-                limit: str = "1.000000E-04") -> list[tuple[str | None, str | None]]:
+def setup_pairs(nplc: str = "1", lfr: str = "50", level: str = "0",
+                limit: str = "0.0001") -> list[tuple[str | None, str | None]]:
     return [
-        (PULSE_SETUP, f"{nplc};{lfr};{level};{limit}"),   # [RM] NPLCycles?, :SYSTem:LFRequency?, levels
+        # [RM] NPLCycles?, :SYSTem:LFRequency?, levels; setting queries in the shortest form (manual_pairs)
+        (PULSE_SETUP, f"{nplc};{lfr};{level};{limit}"),
         (":SOUR:VOLT:DEL 0", None),                       # [RM] :SOURce[1]:<function>:DELay p. 6-66
         (ERRC, OK),
     ]
 
 
 def test_pulse_is_a_two_point_list_sweep_back_at_the_dc_level() -> None:
-    pairs = setup_pairs() + [
-        # [RM] :SOURce[1]:LIST:<function> p. 6-78; :SOURce[1]:SWEep:<function>:LIST start,delay,count,failAbort
-        # p. 6-85; :INITiate; *WAI (App. B-10). 1 ms - 0.01 PLC at 50 Hz (200 µs) = 800 µs sweep delay.
-        # [:SENSe[1]]:<function>:AZERo[:STATe] OFF|ON (autozero off for the sweep, on again after).
-        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
-         ":SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?", "0"),
-    ]
+    # setup_pairs() as in the file, then:
+    # [RM] :SOURce[1]:LIST:<function> p. 6-78; :SOURce[1]:SWEep:<function>:LIST start,delay,count,failAbort
+    # p. 6-85; :INITiate; *WAI (App. B-10). 1 ms - 0.01 PLC at 50 Hz (200 µs) = 800 µs sweep delay.
+    # [:SENSe[1]]:<function>:AZERo[:STATe] OFF|ON (autozero off for the sweep, on again after):
+    # ":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT 1.5,0.0;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;
+    # *WAI;:SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;:SYST:ERR:COUN?" → "0"
+    pairs = comm_pairs(K, "pulse_setup", "pulse")
+    assert pairs[:3] == setup_pairs()
 
     def act(k: Keithley2450) -> None:
         k.smu.configure_pulse(1e-3, 1e-4)
@@ -205,7 +202,7 @@ def test_pulse_is_a_two_point_list_sweep_back_at_the_dc_level() -> None:
 
 
 def test_shortest_pulse_is_one_hundredth_plc_with_no_sweep_delay() -> None:
-    pairs = setup_pairs(nplc="1.000000E-01") + [
+    pairs = setup_pairs(nplc="0.1") + [
         (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;:SOUR:LIST:VOLT -2.0,0.0;:SOUR:SWE:VOLT:LIST 1,0,1,OFF;:INIT;*WAI;"
          ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 0.1;:SYST:ERR:COUN?", "0"),     # delay 0 = no delay block (p. 6-85)
     ]
@@ -218,7 +215,7 @@ def test_shortest_pulse_is_one_hundredth_plc_with_no_sweep_delay() -> None:
 
 
 def test_pulse_width_between_measurement_and_fifty_microseconds_more_is_refused() -> None:
-    pairs = [(PULSE_SETUP, "1.000000E+00;50;0.000000E+00;1.000000E-04")]   # only the query, no setting
+    pairs = [(PULSE_SETUP, "1;50;0;0.0001")]   # only the query, no setting
 
     def act(k: Keithley2450) -> None:
         k.smu.configure_pulse(230e-6)
@@ -228,7 +225,7 @@ def test_pulse_width_between_measurement_and_fifty_microseconds_more_is_refused(
 
 
 def test_pulse_at_60_hz_uses_the_60_hz_measurement_time() -> None:
-    pairs = setup_pairs(lfr="60", level="1.000000E-01") + [
+    pairs = setup_pairs(lfr="60", level="0.1") + [
         # 0.01 PLC at 60 Hz = 166.667 µs; 1 ms → 833.333 µs sweep delay (1 ns steps)
         (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
          ":SOUR:LIST:VOLT 1.2,0.1;:SOUR:SWE:VOLT:LIST 1,0.000833333,1,OFF;:INIT;*WAI;"
@@ -280,12 +277,10 @@ def test_pulse_returns_to_the_level_the_driver_wrote_last() -> None:
 
 
 def test_pulse_and_measure_reads_at_the_channel_nplc_and_ends_at_zero() -> None:
-    pairs = setup_pairs() + [
-        (":SENS:CURR:AZER OFF;:SENS:CURR:NPLC 0.01;"
-         ":SOUR:LIST:VOLT 2.0,0.1;:SOUR:SWE:VOLT:LIST 1,0.0008,1,OFF;:INIT;*WAI;"
-         ":SENS:CURR:AZER ON;:SENS:CURR:NPLC 1.0;"
-         ":SOUR:VOLT 0.1;:MEAS:CURR?;:SOUR:VOLT 0;:SYST:ERR:COUN?", "4.072050E-05;0"),   # [RM] p. 6-4
-    ]
+    # setup_pairs(), then the 2.0 V pulse back to 0.1 V and ":SOUR:VOLT 0.1;:MEAS:CURR?;:SOUR:VOLT 0;
+    # :SYST:ERR:COUN?" → "4.072050E-05;0" ([RM] p. 6-4)
+    pairs = comm_pairs(K, "pulse_setup", "pulse_and_measure")
+    assert pairs[:3] == setup_pairs()
 
     def act(k: Keithley2450) -> float:
         k.smu.configure_pulse(1e-3)
@@ -340,7 +335,7 @@ def test_pulse_before_configure_pulse_sends_nothing() -> None:
 
 # ------------------------------------------------------------------------------------ errors
 def test_check_errors_empty_queue_is_one_query() -> None:
-    run([(ERRC, "0")], lambda k: k.check_errors())
+    run(comm_pairs(K, "error_count_empty"), lambda k: k.check_errors())      # (ERRC, "0")
 
 
 def test_check_errors_reports_code_and_message_without_event_tail() -> None:
@@ -374,9 +369,8 @@ def test_check_errors_stops_at_an_empty_entry() -> None:
 
 def test_clear_errors_and_power_on_flag() -> None:
     pairs = [
-        ("*CLS", None),           # [RM] App. B *CLS
-        ("*ESR?", "128"),         # [RM] App. B *ESR?: bit 7 = power on (PON)
-        ("*ESR?", "0"),           # read and cleared
+        # [RM] App. B *CLS; [RM] App. B *ESR?: bit 7 = power on (PON) "128"; read and cleared "0"
+        *comm_pairs(K, "clear", "power_on", "esr_read"),
         ("*ESR?", "160"),         # PON + command error (32)
     ]
 
@@ -388,7 +382,7 @@ def test_clear_errors_and_power_on_flag() -> None:
 
 
 def test_reset_waits_for_completion() -> None:
-    run([("*RST", None), ("*OPC?", "1")], lambda k: k.reset())      # [RM] App. B *RST, *OPC?
+    run(comm_pairs(K, "reset"), lambda k: k.reset())      # [RM] App. B *RST, *OPC? → "1"
 
 
 # ------------------------------------------------------------------------------------ validators

@@ -10,6 +10,9 @@ Sources of the pairs (cited on each pair):
   card|ALL``, ``[:ROUT]:CLOS:CARD? card`` → channel list, ``:SYST:CTYP? card`` (model and revision),
   ``:SYST:ERR?``; the optional ``:ROUT`` node is written out here;
 * SCPI-99 Vol. 2 §21.8 for standard error codes/texts; reference/instruments.md §6.
+
+Pairs the emulator must satisfy as well are read from ``tests/manual_pairs/keysight_b2200a.toml`` (selected
+by tag; each pair's citation is there, replayed against the emulator by ``tests/test_manual_pairs.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from manual_pairs import comm_pairs
 from pymeasure.test import expected_protocol
 
 from rramlab.drivers.errors import InstrumentError, ReplyError, ShutdownError
@@ -26,6 +30,7 @@ from rramlab.drivers.roles import ROLE_MATRIX, Crosspoint
 C = Crosspoint
 NOERR = '+0,"No error"'                  # :SYST:ERR? with an empty queue (SCPI; format [U] on the B2200A)
 ERR = ":SYST:ERR?"
+M = "keysight_b2200a"                    # tests/manual_pairs/keysight_b2200a.toml
 
 
 def run(pairs: list[tuple[str | None, str | None]], action: Any, **kwargs: Any) -> Any:
@@ -34,7 +39,7 @@ def run(pairs: list[tuple[str | None, str | None]], action: Any, **kwargs: Any) 
 
 
 def test_identity_roles_and_geometry() -> None:
-    assert run([("*IDN?", "AGILENT,B2200A,0,A.01.00")], lambda m: m.id) == "AGILENT,B2200A,0,A.01.00"   # [UG] 5-7
+    assert run(comm_pairs(M, "identity"), lambda m: m.id) == "AGILENT,B2200A,0,A.01.00"   # [UG] 5-7
     assert frozenset({ROLE_MATRIX}) == KeysightB2200A.ROLES
     spec = KeysightB2200A.MATRIX
     assert spec.slots == (1, 2, 3, 4)
@@ -53,8 +58,9 @@ def test_constructor_sends_nothing() -> None:
 # ------------------------------------------------------------------------------------ relays
 def test_close_open_one_error_check_each() -> None:
     pairs = [
-        (":ROUT:CLOS (@10101,10202)", None), (ERR, NOERR),      # [Q] connect_paths; card 1 (normal config)
-        (":ROUT:OPEN (@10202)", None), (ERR, NOERR),            # [Q] disconnect_paths
+        # [Q] connect_paths; card 1 (normal config): ":ROUT:CLOS (@10101,10202)", (ERR, NOERR);
+        # [Q] disconnect_paths: ":ROUT:OPEN (@10202)", (ERR, NOERR)
+        *comm_pairs(M, "close", "open"),
         (":ROUT:CLOS (@31412)", None), (ERR, NOERR),            # card 3, input 14, output 12
     ]
 
@@ -67,16 +73,14 @@ def test_close_open_one_error_check_each() -> None:
 
 
 def test_exclusive_close_breaks_before_make_in_one_message() -> None:
-    pairs = [(":ROUT:OPEN:CARD ALL;:ROUT:CLOS (@10105,20310)", None), (ERR, NOERR)]   # [Q]/[UG] OPEN:CARD ALL
+    pairs = comm_pairs(M, "exclusive_close")   # [Q]/[UG] OPEN:CARD ALL: ":ROUT:OPEN:CARD ALL;:ROUT:CLOS (@10105,20310)"
 
     run(pairs, lambda m: m.exclusive_close([C(2, 3, 10), C(1, 1, 5)]))
 
 
 def test_switch_opens_then_closes_in_one_message() -> None:
-    pairs = [
-        (":ROUT:OPEN (@10101);:ROUT:CLOS (@10202)", None), (ERR, NOERR),
-        (":ROUT:CLOS (@10303)", None), (ERR, NOERR),
-    ]
+    # (":ROUT:OPEN (@10101);:ROUT:CLOS (@10202)", None), (ERR, NOERR), (":ROUT:CLOS (@10303)", None), (ERR, NOERR)
+    pairs = comm_pairs(M, "switch")
 
     def act(m: KeysightB2200A) -> None:
         m.switch([C(1, 1, 1)], [C(1, 2, 2)])
@@ -87,7 +91,7 @@ def test_switch_opens_then_closes_in_one_message() -> None:
 
 
 def test_open_all_selects_normal_configuration_mode() -> None:
-    pairs = [(":ROUT:FUNC NCON;:ROUT:OPEN:CARD ALL", None), (ERR, NOERR)]   # [Q] 136245b8: FUNC NCON; OPEN:CARD ALL
+    pairs = comm_pairs(M, "open_all")   # [Q] 136245b8: FUNC NCON; OPEN:CARD ALL, then (ERR, NOERR)
     run(pairs, lambda m: m.open_all())
 
 
@@ -98,20 +102,23 @@ def test_relay_error_raises_with_code_and_message() -> None:
     assert e.value.errors == [(-221, "Settings conflict")]
 
 
+def test_check_errors_reports_the_manual_undefined_header_entry() -> None:
+    # [UG] p. 7-4: -113 "Undefined header" (after ":ROUT:OPEN:COOD"), then the empty queue
+    pairs = comm_pairs(M, "error_entry", "error_drained")
+    with pytest.raises(InstrumentError) as e:
+        run(pairs, lambda m: m.check_errors())
+    assert e.value.errors == [(-113, "Undefined header")]
+
+
 def test_strict_errors_off_sends_only_the_action() -> None:
     run([(":ROUT:CLOS (@10101)", None)], lambda m: m.close([C(1, 1, 1)]), strict_errors=False)
 
 
 # ------------------------------------------------------------------------------------ state
 def test_installed_cards_and_closed_per_card() -> None:
-    pairs = [
-        (":SYST:CTYP? 1", "B2210A,A.01.00"),      # [Q] 136245b8: ID of the card, model and revision
-        (":SYST:CTYP? 2", "B2210A,A.01.00"),
-        (":SYST:CTYP? 3", "0"),                   # empty slot (reply [U]: no model → "")
-        (":SYST:CTYP? 4", "0"),
-        (":ROUT:CLOS:CARD? 1", "(@10101,10203)"),  # [Q] :CLOS:CARD? c → (@cIIOO,…)
-        (":ROUT:CLOS:CARD? 2", "(@)"),
-    ]
+    # [Q] 136245b8: ":SYST:CTYP? c" → ID of the card, model and revision ("B2210A,A.01.00"), empty slot "0"
+    # (reply [U]: no model → ""); [Q] ":ROUT:CLOS:CARD? c" → (@cIIOO,…): "(@10101,10203)", "(@)"
+    pairs = comm_pairs(M, "cards", "closed")
 
     def act(m: KeysightB2200A) -> tuple[dict[int, str], list[Crosspoint]]:
         return m.installed_cards(), m.closed()
@@ -161,7 +168,7 @@ def test_check_errors_accepts_unquoted_messages() -> None:
 
 
 def test_power_on_flag_and_clear() -> None:
-    pairs = [("*CLS", None), ("*ESR?", "128"), ("*ESR?", "0")]   # [UG] 5-7: ESR bit 7 PON = 128
+    pairs = comm_pairs(M, "clear", "power_on", "esr_read")   # *CLS; [UG] 5-7: ESR bit 7 PON = 128, then 0
 
     def act(m: KeysightB2200A) -> list[bool]:
         m.clear_errors()
@@ -197,7 +204,7 @@ def test_switch_refuses_bad_points_before_any_write() -> None:
 
 # ------------------------------------------------------------------------------------ shutdown
 def test_shutdown_opens_everything_first() -> None:
-    run([(":ROUT:OPEN:CARD ALL", None), (":ROUT:FUNC NCON", None)], lambda m: m.shutdown())
+    run(comm_pairs(M, "shutdown"), lambda m: m.shutdown())     # ":ROUT:OPEN:CARD ALL", ":ROUT:FUNC NCON"
 
 
 def test_shutdown_tries_every_step_when_one_fails() -> None:

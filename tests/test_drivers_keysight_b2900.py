@@ -8,6 +8,9 @@ Sources of the pairs (cited on each pair):
 * [UG] Keysight B2900 User's Guide Ed. 5 p. 6-7 (pulse output, width 50 µs-100,000 s);
 * reply formats of reference/instruments.md §5: NR3 ``+1.000000E-03``; ``SYST:ERR?`` ``+0,"No error"``;
 * the wire scheme the driver follows: ``.helper/scpi_scheme.md``.
+
+Pairs the emulator must satisfy as well are read from ``tests/manual_pairs/keysight_b2900.toml`` (selected
+by tag; each pair's citation is there, replayed against the emulator by ``tests/test_manual_pairs.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 from typing import Any
 
 import pytest
+from manual_pairs import comm_pairs
 from pymeasure.test import expected_protocol
 
 from rramlab.drivers.errors import InstrumentError, ReplyError, ShutdownError
@@ -24,6 +28,7 @@ from rramlab.drivers.roles import ROLE_SMU
 
 NOERR = '+0,"No error"'                  # :SYSTem:ERRor? with an empty queue (§5; standard SCPI)
 ERR = ":SYST:ERR?"
+B = "keysight_b2900"                     # tests/manual_pairs/keysight_b2900.toml
 
 
 def run(pairs: list[tuple[str | None, str | None]], action: Any, **kwargs: Any) -> Any:
@@ -34,8 +39,8 @@ def run(pairs: list[tuple[str | None, str | None]], action: Any, **kwargs: Any) 
 
 # ------------------------------------------------------------------------------------ identity
 def test_identity_roles_and_spec() -> None:
-    pairs = [("*IDN?", "Agilent Technologies,B2902A,MY51140133,2.0.1206.2038\n")]   # [SCPI] *IDN?
-    assert run(pairs, lambda k: k.id) == "Agilent Technologies,B2902A,MY51140133,2.0.1206.2038"
+    pairs = comm_pairs(B, "identity")    # [SCPI] *IDN? → manufacturer,model,serial,firmware
+    assert run(pairs, lambda k: k.id) == "Keysight Technologies,B2902A,MY51141234,3.4.2011.5100"
     assert frozenset({ROLE_SMU}) == KeysightB2900.ROLES
     spec = KeysightB2900.SMU
     assert spec.channels == ("1", "2")
@@ -62,16 +67,10 @@ def test_channels_and_keys() -> None:
 
 # ------------------------------------------------------------------------------------ settings
 def test_settings_with_one_error_check_each() -> None:
-    pairs = [
-        (":SENS1:CURR:PROT 1.5e-07", None), (ERR, NOERR),    # :SENSe[c]:CURRent:PROTection (compliance)
-        (":SENS1:CURR:PROT?", "+1.500000E-07"),              # NR3
-        (":SOUR2:VOLT -0.25", None), (ERR, NOERR),           # [SCPI] [:SOURce[c]]:VOLTage p. 4-93
-        (":SOUR2:VOLT?", "-2.500000E-01"),
-        (":OUTP2 ON", None), (ERR, NOERR),                   # :OUTPut[c][:STATe]
-        (":OUTP2?", "1"),
-        (":SENS1:CURR:NPLC 0.01", None), (ERR, NOERR),       # :SENSe[c]:CURRent:NPLCycles
-        (":SENS1:CURR:NPLC?", "+1.000000E-02"),
-    ]
+    # :SENSe[c]:CURRent:PROTection (compliance), query NR3 "+1.500000E-07"; [SCPI] [:SOURce[c]]:VOLTage
+    # p. 4-93, "-2.500000E-01"; :OUTPut[c][:STATe], "1"; :SENSe[c]:CURRent:NPLCycles, "+1.000000E-02";
+    # each setting followed by (ERR, NOERR)
+    pairs = comm_pairs(B, "current_limit", "source_voltage", "output", "nplc")
 
     def act(k: KeysightB2900) -> list[Any]:
         c1, c2 = k.channel("1"), k.channel("2")
@@ -101,11 +100,10 @@ def test_setting_refused_drains_until_no_error() -> None:
 
 # ------------------------------------------------------------------------------------ hot path
 def test_measure_current_at_is_one_message() -> None:
-    pairs = [
-        # [SCPI] :MEASure:CURRent? (@c) p. 4-45; NR3 reply; replies joined by ';' (IEEE 488.2 §8.4.1)
-        (":SOUR1:VOLT 0.2;:MEAS:CURR? (@1);:SOUR1:VOLT 0;:SYST:ERR?", '+1.000000E-03;+0,"No error"'),
-        (":SOUR2:VOLT 1.5e-05;:MEAS:CURR? (@2);:SYST:ERR?", '-3.141593E-11;+0,"No error"'),
-    ]
+    # [SCPI] :MEASure:CURRent? (@c) p. 4-45; NR3 reply; replies joined by ';' (IEEE 488.2 §8.4.1):
+    # ":SOUR1:VOLT 0.2;:MEAS:CURR? (@1);:SOUR1:VOLT 0;:SYST:ERR?" → '+1.000000E-03;+0,"No error"',
+    # ":SOUR2:VOLT 1.5e-05;:MEAS:CURR? (@2);:SYST:ERR?" → '-3.141593E-11;+0,"No error"'
+    pairs = comm_pairs(B, "measure")
 
     def act(k: KeysightB2900) -> list[float]:
         return [k.channel("1").measure_current_at(0.2), k.channel("2").measure_current_at(1.5e-5, False)]
@@ -122,7 +120,7 @@ def test_sweep_point_reads_compliance() -> None:
     pairs = [
         # :SENSe[c]:CURRent:PROTection:TRIPped? → NR1 1 (in compliance) | 0 (B2961A/62A ref. p. 4-91)
         (":SOUR1:VOLT 2.0;:MEAS:CURR? (@1);:SENS1:CURR:PROT:TRIP?;:SYST:ERR?", '+1.000000E-04;1;+0,"No error"'),
-        (":SOUR1:VOLT 0.5;:MEAS:CURR? (@1);:SENS1:CURR:PROT:TRIP?;:SYST:ERR?", '+2.000000E-05;0;+0,"No error"'),
+        *comm_pairs(B, "sweep_point"),     # ":SOUR1:VOLT 0.5;…" → '+2.000000E-05;0;+0,"No error"'
     ]
 
     def act(k: KeysightB2900) -> list[tuple[float, bool]]:
@@ -158,11 +156,12 @@ def configure_pairs(c: str, width: str) -> list[tuple[str | None, str | None]]:
 
 
 def test_pulse_uses_pulse_shape_one_transient_and_returns_to_dc_shape() -> None:
-    pairs = configure_pairs("1", "5e-05") + [
-        # [UG] p. 6-7: pulse from the base (:SOUR:VOLT) to the peak (:SOUR:VOLT:TRIG, [SCPI] p. 4-93);
-        # :INITiate:TRANsient (@1) starts the source action only; *WAI waits for it (IEEE 488.2)
-        (":SOUR1:FUNC:SHAP PULS;:SOUR1:VOLT:TRIG 1.5;:INIT:TRAN (@1);*WAI;:SOUR1:FUNC:SHAP DC;:SYST:ERR?", NOERR),
-    ]
+    # configure_pairs("1", "5e-05"), then
+    # [UG] p. 6-7: pulse from the base (:SOUR:VOLT) to the peak (:SOUR:VOLT:TRIG, [SCPI] p. 4-93);
+    # :INITiate:TRANsient (@1) starts the source action only; *WAI waits for it (IEEE 488.2):
+    # ":SOUR1:FUNC:SHAP PULS;:SOUR1:VOLT:TRIG 1.5;:INIT:TRAN (@1);*WAI;:SOUR1:FUNC:SHAP DC;:SYST:ERR?" → NOERR
+    pairs = comm_pairs(B, "pulse_configure_1", "pulse")
+    assert pairs[:2] == configure_pairs("1", "5e-05")
 
     def act(k: KeysightB2900) -> None:
         ch = k.channel("1")
@@ -173,10 +172,10 @@ def test_pulse_uses_pulse_shape_one_transient_and_returns_to_dc_shape() -> None:
 
 
 def test_pulse_and_measure_on_channel_2_ends_at_zero() -> None:
-    pairs = configure_pairs("2", "0.001") + [
-        (":SOUR2:FUNC:SHAP PULS;:SOUR2:VOLT:TRIG -2.0;:INIT:TRAN (@2);*WAI;:SOUR2:FUNC:SHAP DC;"
-         ":SOUR2:VOLT 0.1;:MEAS:CURR? (@2);:SOUR2:VOLT 0;:SYST:ERR?", '+2.345678E-06;+0,"No error"'),
-    ]
+    # configure_pairs("2", "0.001"), then ":SOUR2:FUNC:SHAP PULS;:SOUR2:VOLT:TRIG -2.0;:INIT:TRAN (@2);*WAI;
+    # :SOUR2:FUNC:SHAP DC;:SOUR2:VOLT 0.1;:MEAS:CURR? (@2);:SOUR2:VOLT 0;:SYST:ERR?" → '+2.345678E-06;+0,"No error"'
+    pairs = comm_pairs(B, "pulse_configure_2", "pulse_and_measure")
+    assert pairs[:2] == configure_pairs("2", "0.001")
 
     def act(k: KeysightB2900) -> float:
         ch = k.channel("2")
@@ -242,8 +241,9 @@ def test_pulse_before_configure_pulse_sends_nothing() -> None:
 
 # ------------------------------------------------------------------------------------ errors
 def test_check_errors_empty_is_one_query_and_reports_entries() -> None:
-    run([(ERR, NOERR)], lambda k: k.check_errors())
-    pairs = [(ERR, '-113,"Undefined header"'), (ERR, '-222,"Data out of range"'), (ERR, NOERR)]
+    run(comm_pairs(B, "error_empty"), lambda k: k.check_errors())                  # (ERR, NOERR)
+    # (ERR, '-113,"Undefined header"'), (ERR, '-222,"Data out of range"'), (ERR, NOERR): SCPI-99 Vol. 2 §21.8
+    pairs = comm_pairs(B, "error_entries")
     with pytest.raises(InstrumentError) as e:
         run(pairs, lambda k: k.check_errors())
     assert e.value.errors == [(-113, "Undefined header"), (-222, "Data out of range")]
@@ -258,7 +258,8 @@ def test_check_errors_is_bounded_when_the_queue_re_reports() -> None:
 
 
 def test_clear_errors_power_on_flag_and_reset() -> None:
-    pairs = [("*CLS", None), ("*ESR?", "+128"), ("*ESR?", "+0"), ("*RST", None), ("*OPC?", "1")]   # IEEE 488.2
+    # IEEE 488.2: ("*CLS", None), ("*ESR?", "+128"), ("*ESR?", "+0"), ("*RST", None), ("*OPC?", "1")
+    pairs = comm_pairs(B, "clear", "power_on", "esr_read", "reset")
 
     def act(k: KeysightB2900) -> list[bool]:
         k.clear_errors()
