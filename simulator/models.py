@@ -53,13 +53,13 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for module in _MODULES:
         try:
             import_module(module)
         except ModuleNotFoundError as e:          # a family not shipped in this build
             if not e.name or not module.startswith(e.name):
                 raise
+    _loaded = True                                # only once every family imported (a failure is raised again)
 
 
 def emulator_class(model: str) -> type:
