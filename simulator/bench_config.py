@@ -18,6 +18,11 @@ Overridable keys: seed, profile, noise, rows, cols, line_frequency, name, transc
     "?server=tcp:127.0.0.1:5025@rramlab"
 
 The server's bench is configured by the server, so ``server=`` with a bench file or a bench key is refused.
+
+``replay=FILE`` serves a recorded VISA transcript instead of a bench (:mod:`.replay`; ``tag=…`` only makes the
+path unique)::
+
+    "?replay=/lab/session.jsonl@rramlab"
 """
 
 from __future__ import annotations
@@ -294,12 +299,27 @@ def server_spec(spec: str) -> ServerSpec | None:
     return ServerSpec(servers[0].strip(), dict(pairs).get("label", ""))
 
 
+def replay_spec(spec: str) -> str | None:
+    """The transcript file named by ``replay=`` in a library path, or None (a bench)."""
+    path_part, _, query = str(spec).partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True) if query else []
+    files = [v for k, v in pairs if k == "replay"]
+    if not files:
+        return None
+    other = sorted({k for k, _ in pairs if k not in ("replay", "tag")})
+    if len(files) > 1 or not files[0].strip() or other or path_part.strip() not in ("", "default", "unset"):
+        raise BenchConfigError(f"library path {spec!r}: replay= takes exactly one transcript file and nothing else "
+                               "but tag= (e.g. '?replay=/lab/session.jsonl@rramlab'): a replay has no bench")
+    return files[0].strip()
+
+
 def load_bench_config(spec: str = "") -> BenchConfig:
     """Bench config from a VISA library path: ``[file][?key=value&…]`` (empty or 'default' = default)."""
     path_part, _, query = str(spec).partition("?")
     overrides = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
-    if "server" in overrides:
-        raise BenchConfigError(f"bench spec {spec!r}: server= names a bench server, not a bench to build")
+    if "server" in overrides or "replay" in overrides:
+        raise BenchConfigError(f"bench spec {spec!r}: server= names a bench server and replay= a transcript, not a "
+                               "bench to build")
     path_part = path_part.strip()
     if path_part in ("", "default", "unset"):
         text, source = default_bench_text(), f"{DEFAULT_BENCH} (shipped bench)"

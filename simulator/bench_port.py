@@ -33,7 +33,11 @@ class BenchPort(Protocol):
         """The next whole reply, waited for on the virtual clock up to ``timeout`` (ms); None = VI_ERROR_TMO."""
 
     def status_byte(self, resource: str) -> int:
-        """IEEE 488.2 status byte (serial poll)."""
+        """IEEE 488.2 status byte (serial poll: bit 6 is RQS, cleared by the poll)."""
+
+    def wait_srq(self, resource: str, timeout: int) -> int | None:
+        """Wait on the virtual clock up to ``timeout`` (ms) for the instrument to request service;
+        the status byte of the serial poll that answers the request, or None (VI_ERROR_TMO)."""
 
     def device_clear(self, resource: str) -> None:
         """IEEE 488.1 selected device clear."""
@@ -90,7 +94,24 @@ class LocalBenchPort:
         return None
 
     def status_byte(self, resource: str) -> int:
-        return self.bench.instruments[resource].status_byte()
+        return self.bench.instruments[resource].serial_poll()
+
+    def wait_srq(self, resource: str, timeout: int) -> int | None:
+        """Advance the clock through the instrument's pending status changes (late replies, pending
+        ``*OPC`` …) up to the timeout until it asserts SRQ; then serial-poll it (clears RQS)."""
+        inst = self.bench.instruments[resource]
+        clock = self.bench.clock
+        deadline = None if timeout == INFINITE else clock.now + timeout / 1000.0
+        while not inst.srq:
+            due = inst.status_due()
+            if due is None or (deadline is not None and due > deadline):
+                if deadline is not None:
+                    clock.advance_to(deadline)
+                self.bench.events.add(clock.now, inst.name, "timeout", timeout=None if deadline is None
+                                      else timeout / 1000.0, waiting="srq")
+                return None
+            clock.advance_to(due)
+        return inst.serial_poll()
 
     def device_clear(self, resource: str) -> None:
         self.bench.instruments[resource].device_clear()

@@ -30,10 +30,12 @@ class ErrorQueue:
         self._q.append(QueuedError(code, message, severity, self.node))
 
     def pop(self) -> QueuedError:
-        """Oldest entry, or the instrument's 'empty' entry."""
+        """Oldest entry, or the 'empty' entry: code 0, "Queue Is Empty", severity 0, node 0 (a 2600A driver
+        used on hardware ends its drain loop on ``0.00000e+00\tQueue Is Empty\t0.00000e+00\t0.00000e+00``;
+        the 2600B manual gives code and severity 0 for an empty queue, not the node)."""
         if self._q:
             return self._q.popleft()
-        return QueuedError(0, "Queue Is Empty", 0, self.node)
+        return QueuedError(0, "Queue Is Empty", 0, 0)
 
     def clear(self) -> None:
         self._q.clear()

@@ -159,6 +159,10 @@ class RemoteBenchPort:
     def status_byte(self, resource: str) -> int:
         return int(self.request("stb", resource=resource))
 
+    def wait_srq(self, resource: str, timeout: int) -> int | None:
+        stb = self.request("srq", resource=resource, timeout=int(timeout))
+        return None if stb is None else int(stb)
+
     def device_clear(self, resource: str) -> None:
         self.request("clear", resource=resource)
 

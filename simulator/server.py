@@ -202,6 +202,8 @@ class BenchServer:
                     return None if msg is None else msg.decode("latin-1")
                 if op == "stb":
                     return port.status_byte(resource)
+                if op == "srq":
+                    return port.wait_srq(resource, int(req["timeout"]))
                 if op == "clear":
                     port.device_clear(resource)
                 else:
@@ -223,7 +225,7 @@ class BenchServer:
         raise _Refused(f"unknown operation {op!r}", None)
 
 
-_RESOURCE_OPS = frozenset({"write", "read", "stb", "clear", "trigger"})
+_RESOURCE_OPS = frozenset({"write", "read", "stb", "srq", "clear", "trigger"})
 
 
 class _Refused(Exception):

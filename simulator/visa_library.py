@@ -5,8 +5,9 @@ before the ``@`` (``"lab.toml@rramlab"``, ``"?seed=3@rramlab"``; see :mod:`.benc
 Each library object (one per library path, as pyvisa caches them) owns one bench, so resource
 managers on different bench paths never share state. ``"?server=unix:/tmp/b.sock@rramlab"`` instead
 reaches the bench of a bench server (:mod:`.server`), shared with its other clients and outliving
-this process. The library keeps the VISA sessions; the bench is reached through a port
-(:mod:`.bench_port`, :mod:`.remote_port`). ``resource_scope`` names the set of instruments reached:
+this process; ``"?replay=session.jsonl@rramlab"`` serves a recorded session instead (:mod:`.replay`).
+The library keeps the VISA sessions; the bench is reached through a port
+(:mod:`.bench_port`, :mod:`.remote_port`, :mod:`.replay`). ``resource_scope`` names the set of instruments reached:
 resources with the same name in the same scope are the same instrument.
 
 Reads honour the count, the termination character when enabled (VPP-4.3) and END on the last byte
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from collections import deque
 from typing import Any
 
 from pyvisa import attributes, constants, errors, highlevel, rname
@@ -27,7 +29,7 @@ from pyvisa.typing import VISARMSession, VISASession
 from pyvisa.util import LibraryPath
 
 from .bench import Bench
-from .bench_config import server_spec
+from .bench_config import replay_spec, server_spec
 from .bench_port import BenchPort, LocalBenchPort
 
 RA = constants.ResourceAttribute
@@ -85,8 +87,13 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
 
     def _init(self) -> None:
         spec = str(self.library_path)
-        server = server_spec(spec)
-        if server is None:
+        replay = replay_spec(spec)
+        server = server_spec(spec) if replay is None else None
+        if replay is not None:
+            from .replay import ReplayPort
+
+            self.port = ReplayPort(replay)
+        elif server is None:
             self.bench = Bench.from_spec(spec)
             self.port = LocalBenchPort(self.bench)
         else:
@@ -153,6 +160,7 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
     def write(self, session: VISASession, data: bytes) -> tuple[int, StatusCode]:
         sess = self._get(session)
         self.port.write(sess.resource, bytes(data))
+        self._check_srq(sess.resource)          # event API: SRQ raised by this write
         return len(data), StatusCode.success
 
     def read(self, session: VISASession, count: int) -> tuple[bytes, StatusCode]:
@@ -176,7 +184,14 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
         return data, StatusCode.success
 
     def read_stb(self, session: VISASession) -> tuple[int, StatusCode]:
+        """Serial poll (IEEE 488.2 §11.2.2.1: bit 6 = RQS, cleared by the poll). A service request
+        the library has already polled (event enabled) returns that poll's status byte, once."""
         sess = self._get(session)
+        self._check_srq(sess.resource)
+        ev = self.__dict__.get("_event_states", {}).get(session)
+        if ev is not None and ev.stb is not None:
+            stb, ev.stb = ev.stb, None
+            return stb, StatusCode.success
         return self.port.status_byte(sess.resource), StatusCode.success
 
     def clear(self, session: VISASession) -> StatusCode:
@@ -211,6 +226,10 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
         sess = self._sessions.get(session)
         if sess is self:
             return None, StatusCode.error_nonsupported_attribute
+        if isinstance(sess, _EventContext):
+            if attribute in sess.attrs:
+                return sess.attrs[attribute], StatusCode.success
+            return None, StatusCode.error_nonsupported_attribute
         if not isinstance(sess, _Session):
             return None, StatusCode.error_invalid_object
         if attribute in sess.attrs:
@@ -232,8 +251,177 @@ class RramlabVisaLibrary(highlevel.VisaLibraryBase):
         sess.attrs[attribute] = attribute_state
         return StatusCode.success
 
-    def disable_event(self, session: Any, event_type: Any, mechanism: Any) -> StatusCode:
+    # ------------------------------------------------------------------- events
+    # Service requests (VPP-4.3 viEnableEvent / viWaitOnEvent / viReadSTB): the instrument asserts
+    # SRQ when its master summary goes true (IEEE 488.2 §11.3.1, see ``simulator/instrument.py``).
+    # The library notices it at its own calls (write, read, wait, read_stb) — there is no real
+    # time here, only the bench's virtual clock — then serial-polls the instrument as VISA does
+    # (clearing RQS), queues one VI_EVENT_SERVICE_REQ per session enabled for it and keeps the
+    # polled status byte for that session's next ``read_stb``. ``wait_on_event`` advances the clock
+    # through the instrument's pending work up to the timeout; no request in time → VI_ERROR_TMO.
+    def _event_state(self, session: Any) -> _Events:
+        states: dict[int, _Events] = self.__dict__.setdefault("_event_states", {})
+        return states.setdefault(session, _Events())
+
+    def _srq_sessions(self, resource: str) -> list[_Events]:
+        states: dict[int, _Events] = self.__dict__.get("_event_states", {})
+        return [ev for sid, ev in states.items() if ev.enabled
+                and getattr(self._sessions.get(sid), "resource", None) == resource]
+
+    def _deliver_srq(self, resource: str, stb: int) -> None:
+        """One service request of ``resource`` answered by the serial poll that returned ``stb``."""
+        states: dict[int, _Events] = self.__dict__.get("_event_states", {})
+        for sid, ev in list(states.items()):
+            if not ev.enabled or getattr(self._sessions.get(sid), "resource", None) != resource:
+                continue
+            ev.stb = stb
+            if ev.queue_on and len(ev.queue) < ev.queue_length:
+                ev.queue.append(stb)
+            if ev.handler_on and not ev.suspended:
+                self._call_handlers(sid, ev)
+            elif ev.handler_on and not ev.queue_on and len(ev.queue) < ev.queue_length:
+                ev.queue.append(stb)   # VI_SUSPEND_HNDLR: held until the handler is enabled again
+
+    def _call_handlers(self, session: Any, ev: _Events) -> None:
+        for event_type, handler, user_handle in list(ev.handlers):
+            if event_type == SRQ:
+                ctx = self._new_context(SRQ)
+                try:
+                    handler(session, SRQ, ctx, user_handle)
+                finally:
+                    self._sessions.pop(ctx, None)
+
+    def _check_srq(self, resource: str) -> None:
+        """Notice an asserted SRQ (serial poll without waiting) when a session is enabled for it."""
+        if not self._srq_sessions(resource):
+            return
+        stb = self.port.wait_srq(resource, 0)
+        if stb is not None:
+            self._deliver_srq(resource, stb)
+
+    def _new_context(self, event_type: constants.EventType) -> int:
+        ctx = self._new_id()
+        self._sessions[ctx] = _EventContext(event_type)
+        return ctx
+
+    def enable_event(self, session: VISASession, event_type: constants.EventType,
+                     mechanism: constants.EventMechanism, context: Any = None) -> StatusCode:
+        sess = self._get(session)
+        if int(event_type) not in (SRQ, ALL_ENABLED):
+            return StatusCode.error_invalid_event
+        mech = int(mechanism)
+        if mech not in (EM.queue, EM.handler, EM.suspend_handler, EM.queue | EM.handler,
+                        EM.queue | EM.suspend_handler):
+            return StatusCode.error_invalid_mechanism
+        ev = self._event_state(session)
+        if mech & EM.handler and not any(t == SRQ for t, _, _ in ev.handlers):
+            return StatusCode.error_handler_not_installed
+        before = (ev.queue_on, ev.handler_on, ev.suspended)
+        if mech & EM.queue:
+            ev.queue_on = True
+        if mech & (EM.handler | EM.suspend_handler):
+            resumed = ev.handler_on and ev.suspended and not mech & EM.suspend_handler
+            ev.handler_on, ev.suspended = True, bool(mech & EM.suspend_handler)
+            if resumed and not ev.queue_on:   # requests held while suspended go to the handler now
+                held, ev.queue = list(ev.queue), deque()
+                for _ in held:
+                    self._call_handlers(session, ev)
+        self._check_srq(sess.resource)
+        if before == (ev.queue_on, ev.handler_on, ev.suspended):
+            return StatusCode.success_event_already_enabled
         return StatusCode.success
 
-    def discard_events(self, session: Any, event_type: Any, mechanism: Any) -> StatusCode:
+    def disable_event(self, session: VISASession, event_type: constants.EventType,
+                      mechanism: constants.EventMechanism) -> StatusCode:
+        if int(event_type) not in (SRQ, ALL_ENABLED):
+            return StatusCode.error_invalid_event
+        ev = self.__dict__.get("_event_states", {}).get(session)
+        if ev is None or not ev.enabled:
+            return StatusCode.success_event_already_disabled
+        mech = int(mechanism)
+        if mech & EM.queue:
+            ev.queue_on = False
+        if mech & (EM.handler | EM.suspend_handler):
+            ev.handler_on = ev.suspended = False
         return StatusCode.success
+
+    def discard_events(self, session: VISASession, event_type: constants.EventType,
+                       mechanism: constants.EventMechanism) -> StatusCode:
+        if int(event_type) not in (SRQ, ALL_ENABLED):
+            return StatusCode.error_invalid_event
+        ev = self.__dict__.get("_event_states", {}).get(session)
+        if ev is not None:
+            ev.queue.clear()
+            if not ev.enabled and not ev.handlers:
+                self.__dict__["_event_states"].pop(session, None)
+        return StatusCode.success
+
+    def wait_on_event(self, session: VISASession, in_event_type: constants.EventType,
+                      timeout: int | None) -> tuple[constants.EventType, int, StatusCode]:
+        sess = self._get(session)
+        if int(in_event_type) not in (SRQ, ALL_ENABLED):
+            raise errors.VisaIOError(StatusCode.error_invalid_event.value)
+        ev = self._event_state(session)
+        if not ev.queue_on:
+            raise errors.VisaIOError(StatusCode.error_not_enabled.value)
+        if not ev.queue:
+            wait = constants.VI_TMO_INFINITE if timeout is None else int(timeout)
+            stb = self.port.wait_srq(sess.resource, wait)
+            if stb is None:
+                raise errors.VisaIOError(constants.VI_ERROR_TMO)
+            self._deliver_srq(sess.resource, stb)
+        ev.queue.popleft()
+        status = StatusCode.success_queue_not_empty if ev.queue else StatusCode.success
+        return constants.EventType.service_request, self._new_context(SRQ), status
+
+    def install_handler(self, session: VISASession, event_type: constants.EventType, handler: Any,
+                        user_handle: Any) -> tuple[Any, Any, Any, StatusCode]:
+        self._get(session)
+        if int(event_type) != SRQ:
+            raise errors.VisaIOError(StatusCode.error_invalid_event.value)
+        self._event_state(session).handlers.append((SRQ, handler, user_handle))
+        return handler, user_handle, handler, StatusCode.success
+
+    def uninstall_handler(self, session: VISASession, event_type: constants.EventType, handler: Any,
+                          user_handle: Any = None) -> StatusCode:
+        ev = self.__dict__.get("_event_states", {}).get(session)
+        if ev is None:
+            return StatusCode.error_invalid_handler_reference
+        for k, (t, h, u) in enumerate(ev.handlers):
+            if t == int(event_type) and h == handler and u == user_handle:
+                del ev.handlers[k]
+                return StatusCode.success
+        return StatusCode.error_invalid_handler_reference
+
+
+SRQ = constants.EventType.service_request
+ALL_ENABLED = constants.EventType.all_enabled
+EM = constants.EventMechanism
+
+
+class _Events:
+    """Event bookkeeping of one session: mechanisms enabled, the event queue, the polled STB."""
+
+    __slots__ = ("queue_on", "handler_on", "suspended", "queue", "stb", "handlers", "queue_length")
+
+    def __init__(self) -> None:
+        self.queue_on = False
+        self.handler_on = False
+        self.suspended = False
+        self.queue: deque[int] = deque()        # status bytes of queued service requests
+        self.stb: int | None = None             # automatic serial poll's status byte, for read_stb
+        self.handlers: list[tuple[int, Any, Any]] = []
+        self.queue_length = 50                  # VI_ATTR_MAX_QUEUE_LENGTH default
+
+    @property
+    def enabled(self) -> bool:
+        return self.queue_on or self.handler_on
+
+
+class _EventContext:
+    """An event occurrence handed to the application (closed with ``viClose``)."""
+
+    __slots__ = ("attrs",)
+
+    def __init__(self, event_type: constants.EventType) -> None:
+        self.attrs = {constants.EventAttribute.event_type: event_type}

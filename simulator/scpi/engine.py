@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..instrument import STB_EAV, STB_ESB, STB_MAV, STB_MSS, EmulatedInstrument
+from ..instrument import STB_MSS, EmulatedInstrument
 from .errors import ESR_CME, ESR_OPC, ESR_PON, SCPI_ERRORS, ScpiError, esr_bit_of
 from .params import Call, ChannelRange, MessageError, Param, split_params, split_units
 from .tree import Command, CommandTree
@@ -82,8 +82,6 @@ class ScpiInstrument(EmulatedInstrument):
         self.serial = config.serial
         self.firmware = config.firmware
         self.errors: deque[tuple[int, str]] = deque()
-        self.ese = 0
-        self.sre = 0
         self._opc_at: float | None = None      # *OPC armed: set ESR OPC at this time
         self.tree = CommandTree()
         self._common()
@@ -159,27 +157,21 @@ class ScpiInstrument(EmulatedInstrument):
             self.esr |= ESR_OPC
             self._opc_at = None
 
-    def status_byte(self) -> int:
-        """IEEE 488.2 status byte: EAV, MAV, ESB (ESR & ESE), MSS (STB & SRE), + :meth:`stb_extra`."""
+    def update_status(self) -> None:
+        """Status byte (base class, IEEE 488.2 §11.2/§11.3: ESB = ESR & ESE, MSS = STB & SRE) sees
+        the ESR OPC bit of a pending ``*OPC`` once its operations are done."""
         self._update_opc()
-        stb = self.stb_extra() & ~(STB_MSS | STB_EAV | STB_MAV | STB_ESB)
-        if self.errors:
-            stb |= STB_EAV
-        if self._out and self._out[0][0] <= self.clock.now:
-            stb |= STB_MAV
-        if self.esr & self.ese:
-            stb |= STB_ESB
-        if stb & self.sre & ~STB_MSS:
-            stb |= STB_MSS
-        return stb
+
+    def status_due(self) -> float | None:
+        due = [t for t in (super().status_due(), self._opc_at) if t is not None and t > self.clock.now]
+        return min(due) if due else None
 
     # ================================================================= power / clear
     def power_on(self) -> None:
         """Power-on: output queue and error queue empty, ESR = PON, ESE = SRE = 0, settings *RST."""
         super().power_on()
         self.errors.clear()
-        self.esr = ESR_PON
-        self.ese = self.sre = 0
+        self.esr = ESR_PON          # ESE = SRE = 0: base class power-on
         self._opc_at = None
         self._guard("power-on", self.reset)
 

@@ -58,7 +58,15 @@ function __rr_fn(name)
   end
 end
 
+-- print(): numbers, strings, booleans and nil as the instrument formats them; anything else
+-- (tables, functions, instrument objects) as Lua's tostring gives it ("table: 0x...").
+local tostring = tostring
 print = function(...)
-  local n, args = marshal(...)
+  local n = select("#", ...)
+  local args = {...}
+  for i = 1, n do
+    local t = type(args[i])
+    if t ~= "number" and t ~= "string" and t ~= "boolean" and t ~= "nil" then args[i] = tostring(args[i]) end
+  end
   PY_PRINT(n, unpack(args, 1, n))
 end

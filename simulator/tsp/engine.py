@@ -10,6 +10,7 @@ session always keeps working.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -28,8 +29,12 @@ Setter = Callable[[Any], "str | None"]
 
 _LUA_POS = re.compile(r'^(?:\[string "(?:[^"\\]|\\.)*"\]|tsp):(\d+): ', re.S)
 _SCRIPT_START = re.compile(r"^\s*(loadscript|loadandrunscript)(?:\s+([A-Za-z_][A-Za-z0-9_]*))?\s*$")
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*?)'")
 _BOOTSTRAP = resources.files(__package__).joinpath("bootstrap.lua").read_text(encoding="utf-8")
 
+
+FORMAT_ASCII, FORMAT_REAL32, FORMAT_REAL64 = 1, 2, 3
+BYTEORDER_DEFAULT = 1  # format.LITTLEENDIAN: 2651A manual default [M]; 2600B Rev F table unreadable [U]
 
 NIL = object()  # a callback returning NIL returns an explicit nil to Lua (None returns nothing)
 
@@ -53,22 +58,55 @@ def _lua_type(value: Any) -> str:
     return "string" if isinstance(value, str) else "value"
 
 
+def _bits(index: Any, width: Any = 1) -> tuple[int, int]:
+    """(shift, mask) of a 1-based bit ``index`` (1 = least significant) and field ``width``."""
+    i, w = int(float(index)), int(float(width))
+    if not (1 <= i <= 32 and 1 <= w <= 33 - i):
+        raise TspError(1102, "Parameter too small" if i < 1 or w < 1 else "Parameter too big")
+    return i - 1, (1 << w) - 1
+
+
+def _int(value: Any) -> int:
+    return int(float(value)) & 0xFFFFFFFF
+
+
+#: the TSP ``bit`` library (2600B Reference Manual, "bit.*"): integer values, 1-based bit indices from the
+#: least significant bit, results as numbers (``bit.test`` a boolean)
+_BIT_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "bitand": lambda a, b: float(_int(a) & _int(b)),
+    "bitor": lambda a, b: float(_int(a) | _int(b)),
+    "bitxor": lambda a, b: float(_int(a) ^ _int(b)),
+    "set": lambda v, i: float(_int(v) | (1 << _bits(i)[0])),
+    "clear": lambda v, i: float(_int(v) & ~(1 << _bits(i)[0])),
+    "toggle": lambda v, i: float(_int(v) ^ (1 << _bits(i)[0])),
+    "test": lambda v, i: bool(_int(v) >> _bits(i)[0] & 1),
+    "get": lambda v, i, w: float(_int(v) & (_bits(i, w)[1] << _bits(i, w)[0])),
+    "getfield": lambda v, i, w: float(_int(v) >> _bits(i, w)[0] & _bits(i, w)[1]),
+    "setfield": lambda v, i, w, f: float(_int(v) & ~(_bits(i, w)[1] << _bits(i, w)[0])
+                                         | (_int(f) & _bits(i, w)[1]) << _bits(i, w)[0]),
+}
+
+
 class TspEngine(EmulatedInstrument):
     """Base of TSP instruments (2600B SMUs, 707B matrix)."""
 
     default_precision = 6
     error_queue_depth = 100
+    lua50_quoting = False  # quote names in Lua messages as TSP's Lua 5.0 does: near `*' (see _lua_message)
 
     def __init__(self, bench: Bench, name: str, resource: str, idn: str) -> None:
         super().__init__(bench, name, resource)
         self.idn = idn
         self.errors = ErrorQueue(self.error_queue_depth)
         self._attrs: dict[str, dict[str, tuple[Getter | None, Setter | None]]] = {}
+        self._nodes: dict[str, Any] = {}
         self._functions: dict[str, Callable[..., Any]] = {}
         self._script_lines: list[str] | None = None
         self._script_name: str | None = None
         self._script_run = False
         self.precision = self.default_precision
+        self.data_format = FORMAT_ASCII
+        self.byteorder = BYTEORDER_DEFAULT
         self._start_lua()
 
     # ------------------------------------------------------------------ Lua set-up
@@ -84,13 +122,15 @@ class TspEngine(EmulatedInstrument):
         self._node = g["__rr_node"]
         self._fn = g["__rr_fn"]
         self._attrs.clear()
+        self._nodes.clear()
         self._functions.clear()
         self.define("format", {
             "asciiprecision": (lambda: self.precision, self._set_precision),
-            "data": (lambda: 1, self._set_format_data),
-            "byteorder": (lambda: 1, lambda v: None),
-        }, constants={"ASCII": 1, "REAL32": 2, "REAL64": 3, "REAL": 3, "NORMAL": 0, "SWAPPED": 1,
-                      "LITTLEENDIAN": 1, "BIGENDIAN": 0, "NETWORK": 0})
+            "data": (lambda: self.data_format, self._set_format_data),
+            "byteorder": (lambda: self.byteorder, self._set_byteorder),
+        }, constants={"ASCII": FORMAT_ASCII, "SREAL": FORMAT_REAL32, "REAL32": FORMAT_REAL32,
+                      "REAL": FORMAT_REAL64, "REAL64": FORMAT_REAL64, "DREAL": FORMAT_REAL64,
+                      "NORMAL": 0, "BIGENDIAN": 0, "NETWORK": 0, "SWAPPED": 1, "LITTLEENDIAN": 1})
         self.define("errorqueue", {"count": (lambda: len(self.errors), None)},
                     functions={"next": self._errorqueue_next, "clear": self._errorqueue_clear})
         self.define("localnode", {
@@ -108,15 +148,17 @@ class TspEngine(EmulatedInstrument):
         self.define_function("printnumber", self._printnumber)
         self.define_function("reset", self.reset)
         self.define_function("waitcomplete", lambda *a: None)
-        self.define_function("opc", lambda: None)
+        self.define_function("opc", self._opc)
         self.define_function("delay", self._delay)
         self.define_function("exit", lambda: None)
+        self.define("bit", {}, functions=_BIT_FUNCTIONS)
         self.build_object_model()
 
     def define(self, path: str, attrs: dict[str, tuple[Getter | None, Setter | None]],
                constants: dict[str, Any] | None = None,
-               functions: dict[str, Callable[..., Any]] | None = None) -> None:
-        """Create the Lua node ``path`` with instrument attributes, constants and functions."""
+               functions: dict[str, Callable[..., Any]] | None = None, place: bool = True) -> Any:
+        """Create the Lua node ``path`` with instrument attributes, constants and functions; placed in
+        its parent (or as a global) unless ``place`` is False (e.g. a buffer returned by a function)."""
         self._attrs[path] = dict(attrs)
         members = self.lua.table()
         for key, value in (constants or {}).items():
@@ -125,15 +167,21 @@ class TspEngine(EmulatedInstrument):
             self._functions[f"{path}.{key}"] = fn
             members[key] = self._fn(f"{path}.{key}")
         node = self._node(path, members)
+        self._nodes[path] = node
         parent, _, leaf = path.rpartition(".")
+        if not place:
+            return node
         if not parent:
             self.lua.globals()[leaf] = node
         else:
-            container = self.lua.eval(parent) if "[" not in parent else None
+            container = self._nodes.get(parent)
+            if container is None:
+                container = self.lua.eval(parent) if "[" not in parent else None
             if container is None:
                 raise ValueError(f"parent of {path} not defined")
             key: Any = int(leaf) if leaf.isdigit() else leaf
             self.lua.globals()["rawset"](container, key, node)
+        return node
 
     def define_table(self, path: str) -> None:
         """A plain Lua table (e.g. ``trigger.timer``) that will hold indexed nodes."""
@@ -166,7 +214,9 @@ class TspEngine(EmulatedInstrument):
     def _py_set(self, path: str, key: Any, value: Any) -> str | None:
         entry = self._attrs.get(path, {}).get(key)
         if entry is None or entry[1] is None:
-            return f"attempt to write read-only or unknown attribute '{path}.{key}'"
+            return f"attempt to write read-only or unknown attribute '{path}.{key}'"  # [U] text
+        if value is None:  # e.g. an unknown constant (display.FOO is nil): never a silent nil setting
+            return f"bad argument to '{path}.{key}' (nil given)"  # [U] text
         try:
             return entry[1](value)
         except TspError as e:
@@ -215,9 +265,36 @@ class TspEngine(EmulatedInstrument):
         return None
 
     def _set_format_data(self, value: Any) -> str | None:
-        if int(value) != 1:
-            raise TspError(1100, "Command is unavailable: only format.ASCII is emulated")
+        v = int(value)
+        if v not in (FORMAT_ASCII, FORMAT_REAL32, FORMAT_REAL64):
+            raise TspError(1101 if v > FORMAT_REAL64 else 1102,
+                           "Parameter too big" if v > FORMAT_REAL64 else "Parameter too small")
+        self.data_format = v
         return None
+
+    def _set_byteorder(self, value: Any) -> str | None:
+        v = int(value)
+        if v not in (0, 1):
+            raise TspError(1101 if v > 1 else 1102, "Parameter too big" if v > 1 else "Parameter too small")
+        self.byteorder = v
+        return None
+
+    def reply_raw(self, data: bytes) -> None:
+        """Queue one reply exactly as given (binary blocks carry their own LF)."""
+        self._out.append((self.clock.now, bytes(data)))
+
+    def emit_numbers(self, values: list[float]) -> None:
+        """One response message of numbers as ``format.data`` says (printnumber/printbuffer).
+
+        ASCII: ``format.asciiprecision`` digits, comma + space; REAL32/REAL64: ``#0`` + IEEE-754 values
+        in ``format.byteorder`` + LF (manual, format.data / format.byteorder) [M][C QCoDeS].
+        """
+        if self.data_format == FORMAT_ASCII:
+            self.reply(", ".join(tsp_number(v, self.precision) for v in values))
+            return
+        code = "f" if self.data_format == FORMAT_REAL32 else "d"
+        order = "<" if self.byteorder else ">"
+        self.reply_raw(b"#0" + struct.pack(f"{order}{len(values)}{code}", *values) + b"\n")
 
     def _errorqueue_next(self) -> tuple[float, str, float, float]:
         e = self.errors.pop()
@@ -236,23 +313,34 @@ class TspEngine(EmulatedInstrument):
         self.clock.advance(s)
 
     def _printnumber(self, *values: Any) -> None:
-        self.reply(", ".join(tsp_number(float(v), self.precision) for v in values if v is not None))
+        self.emit_numbers([float(v) for v in values if v is not None])
 
     def _printbuffer(self, start: Any, stop: Any, *buffers: Any) -> None:
+        """``printbuffer(start, stop, buf, …)``: start <= 1 uses 1, stop > n uses n (manual,
+        printbuffer()) [M]; values interleaved per index; a reading buffer prints its readings; plain
+        Lua tables print as buffers [M]. An empty range prints an empty message [U]."""
         lists = [self.buffer_values(str(b)) for b in buffers if b is not None]
-        i0, i1 = int(start), int(stop)
         if not lists:
-            raise TspError(1102, "Parameter too small")
+            raise TspError(1102, "Parameter too small")  # [U]
         n = min(len(v) for v in lists)
-        if i0 < 1 or i1 > n or i0 > i1:
-            raise TspError(1101 if i1 > n else 1102, "Parameter too big" if i1 > n else "Parameter too small")
-        out = []
+        i0, i1 = max(int(float(start)), 1), min(int(float(stop)), n)
+        out: list[float] = []
         for k in range(i0 - 1, i1):
-            out.extend(tsp_number(v[k], self.precision) for v in lists)
-        self.reply(", ".join(out))
+            out.extend(v[k] for v in lists)
+        self.emit_numbers(out)
 
     def buffer_values(self, path: str) -> list[float]:
-        """Values of a reading buffer component named by its Lua path; subclasses provide buffers."""
+        """Values of a reading buffer component named by its Lua path, or of a plain Lua table of
+        numbers (marshalled as ``{v1,v2,…}``); subclasses provide buffers."""
+        if path.startswith("{") and path.endswith("}"):
+            body = path[1:-1].strip()
+            values: list[float] = []
+            for x in body.split(",") if body else []:
+                try:
+                    values.append(float(x))
+                except ValueError:
+                    raise TspError(1104, "Parameter error, invalid buffer") from None  # [U]
+            return values
         raise TspError(1104, "Parameter error, invalid buffer")
 
     # ------------------------------------------------------------------ execution
@@ -288,6 +376,15 @@ class TspEngine(EmulatedInstrument):
         except lua51.LuaError as e:
             self.queue_error(-286, "TSP Runtime error at line " + self._lua_message(e))
 
+    def _lua_message(self, exc: BaseException) -> str:
+        """'N: message' from a Lua error text; with ``lua50_quoting`` the 5.1 quotes 'x' become 5.0's
+        `x' (``-285,TSP Syntax error at line 1: unexpected symbol near `*'`` and ``attempt to index
+        field `channel' (a nil value)`` in hardware-tested driver code [C], instruments.md §3)."""
+        text = self._lua_text(exc)
+        if self.lua50_quoting:
+            text = _QUOTED.sub(lambda m: "`" + m.group(1) + "'", text)
+        return text
+
     def _compile(self, code: str) -> Any:
         """Compile source text (never byte code); queue -285 and return None on a syntax error."""
         if code.lstrip().startswith("\x1b"):
@@ -300,7 +397,7 @@ class TspEngine(EmulatedInstrument):
             return None
 
     @staticmethod
-    def _lua_message(exc: BaseException) -> str:
+    def _lua_text(exc: BaseException) -> str:
         """'N: message' from a Lua error text (position prefix and traceback removed)."""
         text = str(exc).strip().split("\nstack traceback:")[0]
         m = _LUA_POS.match(text)
@@ -325,6 +422,11 @@ class TspEngine(EmulatedInstrument):
             except lua51.LuaError as e:
                 self.queue_error(-286, "TSP Runtime error at line " + self._lua_message(e))
 
+    def _opc(self) -> None:
+        """``opc()``: set the operation complete bit (ESR bit 0) once overlapped commands finished — at once
+        here, as every command completes before the next runs (2600B Reference Manual, opc())."""
+        self.esr |= 1
+
     def _common_command(self, cmd: str) -> bool:
         """IEEE 488.2 common commands the TSP instruments accept outside Lua."""
         c = cmd.upper()
@@ -337,7 +439,9 @@ class TspEngine(EmulatedInstrument):
             self.esr = 0
         elif c == "*OPC?":
             self.reply("1")
-        elif c in ("*OPC", "*WAI"):
+        elif c == "*OPC":
+            self.esr |= 1     # OPC: every command runs to completion on the virtual clock before the next [M]
+        elif c == "*WAI":
             pass
         elif c == "*ESR?":
             self.reply(str(self.esr))
@@ -346,6 +450,19 @@ class TspEngine(EmulatedInstrument):
             self.reply(str(self.status_byte()))
         elif c == "*TRG":
             self.assert_trigger()
+        elif c == "*TST?":
+            self.reply("0")  # self-test passed [M 2600B *TST?; reply bytes U]
+        elif c in ("*ESE?", "*SRE?"):
+            self.reply(str(getattr(self, "ese" if c == "*ESE?" else "sre", 0)))
+        elif c.startswith(("*ESE ", "*SRE ")):
+            try:
+                v = int(float(c[5:].strip()))
+            except ValueError:
+                return False
+            if 0 <= v <= 255:
+                setattr(self, "ese" if c.startswith("*ESE") else "sre", v & (0xBF if c.startswith("*SRE") else 0xFF))
+            else:
+                self.queue_error(-222, "Data out of range")  # [U]
         else:
             return False
         return True
@@ -363,6 +480,8 @@ class TspEngine(EmulatedInstrument):
         """``reset()`` / ``*RST``: instrument defaults (subclasses extend)."""
         self.clock.advance(self.timing.reset)
         self.precision = self.default_precision
+        self.data_format = FORMAT_ASCII
+        self.byteorder = BYTEORDER_DEFAULT
 
     def abort(self) -> None:
         """``abort``: stop a running script or trigger model."""

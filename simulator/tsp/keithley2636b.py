@@ -5,10 +5,33 @@ Object model after the Series 2600B Reference Manual (2600BS-901-01): ``smua``/`
 used for timed pulses (``smuX.trigger.*`` with ``trigger.timer[N]``), ``reset()``, ``errorqueue``,
 ``format.asciiprecision``, ``localnode``. Parameter errors queue 1101 "Parameter too big" / 1102
 "Parameter too small" and leave the setting unchanged (instruments.md §3).
+
+Evidence per behaviour ([M] manual, [C] third-party code written against the instrument, [U] unverified):
+- ``format.data = ASCII|SREAL|REAL32|REAL|REAL64|DREAL``, ``format.byteorder``; binary ``#0`` + IEEE-754 +
+  LF from ``printnumber``/``printbuffer`` [M 9-101/9-102][C QCoDeS REAL32 LITTLEENDIAN read_raw]; default
+  byte order LITTLEENDIAN [M 2651A; 2600B U]; numeric constant values other than ASCII = 1 [U].
+- ``smuX.makebuffer(n)``, ``rb[i]`` = ``rb.readings[i]``, ``rb.n``, ``.basetimestamp``, ``.timestamps``
+  relative to it [M]; ``printbuffer`` clamps start < 1 and end > n [M printbuffer()], plain Lua tables [M].
+  Out-of-range ``rb[i]`` → nil, empty range → empty message, 1104 for a non-buffer [U].
+- ``smuX.trigger.source.linearv/lineari/listv/listi`` [M]; ``endsweep.action`` SOURCE_IDLE default [M].
+- Factory scripts (factory.lua): SweepV/ILin…, SweepV/IList…, PulseV/IMeasureI/V levels, buffer contents [M];
+  settings and output around them [U].
+- ``smuX.sense`` [M][C QCoDeS/pymeasure], ``.measure.filter.*``, ``.measure.rel.*`` (rel subtracted),
+  ``.source.settling`` stored [M names; filter averaging not emulated, SETTLE_* values U].
+- ``status.condition``, ``.request_enable`` (*SRE), ``.standard.enable/event`` (*ESE, *ESR?),
+  ``status.measurement.*``; ``status.measurement.instrument.smuX.condition`` bit0 V limit, bit1 I limit
+  [C QCoDeS]; event registers are not latched, ntr/ptr stored only [U]. ``*TST?`` → 0 [M; bytes U].
+- ``beeper``, ``display`` (screen, smuX.measure.func, settext/clear), ``digio`` port bits, ``tsplink``
+  offline, ``node[1]`` = ``localnode``: stored/read back only [M names, effects U].
+- An unknown constant is nil; assigning nil to an attribute is a -286 run-time error, the setting kept
+  (message text [U]); unknown attributes: "attempt to write read-only or unknown attribute" [U].
+- ``lua50_quoting`` (off until the golden transcripts/tests are updated): Lua 5.0 quotes `x' [C].
+- 5042 "Cannot initiate: the source sweep list is empty" [U: no evidence found].
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..electrical import FUNC_DCAMPS, FUNC_DCVOLTS, OUTPUT_HIGH_Z, OUTPUT_OFF, OUTPUT_ON, SourceState
@@ -34,30 +57,40 @@ def _too(value: float, lo: float, hi: float) -> None:
 
 
 class ReadingBuffer:
-    """``smuX.nvbufferN``: readings with source values, timestamps and status."""
+    """``smuX.nvbufferN`` or a dynamic buffer (``smuX.makebuffer(n)``): readings with source values,
+    timestamps and status. ``timestamps`` read back relative to ``basetimestamp``, the time of the
+    first stored reading (manual, bufferVar.basetimestamp / bufferVar.timestamps) [M]."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 60000) -> None:
         self.readings: list[float] = []
         self.sourcevalues: list[float] = []
-        self.timestamps: list[float] = []
+        self._times: list[float] = []
         self.statuses: list[float] = []
         self.appendmode = 0
         self.collectsourcevalues = 0
         self.collecttimestamps = 0
-        self.capacity = 60000
+        self.capacity = capacity
+        self.basetimestamp = 0.0
+
+    @property
+    def timestamps(self) -> list[float]:
+        return [t - self.basetimestamp for t in self._times]
 
     def clear(self) -> None:
         self.readings.clear()
         self.sourcevalues.clear()
-        self.timestamps.clear()
+        self._times.clear()
         self.statuses.clear()
+        self.basetimestamp = 0.0
 
     def add(self, reading: float, source: float, t: float, status: float) -> None:
         if not self.appendmode and len(self.readings) >= self.capacity:
             self.clear()
+        if not self.readings:
+            self.basetimestamp = t
         self.readings.append(reading)
         self.sourcevalues.append(source)
-        self.timestamps.append(t)
+        self._times.append(t)
         self.statuses.append(status)
 
 
@@ -88,6 +121,11 @@ class SmuChannel:
         self.meas_count = 1
         self.autozero = 2
         self.last_range_i = 100e-9
+        self.sense = 0
+        self.settling = 0
+        self.filter = {"count": 1, "enable": 0, "type": 1}
+        self.rel = {"enablei": 0, "leveli": 0.0, "enablev": 0, "levelv": 0.0,
+                    "enabler": 0, "levelr": 0.0, "enablep": 0, "levelp": 0.0}
         for b in self.buffers.values():
             b.clear()
         self.trigger.defaults()
@@ -245,11 +283,52 @@ class SmuChannel:
     def status_bits(self) -> float:
         return 2.0 if self.state.in_compliance else 0.0
 
+    def limit_condition(self) -> int:
+        """``status.measurement.instrument.smuX.condition``: bit0 voltage limit, bit1 current limit
+        [C QCoDeS Keithley2600 _parse_response]."""
+        if not self.compliance():
+            return 0
+        return 2 if self.state.func == FUNC_DCVOLTS else 1
+
+    def set_choice(self, attr: str, v: Any, choices: tuple[int, ...]) -> None:
+        if v is None:
+            raise TypeError
+        x = int(v)
+        if x not in choices:
+            raise TspError(1101 if x > max(choices) else 1102,
+                           "Parameter too big" if x > max(choices) else "Parameter too small")
+        setattr(self, attr, x)
+
+    def set_filter(self, key: str, v: Any) -> None:
+        if v is None:
+            raise TypeError
+        x = int(v)
+        lo, hi = {"count": (1, 100), "enable": (0, 1), "type": (0, 2)}[key]
+        _too(x, lo, hi)
+        self.filter[key] = x
+
+    def set_rel(self, key: str, v: Any) -> None:
+        if v is None:
+            raise TypeError
+        if key.startswith("enable"):
+            x = int(v)
+            if x not in (0, 1):
+                raise TspError(1101 if x > 1 else 1102, "Parameter too big" if x > 1 else "Parameter too small")
+            self.rel[key] = x
+        else:
+            self.rel[key] = float(v)
+
     def _store(self, buf: str | None, value: float) -> None:
         b = self.smu.buffer_of(buf)
         if b is not None:
             src = self.state.levelv if self.state.func == FUNC_DCVOLTS else self.state.leveli
             b.add(value, src, self.smu.clock.now, self.status_bits())
+
+    def _rel(self, kind: str, value: float) -> float:
+        """``smuX.measure.rel.enableY/levelY``: reading minus the relative offset [M]."""
+        if self.rel[f"enable{kind}"] and value != R.OVER_RANGE:
+            return value - self.rel[f"level{kind}"]
+        return value
 
     def measure(self, what: str, buf1: Any = None, buf2: Any = None) -> Any:
         """``smuX.measure.i/v/iv/r/p([buffers])``; returns the last reading(s)."""
@@ -257,14 +336,14 @@ class SmuChannel:
         result: Any = None
         for _ in range(self.meas_count):
             if what == "i":
-                result = self.read_current()
+                result = self._rel("i", self.read_current())
                 self._store(buf1, result)
             elif what == "v":
-                result = self.read_voltage()
+                result = self._rel("v", self.read_voltage())
                 self._store(buf1, result)
             else:
-                i = self.read_current()
-                v = self.read_voltage()
+                i = self._rel("i", self.read_current())
+                v = self._rel("v", self.read_voltage())
                 if what == "iv":
                     self._store(buf1, i)
                     self._store(buf2, v)
@@ -289,10 +368,15 @@ class SmuChannel:
                   "AUTORANGE_OFF": 0, "AUTORANGE_FOLLOW_LIMIT": 2, "ENABLE": 1, "DISABLE": 0,
                   "SOURCE_IDLE": 0, "SOURCE_HOLD": 1, "DELAY_AUTO": -1, "DELAY_OFF": 0,
                   "AUTOZERO_OFF": 0, "AUTOZERO_ONCE": 1, "AUTOZERO_AUTO": 2, "SENSE_LOCAL": 0,
-                  "SENSE_REMOTE": 1, "SENSE_CALA": 3, "LIMIT_AUTO": 0}
-        smu.define(n, {"sense": (lambda: 0, lambda v: None)}, constants=consts,
+                  "SENSE_REMOTE": 1, "SENSE_CALA": 3, "LIMIT_AUTO": 0,
+                  # [M] names (tsp-toolkit 2636B.lua); values [U] except FILTER_* / SETTLE_SMOOTH
+                  "FILTER_MOVING_AVG": 0, "FILTER_REPEAT_AVG": 1, "FILTER_MEDIAN": 2,
+                  "SETTLE_SMOOTH": 0, "SETTLE_FAST_RANGE": 1, "SETTLE_FAST_POLARITY": 2,
+                  "SETTLE_DIRECT_IRANGE": 3, "SETTLE_SMOOTH_100NA": 4, "SETTLE_FAST_ALL": 128}
+        smu.define(n, {"sense": (lambda: self.sense, lambda v: self.set_choice("sense", v, (0, 1, 3)))},
+                   constants=consts,
                    functions={"reset": self.reset, "abort": self.trigger.abort,
-                              "makebuffer": lambda *a: None})
+                              "makebuffer": self.makebuffer})
         s = self.state
         smu.define(f"{n}.source", {
             "func": (lambda: s.func, self.set_func),
@@ -310,6 +394,7 @@ class SmuChannel:
             "delay": (lambda: self.source_delay, lambda v: self.set_delay("source_delay", v)),
             "compliance": (self.compliance, None),
             "outputenableaction": (lambda: 0, lambda v: None),
+            "settling": (lambda: self.settling, lambda v: self.set_choice("settling", v, (0, 1, 2, 3, 4, 128))),
         })
         smu.define(f"{n}.measure", {
             "nplc": (lambda: self.nplc, self.set_nplc),
@@ -325,23 +410,21 @@ class SmuChannel:
         }, functions={"i": lambda b=None: self.measure("i", b), "v": lambda b=None: self.measure("v", b),
                       "iv": lambda b1=None, b2=None: self.measure("iv", b1, b2),
                       "r": lambda b=None: self.measure("r", b), "p": lambda b=None: self.measure("p", b)})
+        smu.define(f"{n}.measure.filter", {
+            key: (lambda key=key: self.filter[key], lambda v, key=key: self.set_filter(key, v))
+            for key in ("count", "enable", "type")})
+        smu.define(f"{n}.measure.rel", {
+            key: (lambda key=key: self.rel[key], lambda v, key=key: self.set_rel(key, v)) for key in self.rel})
         for k, buf in self.buffers.items():
-            path = f"{n}.nvbuffer{k}"
-            smu.define(path, {
-                "n": (lambda buf=buf: len(buf.readings), None),
-                "appendmode": (lambda buf=buf: buf.appendmode,
-                               lambda v, buf=buf: setattr(buf, "appendmode", int(v))),
-                "collectsourcevalues": (lambda buf=buf: buf.collectsourcevalues,
-                                        lambda v, buf=buf: setattr(buf, "collectsourcevalues", int(v))),
-                "collecttimestamps": (lambda buf=buf: buf.collecttimestamps,
-                                      lambda v, buf=buf: setattr(buf, "collecttimestamps", int(v))),
-                "capacity": (lambda buf=buf: buf.capacity, None),
-            }, functions={"clear": buf.clear})
-            for comp in ("readings", "sourcevalues", "timestamps", "statuses"):
-                smu.define(f"{path}.{comp}", {})
-                smu.indexers[f"{path}.{comp}"] = (lambda key, buf=buf, comp=comp:
-                                                  _index(getattr(buf, comp), key))
+            smu.register_buffer(f"{n}.nvbuffer{k}", buf)
         self.trigger.register()
+
+    def makebuffer(self, size: Any) -> Any:
+        """``smuX.makebuffer(n)``: a dynamic reading buffer of n readings (manual) [M]."""
+        n = int(size)
+        _too(n, 1, 60000)  # upper bound [U]
+        self.smu.buffer_serial += 1
+        return self.smu.register_buffer(f"__rb{self.smu.buffer_serial}", ReadingBuffer(n), place=False)
 
     def reset(self) -> None:
         """``smuX.reset()``: channel defaults; output off."""
@@ -353,11 +436,14 @@ class SmuChannel:
 
 
 def _index(values: list[float], key: Any) -> float | None:
-    try:
-        k = int(key)
-    except (TypeError, ValueError):
+    if isinstance(key, bool) or not isinstance(key, (int, float)):
         return None
-    return values[k - 1] if 1 <= k <= len(values) else None
+    k = int(key)
+    return values[k - 1] if k == key and 1 <= k <= len(values) else None
+
+
+_FACTORY = resources.files(__package__).joinpath("factory.lua").read_text(encoding="utf-8")
+BUFFER_COMPONENTS = ("readings", "sourcevalues", "timestamps", "statuses")
 
 
 @emulator("2636B")
@@ -367,56 +453,241 @@ class Keithley2636B(TspEngine):
     model = "2636B"
     KIND = "smu"
     CHANNELS = ("a", "b")
+    lua50_quoting = False
 
     def __init__(self, bench: Bench, config: InstrumentConfig) -> None:
         name, resource = config.name, config.resource
         self.serial, self.firmware = serial, firmware = config.serial, config.firmware
         self.name = name
         self.indexers: dict[str, Any] = {}
+        self.buffer_nodes: dict[str, ReadingBuffer] = {}
+        self.buffer_serial = 0
         self.channels = {"a": SmuChannel(self, "a"), "b": SmuChannel(self, "b")}
         self.timers = [TriggerTimer(k) for k in range(1, 9)]
+        self.meas_enable = self.meas_ntr = 0
+        self.meas_ptr = 0xFFFF
+        self.display_screen = 0
+        self.display_text = ""
+        self.display_func = {"a": 0, "b": 0}
+        self.beeper_enable = 1
+        self.digio_port = 0
+        self.digio_writeprotect = 0
         for ch in self.channels.values():
             bench.circuit.register_source(ch.state)
         super().__init__(bench, name, resource,
                          f"Keithley Instruments Inc., Model {self.model}, {serial}, {firmware}")
 
+    # ------------------------------------------------------------------ buffers
+    def register_buffer(self, path: str, buf: ReadingBuffer, place: bool = True) -> Any:
+        """A reading buffer node: attributes, ``clear()``, ``rb[i]`` (readings) and the
+        ``readings/sourcevalues/timestamps/statuses`` subtables (manual, reading buffers) [M]."""
+        def flag(attr: str) -> tuple[Any, Any]:
+            def setter(v: Any) -> None:
+                if v is None:
+                    raise TypeError
+                x = int(v)
+                if x not in (0, 1):
+                    raise TspError(1101 if x > 1 else 1102, "Parameter too big" if x > 1 else "Parameter too small")
+                setattr(buf, attr, x)
+            return (lambda: getattr(buf, attr), setter)
+        self.buffer_nodes[path] = buf
+        node = self.define(path, {
+            "n": (lambda: len(buf.readings), None),
+            "appendmode": flag("appendmode"),
+            "collectsourcevalues": flag("collectsourcevalues"),
+            "collecttimestamps": flag("collecttimestamps"),
+            "capacity": (lambda: buf.capacity, None),
+            "basetimestamp": (lambda: buf.basetimestamp, None),
+        }, functions={"clear": buf.clear}, place=place)
+        for comp in BUFFER_COMPONENTS:
+            self.define(f"{path}.{comp}", {})
+            self.indexers[f"{path}.{comp}"] = (lambda key, comp=comp: _index(getattr(buf, comp), key))
+        return node
+
+    def _py_get(self, path: str, key: Any) -> tuple[bool, Any]:
+        ix = self.indexers.get(path)
+        if ix is not None:
+            return True, ix(key)
+        buf = self.buffer_nodes.get(path)
+        if buf is not None and not isinstance(key, str):
+            return True, _index(buf.readings, key)  # rb[i] is rb.readings[i] [M]
+        return super()._py_get(path, key)
+
+    def buffer_of(self, path: str | None) -> ReadingBuffer | None:
+        if path is None:
+            return None
+        b = self.buffer_nodes.get(path)
+        if b is None:
+            raise TspError(1104, "Parameter error, invalid buffer")  # [U] code and text
+        return b
+
+    def buffer_values(self, path: str) -> list[float]:
+        if path.startswith("{"):
+            return super().buffer_values(path)
+        base, _, comp = path.rpartition(".")
+        if comp in BUFFER_COMPONENTS and base in self.buffer_nodes:
+            return list(getattr(self.buffer_nodes[base], comp))
+        b = self.buffer_of(path)
+        assert b is not None
+        return list(b.readings)
+
+    # ------------------------------------------------------------- object model
     def build_object_model(self) -> None:
+        self.indexers.clear()
+        self.buffer_nodes.clear()
         for ch in self.channels.values():
             ch.register()
         self.define("trigger", {}, constants={"EVENT_ID": 0}, functions={"clear": lambda: None})
         self.define_table("trigger.timer")
         for t in self.timers:
             t.register(self)
-        self.define("status", {"condition": (lambda: 0, None)})
-        self.define("beeper", {"enable": (lambda: 0, lambda v: None)}, functions={"beep": lambda *a: None})
-        self.define("display", {"screen": (lambda: 0, lambda v: None)},
-                    functions={"clear": lambda: None, "settext": lambda *a: None})
+        self._build_status()
+        self._build_front_panel()
+        self.lua.execute(_FACTORY)
 
-    def _py_get(self, path: str, key: Any) -> tuple[bool, Any]:
-        ix = self.indexers.get(path)
-        if ix is not None:
-            return True, ix(key)
-        return super()._py_get(path, key)
+    def _build_status(self) -> None:
+        """Status model, TSP side (manual, status model; STB bits as IEEE 488.2) [M]: ``status.condition``
+        (the status byte), ``status.request_enable`` (*SRE), ``status.standard.enable`` (*ESE),
+        ``.event`` (*ESR?, read clears), ``status.measurement.*`` and ``…instrument.smuX.condition``
+        (bit0 voltage limit, bit1 current limit [C QCoDeS]). The measurement event register follows the
+        condition (no latching, no ntr/ptr edge detection) [U]."""
+        std = {"OPC": 1, "QYE": 4, "DDE": 8, "EXE": 16, "CME": 32, "URQ": 64, "PON": 128,
+               "OPERATION_COMPLETE": 1, "QUERY_ERROR": 4, "DEVICE_DEPENDENT_ERROR": 8,
+               "EXECUTION_ERROR": 16, "COMMAND_ERROR": 32, "USER_REQUEST": 64, "POWER_ON": 128}
+        stb = {"MSB": 1, "SSB": 2, "EAV": 4, "QSB": 8, "MAV": 16, "ESB": 32, "MSS": 64, "OSB": 128,
+               "MEASUREMENT_SUMMARY_BIT": 1, "SYSTEM_SUMMARY_BIT": 2, "ERROR_AVAILABLE": 4,
+               "QUESTIONABLE_SUMMARY_BIT": 8, "MESSAGE_AVAILABLE": 16, "EVENT_SUMMARY_BIT": 32,
+               "MASTER_SUMMARY_STATUS": 64, "OPERATION_SUMMARY_BIT": 128}
+        self.define("status", {
+            "condition": (self.status_byte, None),
+            "request_enable": (lambda: getattr(self, "sre", 0), lambda v: self._set_register("sre", v)),
+            "node_enable": (lambda: getattr(self, "sre", 0), lambda v: self._set_register("sre", v)),
+            "node_event": (self.status_byte, None),
+        }, constants=stb, functions={"reset": self._status_reset, "preset": self._status_reset})
+        self.define("status.standard", {
+            "condition": (lambda: self.esr, None),
+            "event": (self._read_esr, None),
+            "enable": (lambda: getattr(self, "ese", 0), lambda v: self._set_register("ese", v)),
+            "ntr": (lambda: 0, None), "ptr": (lambda: 0xFF, None),
+        }, constants=std)
+        meas = {"VOLTAGE_LIMIT": 1, "VLMT": 1, "CURRENT_LIMIT": 2, "ILMT": 2, "READING_OVERFLOW": 128,
+                "ROF": 128, "BUFFER_AVAILABLE": 256, "BAV": 256, "INSTRUMENT_SUMMARY": 8192, "INST": 8192}
+        self.define("status.measurement", {
+            "condition": (self._meas_condition, None),
+            "event": (self._meas_condition, None),
+            "enable": (lambda: self.meas_enable, lambda v: self._set_meas("meas_enable", v)),
+            "ntr": (lambda: self.meas_ntr, lambda v: self._set_meas("meas_ntr", v)),
+            "ptr": (lambda: self.meas_ptr, lambda v: self._set_meas("meas_ptr", v)),
+        }, constants=meas)
+        self.define("status.measurement.instrument", {
+            "condition": (self._meas_instrument, None), "event": (self._meas_instrument, None),
+        }, constants={"SMUA": 2, "SMUB": 4})
+        for letter, ch in self.channels.items():
+            self.define(f"status.measurement.instrument.smu{letter}", {
+                "condition": (ch.limit_condition, None), "event": (ch.limit_condition, None),
+            }, constants={"VOLTAGE_LIMIT": 1, "VLMT": 1, "CURRENT_LIMIT": 2, "ILMT": 2})
 
-    def buffer_of(self, path: str | None) -> ReadingBuffer | None:
-        if path is None:
-            return None
+    def _set_register(self, attr: str, v: Any) -> None:
+        if v is None:
+            raise TypeError
+        x = int(v)
+        _too(x, 0, 255)
+        setattr(self, attr, x & 0xBF if attr == "sre" else x)  # SRE bit 6 is always 0 (IEEE 488.2)
+
+    def _set_meas(self, attr: str, v: Any) -> None:
+        if v is None:
+            raise TypeError
+        x = int(v)
+        _too(x, 0, 65535)
+        setattr(self, attr, x)
+
+    def _read_esr(self) -> int:
+        v, self.esr = self.esr, 0
+        return v
+
+    def _status_reset(self) -> None:
+        self.sre = 0
+        self.ese = 0
+        self.meas_enable = self.meas_ntr = 0
+        self.meas_ptr = 0xFFFF
+
+    def _meas_instrument(self) -> int:
+        return sum(2 if k == "a" else 4 for k, ch in self.channels.items() if ch.limit_condition())
+
+    def _meas_condition(self) -> int:
+        bits = 0
         for ch in self.channels.values():
-            for k, b in ch.buffers.items():
-                if path == f"{ch.node}.nvbuffer{k}":
-                    return b
-        raise TspError(1104, "Parameter error, invalid buffer")
+            bits |= ch.limit_condition()
+        return bits | (8192 if bits else 0)
 
-    def buffer_values(self, path: str) -> list[float]:
-        base, _, comp = path.rpartition(".")
-        if comp in ("readings", "sourcevalues", "timestamps", "statuses"):
-            b = self.buffer_of(base)
-            assert b is not None
-            return list(getattr(b, comp))
-        b = self.buffer_of(path)
-        assert b is not None
-        return list(b.readings)
+    def stb_extra(self) -> int:
+        """Status byte bit 0, MSB: measurement event register under its enable register [M]."""
+        return 1 if self._meas_condition() & self.meas_enable else 0
 
+    def _build_front_panel(self) -> None:
+        """``beeper``, ``display``, ``digio``, ``tsplink``/``node`` basics; settings are stored and read
+        back, nothing else is emulated [M names; effects U]."""
+        def store(attr: str, lo: int, hi: int) -> Any:
+            def setter(v: Any) -> None:
+                if v is None:
+                    raise TypeError
+                x = int(v)
+                _too(x, lo, hi)
+                setattr(self, attr, x)
+            return setter
+        self.define("beeper", {"enable": (lambda: self.beeper_enable, store("beeper_enable", 0, 1))},
+                    constants={"ON": 1, "OFF": 0}, functions={"beep": self._beep})
+        self.define("display", {
+            "screen": (lambda: self.display_screen, store("display_screen", 0, 3)),
+            "locallockout": (lambda: 0, None),
+        }, constants={"SMUA": 0, "SMUB": 1, "SMUA_SMUB": 2, "USER": 3, "LOCK": 1, "UNLOCK": 0,
+                      "ENABLE": 1, "DISABLE": 0, "MEASURE_DCAMPS": 0, "MEASURE_DCVOLTS": 1,
+                      "MEASURE_OHMS": 2, "MEASURE_WATTS": 3, "LIMIT_IV": 0, "LIMIT_P": 1},
+            functions={"clear": self._display_clear, "settext": self._display_settext,
+                       "gettext": lambda *a: self.display_text, "setcursor": lambda *a: None,
+                       "sendkey": lambda *a: None})
+        for letter in self.channels:
+            self.define(f"display.smu{letter}", {})
+            self.define(f"display.smu{letter}.measure", {
+                "func": (lambda letter=letter: self.display_func[letter],
+                         lambda v, letter=letter: self._set_display_func(letter, v))})
+        self.define("digio", {
+            "writeprotect": (lambda: self.digio_writeprotect, store("digio_writeprotect", 0, 16383)),
+        }, functions={"readbit": lambda n: float((self.digio_port >> (int(n) - 1)) & 1),
+                      "readport": lambda: float(self.digio_port),
+                      "writebit": self._digio_writebit,
+                      "writeport": lambda v: setattr(self, "digio_port", int(v) & 0x3FFF)})
+        self.define("tsplink", {"state": (lambda: "offline", None), "node": (lambda: 1, None)},
+                    functions={"reset": lambda *a: 1.0})
+        self.lua.execute("node = {}; rawset(node, 1, localnode)")
+
+    def _beep(self, duration: Any = None, frequency: Any = None) -> None:
+        d = float(duration)
+        _too(d, 0.001, 100.0)
+        float(frequency)
+
+    def _display_clear(self) -> None:
+        self.display_text, self.display_screen = "", 3
+
+    def _display_settext(self, text: Any) -> None:
+        if text is None:
+            raise TypeError
+        self.display_text, self.display_screen = str(text), 3
+
+    def _set_display_func(self, letter: str, v: Any) -> None:
+        if v is None:
+            raise TypeError
+        x = int(v)
+        _too(x, 0, 3)
+        self.display_func[letter] = x
+
+    def _digio_writebit(self, n: Any, data: Any) -> None:
+        k = int(n)
+        _too(k, 1, 14)
+        bit = 1 << (k - 1)
+        self.digio_port = (self.digio_port | bit) if int(data) else (self.digio_port & ~bit)
+
+    # ------------------------------------------------------------------- state
     def reset(self, *_: Any) -> None:
         super().reset()
         for ch in self.channels.values():
@@ -436,5 +707,3 @@ class Keithley2636B(TspEngine):
     def abort(self) -> None:
         for ch in self.channels.values():
             ch.trigger.abort()
-
-

@@ -10,6 +10,41 @@ Rows are bussed to the mainframe's row connectors; the bench file says which ins
 each row carries and which die pad each card column reaches. A die with more lines than one
 mainframe's columns (6 slots × 12) is reached with more mainframes on their own GPIB addresses
 (a 64×64 1T1R die needs 192 columns: 16 cards in 3 mainframes), each listed in the bench file.
+
+Replies and their evidence (Models 707B and 708B Switching Matrix Reference Manual, 707B-901-01
+Rev. A, section 7 "Command reference"; [M] manual, [C] code written against a real 707B or a TSP
+sibling, [U] unverified — capture on hardware):
+
+- ``channel.getstate(list[, mask])`` → comma-delimited state per channel in list order,
+  ``channel.IND_CLOSED`` = 1 the only indicator; channel patterns accepted [M 7-34]; each state
+  printed as an integer string ``1``/``0`` [U]; a mask ANDs each state [M].
+- ``channel.gettype(list)`` → comma-delimited ``1`` (``channel.TYPE_SWITCH``) per channel [M 7-35].
+- ``channel.pattern.setimage(list, name)`` overwrites an existing name, accepts patterns in the
+  list and an empty list; nothing is created on an error [M 7-39]. Names: letters, digits, ``_``,
+  starting with a letter, case sensitive [M Series 3700 13-65, same firmware family; U for 707B].
+- ``channel.pattern.getimage(names)`` → slot-row-column channels joined by ``,``; several names
+  (``"a,b"``) → one group per name joined by ``;`` [M 7-39 example
+  ``1B01,1B03,1B05;1A01,1A02,1A03,1A04,1A05``]; channels listed in slot, row, column order [M
+  examples]; unknown name → ``nil`` [M Series 3700 13-63; U for 707B].
+- ``channel.pattern.delete(name)``: an unknown name is an error [M 7-38]; code 1115 [U].
+- ``channel.pattern.catalog()`` → iterator over the names for ``for name in … do`` [M 7-37];
+  order [U] (sorted here).
+- ``channel.setdelay(list, seconds)`` / ``channel.getdelay(list)``: default 0; a pattern in the list
+  is an error, ``slotX``/``allslots`` allowed; getdelay → comma-delimited, in list order, ``nil`` on
+  an error [M 7-29, 7-44]; a close incurs settle time then the longest user delay of the channels
+  it closes, an open none [M 7-29, 7-35]; delays printed as Lua ``%.14g`` numbers [U]; negative
+  delay → 1102 "Parameter too small" [U code].
+- Channel patterns and delays are cleared by ``reset()`` and by ``channel.reset`` of their
+  channels [M "Affected by: System reset, Channel reset"].
+- ``beeper.enable`` (``beeper.ON`` 1 default, ``beeper.OFF`` 0), ``beeper.beep(duration,
+  frequency)`` [M 7-xx beeper; ranges 0.001–100 s, 20–8000 Hz from the 2600B manual, U for 707B];
+  the beep does not hold up the command [U].
+- ``errorqueue.next()`` on an empty queue → ``0, "Queue Is Empty", 0, 0``: code 0 and severity 0
+  "no entries" [M 7-86]; node 0 [C: a 2600A driver used on hardware stops its drain loop on
+  ``0.00000e+00\tQueue Is Empty\t0.00000e+00\t0.00000e+00``; comet's K707B emulator replies node
+  0; U for 707B firmware]. comet's K707B driver stops on code 0.
+- Unknown names under ``channel``/``channel.pattern``/``beeper`` read as nil, so calling one fails
+  as a TSP runtime error -286 "attempt to call field 'x' (a nil value)" as any TSP instrument [C].
 """
 
 from __future__ import annotations
@@ -25,9 +60,17 @@ if TYPE_CHECKING:
     from ..bench_config import InstrumentConfig
     from ..faults import Fault
 
+def _lua_number(value: float) -> str:
+    """A number as Lua's tostring gives it (``%.14g``)."""
+    return f"{value:.14g}"
+
+
 CARDS = {"7174A": ("8x12 Low Current Matrix Card", 8, 12)}
 ROW_LETTERS = tuple("ABCDEFGH")
 _ITEM = re.compile(r"^([1-6])([A-Ha-h])(\d{2})$")
+_PATTERN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+IND_CLOSED = 1
+TYPE_SWITCH = 1
 INVALID_CHANNEL = (1115, "Parameter error, invalid channel list")
 Crosspoint = tuple[int, str, int]
 
@@ -55,16 +98,37 @@ class Keithley707B(TspEngine):
         self.failing: set[Crosspoint] = set()
         self.fail_next = False
         self.connectrule = 1
+        self.patterns: dict[str, tuple[Crosspoint, ...]] = {}
+        self.delays: dict[Crosspoint, float] = {}
+        self.beeper_enable = 1
         super().__init__(bench, name, resource, f"Keithley Instruments Inc., Model {self.model}, {serial}, {firmware}")
 
     def build_object_model(self) -> None:
         self.define("channel", {
             "connectrule": (lambda: self.connectrule, lambda v: setattr(self, "connectrule", int(v))),
             "connectsequential": (lambda: 0, lambda v: None),
-        }, constants={"BREAK_BEFORE_MAKE": 1, "MAKE_BEFORE_BREAK": 2, "OFF": 0},
+        }, constants={"BREAK_BEFORE_MAKE": 1, "MAKE_BEFORE_BREAK": 2, "OFF": 0,
+                      "IND_CLOSED": IND_CLOSED, "TYPE_SWITCH": TYPE_SWITCH},
             functions={"close": self.close, "open": self.open, "exclusiveclose": self.exclusiveclose,
                        "getclose": self.getclose, "reset": self.reset_channels,
-                       "getcount": lambda spec: float(len(self.parse(spec, allow_slots=True)))})
+                       "getcount": lambda spec: float(len(self.parse(spec, allow_slots=True))),
+                       "getstate": self.getstate, "gettype": self.gettype,
+                       "setdelay": self.setdelay, "getdelay": self.getdelay})
+        self.define("channel.pattern", {}, functions={
+            "setimage": self.pattern_setimage, "getimage": self.pattern_getimage,
+            "delete": self.pattern_delete})
+        # catalog() returns a Lua iterator (for name in channel.pattern.catalog() do … end)
+        self._functions["channel.pattern.catalog"] = lambda: "\n".join(sorted(self.patterns))
+        self.lua.execute(
+            "local f = __rr_fn('channel.pattern.catalog')\n"
+            "rawset(channel.pattern, 'catalog', function()\n"
+            "  local names, s = {}, f()\n"
+            "  for n in string.gmatch(s, '[^\\n]+') do names[#names + 1] = n end\n"
+            "  local i = 0\n"
+            "  return function() i = i + 1; return names[i] end\n"
+            "end)")
+        self.define("beeper", {"enable": (lambda: self.beeper_enable, self._set_beeper_enable)},
+                    constants={"ON": 1, "OFF": 0}, functions={"beep": self.beep})
         self.define_table("slot")
         for k in range(1, 7):
             card = self.cards.get(k)
@@ -74,26 +138,35 @@ class Keithley707B(TspEngine):
                                       "columns": (lambda c=card: CARDS[c][2] if c else 0, None)})
 
     # ----------------------------------------------------------------- parsing
-    def parse(self, spec: Any, *, allow_slots: bool) -> set[Crosspoint]:
+    def parse(self, spec: Any, *, allow_slots: bool, allow_patterns: bool = True) -> set[Crosspoint]:
         """Crosspoints named by a channel list; raises the instrument error on any bad item."""
+        return set(self.expand(spec, allow_slots=allow_slots, allow_patterns=allow_patterns))
+
+    def expand(self, spec: Any, *, allow_slots: bool, allow_patterns: bool = True) -> list[Crosspoint]:
+        """Crosspoints of a channel list in list order (ranges and slots row by row [U]), no repeats."""
         if spec is None:
             raise TspError(*INVALID_CHANNEL)
         text = str(spec).strip()
-        out: set[Crosspoint] = set()
+        out: dict[Crosspoint, None] = {}
         if not text:
-            return out
+            return []
         for raw in re.split(r"[,;]", text):
             item = raw.strip()
             low = item.lower()
             if low == "allslots" or re.fullmatch(r"slot[1-6]", low):
                 if not allow_slots:
                     raise TspError(*INVALID_CHANNEL)
-                slots = self.cards if low == "allslots" else [int(low[4:])]
+                slots = sorted(self.cards) if low == "allslots" else [int(low[4:])]
                 for s in slots:
                     if s not in self.cards:
                         raise TspError(*INVALID_CHANNEL)
                     _, nrow, ncol = CARDS[self.cards[s]]
-                    out |= {(s, chr(65 + r), c) for r in range(nrow) for c in range(1, ncol + 1)}
+                    out.update(dict.fromkeys((s, chr(65 + r), c) for r in range(nrow) for c in range(1, ncol + 1)))
+                continue
+            if item in self.patterns and not _ITEM.match(item):
+                if not allow_patterns:
+                    raise TspError(*INVALID_CHANNEL)
+                out.update(dict.fromkeys(self.patterns[item]))
                 continue
             if ":" in item:
                 a, _, b = item.partition(":")
@@ -102,10 +175,11 @@ class Keithley707B(TspEngine):
                     raise TspError(*INVALID_CHANNEL)
                 r0, r1 = sorted((p[1], q[1]))
                 c0, c1 = sorted((p[2], q[2]))
-                out |= {(p[0], chr(r), c) for r in range(ord(r0), ord(r1) + 1) for c in range(c0, c1 + 1)}
+                out.update(dict.fromkeys((p[0], chr(r), c) for r in range(ord(r0), ord(r1) + 1)
+                                         for c in range(c0, c1 + 1)))
             else:
-                out.add(self._item(item))
-        return out
+                out[self._item(item)] = None
+        return list(out)
 
     def _item(self, item: str) -> Crosspoint:
         m = _ITEM.match(item.strip())
@@ -137,9 +211,12 @@ class Keithley707B(TspEngine):
                 self.bench.events.add(now, self.name, "hot_switch", channel=self.name_of(point),
                                       action="close" if point in new else "open", terminal=term,
                                       level=src.levelv)
-        closing = bool(new - self.closed)
+        closing = new - self.closed
         self.closed = new
-        self.clock.advance(self.timing.relay_settle if closing else self.timing.relay_open)
+        if closing:   # settle time, then the longest user delay of the closing channels [M 7-29]
+            self.clock.advance(self.timing.relay_settle + max(self.delays.get(p, 0.0) for p in closing))
+        else:
+            self.clock.advance(self.timing.relay_open)
         self.bench.events.add(self.clock.now, self.name, "relays", closed=sorted(self.name_of(p) for p in new))
         self.bench.circuit.set_closed(self.name, frozenset(new))
 
@@ -174,15 +251,96 @@ class Keithley707B(TspEngine):
     def reset_channels(self, spec: Any = "all") -> None:
         text = str(spec).strip().lower() if spec is not None else "all"
         points = self.closed.copy() if text == "all" else self.parse(spec, allow_slots=True)
+        if text in ("all", "allslots"):
+            self.patterns.clear()
+            self.delays.clear()
+        else:
+            for p in points:
+                self.delays.pop(p, None)
+            self.patterns = {n: pts for n, pts in self.patterns.items() if not set(pts) & points}
         self._apply(self.closed - points)
 
     def reset(self, *_: Any) -> None:
         super().reset()
         self.connectrule = 1
+        self.patterns.clear()
+        self.delays.clear()
         self._apply(set())
+
+    # ------------------------------------------------------------- queries
+    def getstate(self, spec: Any, mask: Any = None) -> str:
+        m = int(mask) if mask is not None else 0xFFFF
+        return ",".join(str((IND_CLOSED if p in self.closed else 0) & m)
+                        for p in self.expand(spec, allow_slots=True))
+
+    def gettype(self, spec: Any) -> str:
+        return ",".join(str(TYPE_SWITCH) for _ in self.expand(spec, allow_slots=True, allow_patterns=False))
+
+    def setdelay(self, spec: Any, value: Any) -> None:
+        if value is None:
+            raise TypeError("delay")
+        delay = float(value)
+        points = self.expand(spec, allow_slots=True, allow_patterns=False)
+        if not delay >= 0.0:
+            raise TspError(1102, "Parameter too small")
+        for p in points:
+            self.delays[p] = delay
+
+    def getdelay(self, spec: Any) -> Any:
+        try:
+            points = self.expand(spec, allow_slots=True, allow_patterns=False)
+        except TspError as e:   # error queued and a nil response [M 7-29]
+            self.queue_error(e.code, e.message)
+            return NIL
+        return ",".join(_lua_number(self.delays.get(p, 0.0)) for p in points)
+
+    # ------------------------------------------------------------ patterns
+    def pattern_setimage(self, spec: Any, name: Any) -> None:
+        if not isinstance(name, str) or not _PATTERN_NAME.match(name) or _ITEM.match(name) \
+                or re.fullmatch(r"(?i)slot[1-6]|allslots", name):
+            raise TspError(*INVALID_CHANNEL)
+        points = self.expand(spec if spec is not None else "", allow_slots=True)
+        self.patterns[name] = tuple(sorted(points))
+
+    def pattern_getimage(self, names: Any) -> Any:
+        groups = []
+        for name in str(names if names is not None else "").split(","):
+            pts = self.patterns.get(name.strip())
+            if pts is None:
+                return NIL
+            groups.append(",".join(self.name_of(p) for p in pts))
+        return ";".join(groups)
+
+    def pattern_delete(self, name: Any) -> None:
+        if name not in self.patterns:
+            raise TspError(*INVALID_CHANNEL)
+        del self.patterns[name]
+
+    # -------------------------------------------------------------- beeper
+    def _set_beeper_enable(self, value: Any) -> None:
+        v = int(value)
+        if v not in (0, 1):
+            raise TspError(1101 if v > 1 else 1102, "Parameter too big" if v > 1 else "Parameter too small")
+        self.beeper_enable = v
+
+    def beep(self, duration: Any, frequency: Any) -> None:
+        d, f = float(duration), float(frequency)
+        if not 0.001 <= d <= 100 or not 20 <= f <= 8000:
+            raise TspError(1101 if d > 100 or f > 8000 else 1102,
+                           "Parameter too big" if d > 100 or f > 8000 else "Parameter too small")
+        if self.beeper_enable:
+            self.bench.events.add(self.clock.now, self.name, "beep", duration=d, frequency=f)
+
+    def _errorqueue_next(self) -> tuple[float, str, float, float]:
+        if not len(self.errors):
+            return 0.0, "Queue Is Empty", 0.0, 0.0    # node 0 when empty (see module docstring)
+        return super()._errorqueue_next()
 
     def power_on(self) -> None:
         self.closed = set()
+        self.patterns = {}
+        self.delays = {}
+        self.beeper_enable = 1
         self.bench.circuit.set_closed(self.name, frozenset())
         super().power_on()
 

@@ -83,6 +83,7 @@ class TriggerModel:
         self.measure_buffers: tuple[Any, Any] = (None, None)
         self.endpulse_action = 1
         self.endpulse_stimulus = 0
+        self.endsweep_action = 0
         self.source_stimulus = 0
         self.measure_stimulus = 0
         self.count = 1
@@ -100,12 +101,14 @@ class TriggerModel:
         self.levels, self.sweep_func = vals, func
 
     def _set_linear(self, func: int, start: Any, stop: Any, points: Any) -> None:
+        """``linearv/lineari(start, stop, points)``: step = (stop - start) / (points - 1) [M]; the last
+        point is exactly ``stop``. points < 2 → 1102 [U]."""
         n = int(points)
-        if n < 1:
+        if n < 2:
             raise TspError(1102, "Parameter too small")
         a, b = float(start), float(stop)
-        step = (b - a) / (n - 1) if n > 1 else 0.0
-        self._set_list(func, [a + k * step for k in range(n)])
+        step = (b - a) / (n - 1)
+        self._set_list(func, [a + k * step for k in range(n - 1)] + [b])
 
     def _set_limit(self, attr: str, v: Any, lo: float, hi: float) -> None:
         x = float(v)
@@ -146,7 +149,8 @@ class TriggerModel:
             "action": (lambda: self.endpulse_action, lambda v: setattr(self, "endpulse_action", int(v))),
             "stimulus": (lambda: self.endpulse_stimulus, lambda v: setattr(self, "endpulse_stimulus", int(v))),
         })
-        smu.define(f"{n}.endsweep", {"action": (lambda: 0, lambda v: None)})
+        smu.define(f"{n}.endsweep", {"action": (lambda: self.endsweep_action,
+                                                 lambda v: setattr(self, "endsweep_action", _flag(v)))})
 
     # ---------------------------------------------------------------- execution
     def _timer(self, event_id: int) -> Any:
@@ -167,7 +171,9 @@ class TriggerModel:
         if self.source_action and not self.levels:
             raise TspError(5042, "Cannot initiate: the source sweep list is empty")  # [U] code and text
         s = ch.state
-        idle_v, idle_limit = s.levelv, s.limiti
+        idle_v, idle_i, idle_limit = s.levelv, s.leveli, s.limiti
+        if self.source_action:
+            s.func = self.sweep_func  # a listv/linearv sweep sources volts, listi/lineari amps [U]
         width_timer = self._timer(self.endpulse_stimulus)
         period_timer = self._timer(self.source_stimulus)
         s.limiti = self._effective_limit()
@@ -177,7 +183,11 @@ class TriggerModel:
                     t_point = smu.clock.now
                     smu.clock.advance(smu.timing.pulse_overhead)
                     if self.source_action:
-                        s.levelv = self.levels[k % len(self.levels)]
+                        level = self.levels[k % len(self.levels)]
+                        if self.sweep_func == FUNC_DCVOLTS:
+                            s.levelv = level
+                        else:
+                            s.leveli = level
                         ch.changed()
                     t_on = smu.clock.now
                     if self.measure_action:
@@ -191,7 +201,7 @@ class TriggerModel:
                     width = width_timer.delay if width_timer is not None else smu.timing.source_settle
                     smu.clock.advance_to(t_on + width)
                     if self.endpulse_action == 0 and self.source_action:
-                        s.levelv = idle_v
+                        s.levelv, s.leveli = idle_v, idle_i
                         ch.changed()
                     if s.output == OUTPUT_ON and self.source_action:
                         self.pulses += 1
@@ -199,12 +209,21 @@ class TriggerModel:
                         smu.clock.advance_to(t_point + period_timer.delay)
         finally:
             s.limiti = idle_limit
-            if self.endpulse_action == 0:
-                s.levelv = idle_v
+            if self.source_action and (self.endpulse_action == 0 or self.endsweep_action == 0):
+                s.levelv, s.leveli = idle_v, idle_i  # SOURCE_IDLE: back to the bias level [M]
             ch.changed()
 
     def abort(self) -> None:
         """Nothing runs in the background: initiate() completes before the next command."""
+
+
+def _flag(v: Any) -> int:
+    if v is None:
+        raise TypeError
+    f = int(v)
+    if f not in (0, 1):
+        raise TspError(1101 if f > 1 else 1102, "Parameter too big" if f > 1 else "Parameter too small")
+    return f
 
 
 def _positive(v: Any) -> int:
@@ -215,6 +234,8 @@ def _positive(v: Any) -> int:
 
 
 def _parse_list(values: Any) -> list[float]:
+    if isinstance(values, list):
+        return [float(v) for v in values]
     text = str(values).strip()
     if not (text.startswith("{") and text.endswith("}")):
         raise TspError(1104, "Parameter error, expected a table of numbers")
