@@ -22,6 +22,7 @@ from .array_wiring import Router, RoutingError
 from .bench_lock import BenchLock, LockKey, canonical_resource, host_scope, run_file_keys
 from .capabilities import Reading
 from .clock import SystemClock
+from .recording import TranscriptRecorder
 from .registry import driver_class
 from .roles import ROLE_MATRIX, ROLE_SMU, SourceMeasureChannel, SwitchMatrix
 from .station_config import StationConfig, load_station_config
@@ -76,20 +77,28 @@ def _finite(name: str, value: float, unit: str) -> float:
 class Station:
     """A probe station: SMU channels + switch matrices + clock, wired to one die (0-based cells)."""
 
-    def __init__(self, config: StationConfig, *, visa_library: str | None = None) -> None:
+    def __init__(self, config: StationConfig, *, visa_library: str | None = None,
+                 record: str | Path | None = None) -> None:
+        """``record``: write every VISA message of the station's instruments to this transcript file
+        (:mod:`.recording`; never overwritten)."""
         self.config = config
         self.rows, self.cols = config.rows, config.cols
         self.envelope = config.safety
         self.read_conditions = config.read
         self.instruments: dict[str, Any] = {}
+        libraries = {n: e.visa_library if visa_library is None else visa_library for n, e in config.instruments.items()}
+        self.recorder = TranscriptRecorder(record, list(libraries.values())) if record is not None else None
         for name, entry in config.instruments.items():
-            library = entry.visa_library if visa_library is None else visa_library
+            library = libraries[name]
             try:
                 self.instruments[name] = driver_class(entry.driver)(
-                    entry.resource, name, visa_library=library, timeout=int(entry.timeout * 1000))
+                    entry.resource, name, timeout=int(entry.timeout * 1000),
+                    visa_library=library if self.recorder is None else self.recorder.library(library))
             except Exception as e:  # noqa: BLE001 - pyvisa raises ValueError, OSError, VisaIOError, ...
                 for opened in self.instruments.values():
                     opened.disconnect()
+                if self.recorder is not None:
+                    self.recorder.close()
                 raise InstrumentConnectionError(
                     f"instruments.{name}: cannot open {entry.resource} with VISA library "
                     f"{library or '(system default)'!r}: {e}") from e
@@ -101,6 +110,8 @@ class Station:
         except Exception as e:  # noqa: BLE001 - a driver that cannot give the channel: close what was opened
             for opened in self.instruments.values():
                 opened.disconnect()
+            if self.recorder is not None:
+                self.recorder.close()
             raise InstrumentConnectionError(f"wiring: a driver could not give its channel: {e}") from e
         self.sources = [i for i in self.instruments.values() if ROLE_SMU in i.ROLES]
         self.matrices: dict[str, SwitchMatrix] = {n: i for n, i in self.instruments.items() if ROLE_MATRIX in i.ROLES}
@@ -118,9 +129,10 @@ class Station:
         self.before_energise: Callable[[int, int], None] | None = None
 
     @classmethod
-    def from_file(cls, path: str | Path | None = None, *, visa_library: str | None = None) -> Station:
+    def from_file(cls, path: str | Path | None = None, *, visa_library: str | None = None,
+                  record: str | Path | None = None) -> Station:
         """Station from a station file or shipped example name (None: the default simulated station)."""
-        return cls(load_station_config(path), visa_library=visa_library)
+        return cls(load_station_config(path), visa_library=visa_library, record=record)
 
     def _channel(self, spec: str) -> SourceMeasureChannel:
         """The channel ``"<instrument>.<channel id>"`` of the station file; its instrument is remembered by
@@ -246,6 +258,8 @@ class Station:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+            if self.recorder is not None:
+                self.recorder.close()
 
     def __enter__(self) -> Station:
         self.open()

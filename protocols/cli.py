@@ -1,4 +1,4 @@
-"""The ``rramlab`` command line: demo, run, resume, check, info, report, recover.
+"""The ``rramlab`` command line: demo, run, resume, check, info, report, recover, conform.
 
 Exit codes: 0 completed, 1 failed (the run began; its data is kept), 2 refused (bad input, busy bench,
 unusable file: nothing was sent), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up
@@ -14,10 +14,12 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,8 +34,10 @@ from rramlab.analysis.dataset_reader import SkippedRowsWarning
 from rramlab.analysis.dataset_schema import DatasetError, DatasetWriteError
 from rramlab.analysis.journal import journal_path
 from rramlab.drivers.bench_lock import BenchBusyError, BenchLock, run_file_keys
+from rramlab.drivers.recording import ConformError, ConformReport, TranscriptError, conform, read_transcript
 from rramlab.drivers.station import InstrumentConnectionError, Station
 from rramlab.drivers.station_config import (
+    SIMULATED,
     StationConfig,
     StationConfigError,
     example_stations,
@@ -325,10 +329,22 @@ def _prepared(recipe: Recipe, config: StationConfig, out: Path, console: Console
         _say(console, f"warning: {warning}", "yellow")
 
 
+def check_record(record: str | None, out: Path) -> None:
+    """Refuse a ``--record`` transcript path that exists, is the run file or lies in no directory."""
+    if record is None:
+        return
+    path = Path(record)
+    if path.exists() or path.resolve() in (out.resolve(), Path(journal_path(out)).resolve()):
+        raise FileExistsError(f"--record {path} exists; refusing to overwrite it (choose another name)")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--record {path}: directory {path.parent} does not exist")
+
+
 @contextlib.contextmanager
-def _station(config: StationConfig, visa_library: str | None = None) -> Iterator[Station]:
-    """The station's VISA sessions (nothing sent), closed on the way out (safe state only if it was opened)."""
-    station = Station(config, visa_library=visa_library)
+def _station(config: StationConfig, visa_library: str | None = None, record: str | None = None) -> Iterator[Station]:
+    """The station's VISA sessions (nothing sent), closed on the way out (safe state only if it was opened);
+    ``record``: the transcript file every VISA message goes to."""
+    station = Station(config, visa_library=visa_library, record=record)
     try:
         yield station
     finally:
@@ -338,10 +354,11 @@ def _station(config: StationConfig, visa_library: str | None = None) -> Iterator
 def cmd_demo(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     out = Path(args.out) if args.out else _default_out("rramlab-demo")
     check_outputs(out, args.json, args.figures)
+    check_record(args.record, out)
     recipe, config = demo_recipe(), load_station_config(None)
     _prepared(recipe, config, out, console)
     library = f"?seed={args.seed}@rramlab" if args.seed is not None else None
-    with _station(config, library) as station:
+    with _station(config, library, args.record) as station:
         return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, seed=args.seed, progress=bar),
                         out, args.json, args.quiet, args.figures)
 
@@ -351,8 +368,9 @@ def cmd_run(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     config = load_station_config(args.station)
     out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
     check_outputs(out, args.json, args.figures)
+    check_record(args.record, out)
     _prepared(recipe, config, out, console)
-    with _station(config) as station:
+    with _station(config, record=args.record) as station:
         return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, progress=bar),
                         out, args.json, args.quiet, args.figures)
 
@@ -454,6 +472,52 @@ def cmd_recover(args: argparse.Namespace, console: Console, sig: CliSignals) -> 
     return sig.exit_code(0)
 
 
+def conform_library(bench: str | None, recorded: str | list[str]) -> str:
+    """A fresh simulated bench for ``rramlab conform``: ``bench`` (a shipped bench name, a bench file, a query
+    such as ``?seed=3``), else the recording's own simulated bench, else the default bench."""
+    if bench is None:
+        specs = [recorded] if isinstance(recorded, str) else [str(r) for r in recorded]
+        bench = next((s for s in specs if s.endswith(SIMULATED) and "server=" not in s and "replay=" not in s), "")
+    bench = bench.removesuffix(SIMULATED)
+    return f"{bench}{'&' if '?' in bench else '?'}tag=conform-{uuid.uuid4().hex[:12]}{SIMULATED}"
+
+
+def _print_conform(console: Console, report: ConformReport) -> None:
+    for d in report.differences:
+        console.print(escape(f"#{d.index} {d.resource}  {d.command}"), style="bold")
+        console.print(escape(f"    recorded: {'(timeout)' if d.recorded is None else repr(d.recorded)}"))
+        console.print(escape(f"    emulator: {'(timeout)' if d.emulated is None else repr(d.emulated)}"))
+        if d.offset is not None:
+            console.print(escape(f"    first difference at byte {d.offset}"))
+    skipped = f", {report.skipped} ignored" if report.skipped else ""
+    _say(console, f"{report.transcript}: {report.compared} replies compared on {report.library}{skipped}: "
+                  f"{len(report.differences)} differ", "red" if report.differences else "green")
+
+
+def cmd_conform(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    """Send a recorded session to a fresh simulated bench (through pyvisa) and report the replies that differ."""
+    transcript = read_transcript(args.transcript)
+    report = conform(transcript, conform_library(args.bench, transcript.library), ignore=args.ignore)
+    _print_conform(console, report)
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps({
+            "transcript": str(report.transcript), "library": report.library, "compared": report.compared,
+            "ignored": report.skipped, "differences": [
+                {"index": d.index, "resource": d.resource, "command": d.command,
+                 "recorded": None if d.recorded is None else d.recorded.decode("latin-1"),
+                 "emulator": None if d.emulated is None else d.emulated.decode("latin-1"), "offset": d.offset}
+                for d in report.differences]}, indent=2))
+    return EXIT_FAILED if report.differences else 0
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as e:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {e}") from None
+    return text
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -479,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="HDF5 file to write (default rramlab-demo-<time>.h5; never overwritten)")
     d.add_argument("--seed", type=_seed, help="seed of the simulated bench, 0 … 2**63 - 1 (default: the bench "
                    "file's)")
+    d.add_argument("--record", metavar="FILE", help="record every VISA message to this transcript (JSON Lines; "
+                   "never overwritten)")
     _outputs(d)
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run a recipe on a station")
@@ -486,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--station", required=True, help="station TOML file, or a shipped one by name (rramlab "
                    "stations)")
     r.add_argument("--out", help="HDF5 file to write (never overwritten)")
+    r.add_argument("--record", metavar="FILE", help="record every VISA message of the station's instruments to "
+                   "this transcript (JSON Lines; never overwritten); replay it with visa_library = "
+                   "\"?replay=FILE@rramlab\"")
     _outputs(r)
     r.set_defaults(func=cmd_run)
     u = sub.add_parser("resume", help="continue an interrupted, failed or killed run in the same file")
@@ -513,12 +582,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", help="where to write a file salvaged from a damaged HDF5 file (default "
                    "<name>.recovered.h5; the damaged file is kept)")
     v.set_defaults(func=cmd_recover)
+    f = sub.add_parser("conform", help="send a recorded session (--record) to the emulators and report every reply "
+                       "that differs (exit 0: all match, 1: some differ, 2: unusable file)")
+    f.add_argument("transcript", help="transcript file (JSON Lines, from --record)")
+    f.add_argument("--bench", help="simulated bench: a shipped bench name, a bench file or a query such as "
+                   "'?seed=3' (default: the recording's simulated bench, else the default bench)")
+    f.add_argument("--ignore", metavar="REGEX", action="append", type=_regex, default=[],
+                   help="do not compare replies to commands matching REGEX (e.g. measurements); repeatable")
+    f.add_argument("--json", help="write the differences to this JSON file")
+    f.set_defaults(func=cmd_conform)
     return ap
 
 
-_REFUSALS = (RecipeError, StationConfigError, ParameterError, PreflightError, InstrumentConnectionError,
-             DatasetError, ResumeRefused, BenchBusyError, InsufficientSpaceError, FileExistsError,
-             FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, BlockingIOError)
+_REFUSALS = (RecipeError, StationConfigError, TranscriptError, ConformError, ParameterError, PreflightError,
+             InstrumentConnectionError, DatasetError, ResumeRefused, BenchBusyError, InsufficientSpaceError,
+             FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+             BlockingIOError)
 
 
 def main(argv: list[str] | None = None, *, signals: CliSignals | None = None) -> int:
