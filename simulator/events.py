@@ -37,21 +37,52 @@ class BenchEvent:
     client: int = 0
 
 
-class EventLog:
-    """Append-only list of :class:`BenchEvent` with small query helpers."""
+#: kinds logged on every relay move or staircase point: only the last ``limit`` of them are kept
+ROUTINE = frozenset({"relays", "compliance", "device_clear", "bus_trigger", "timeout"})
 
-    def __init__(self) -> None:
+
+class EventLog:
+    """List of :class:`BenchEvent` with small query helpers. Every event of a rare kind (hot switches,
+    faults, reboots, shorted terminals) is kept; routine ones (:data:`ROUTINE`) are thinned to the last
+    ``limit`` once there are twice as many, so a 64×64 campaign does not grow memory without bound.
+    ``counts`` holds the number of events of each kind ever added; ``dropped`` how many were thinned."""
+
+    def __init__(self, limit: int = 50_000) -> None:
         self.events: list[BenchEvent] = []
         self.client = 0                           # pid the bench is acting for now (0 = owner process)
+        self.limit = limit
+        self.counts: dict[str, int] = {}
+        self.dropped = 0
+        self._routine = 0
 
     def add(self, time: float, source: str, kind: str, **details: Any) -> None:
         self.events.append(BenchEvent(time, source, kind, details, self.client))
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if kind in ROUTINE:
+            self._routine += 1
+            if self._routine > 2 * self.limit:
+                self._thin()
+
+    def _thin(self) -> None:
+        """Drop the oldest routine events, keeping the last ``limit`` of them and every rare one."""
+        excess = self._routine - self.limit
+        kept: list[BenchEvent] = []
+        for e in self.events:
+            if excess > 0 and e.kind in ROUTINE:
+                excess -= 1
+                self.dropped += 1
+                continue
+            kept.append(e)
+        self.events = kept
+        self._routine = self.limit
 
     def of_kind(self, kind: str) -> list[BenchEvent]:
         return [e for e in self.events if e.kind == kind]
 
     def clear(self) -> None:
         self.events.clear()
+        self.counts.clear()
+        self._routine = 0
 
 
 class Transcript:

@@ -127,3 +127,20 @@ def test_open_circuit_reads_zero() -> None:
     smu.write("smua.source.levelv = 1; smua.source.output = smua.OUTPUT_ON")
     assert smu.query("print(smua.measure.i())") == "0.00000e+00"
     rm.close()
+
+
+def test_the_event_log_thins_routine_events_and_keeps_every_rare_one() -> None:
+    """A long campaign logs hundreds of thousands of relay moves: memory stays bounded, rare events stay."""
+    from rramlab.simulator.events import EventLog
+
+    log = EventLog(limit=100)
+    for k in range(1000):
+        log.add(float(k), "matrix", "relays", closed=[])
+        if k % 250 == 0:
+            log.add(float(k), "matrix", "hot_switch", level=1.0)
+    assert log.counts == {"relays": 1000, "hot_switch": 4}
+    assert len(log.of_kind("hot_switch")) == 4                            # every rare event kept, in order
+    assert [e.time for e in log.of_kind("hot_switch")] == [0.0, 250.0, 500.0, 750.0]
+    relays = log.of_kind("relays")
+    assert 100 <= len(relays) <= 200 and relays[-1].time == 999.0      # the newest routine ones kept
+    assert log.dropped == 1000 - len(relays)
