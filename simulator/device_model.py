@@ -26,7 +26,9 @@ Pieces of the model
   initialised from their stationary law and advanced exactly at each read
   (``x <- x e^(-dt/τ) + sqrt(1 - e^(-2dt/τ)) ξ``).  A read integrating over ``t_int`` sees component j
   with weight ``sqrt(ρ) w_j``, ``w_j² = 2(τ_j/T)²(T/τ_j - 1 + e^(-T/τ_j))`` (the OU window-averaging
-  factor) at ``T = α t_int``, scaled by ``K log10(G/1 µS)`` evaluated at read time.
+  factor) at ``T = α t_int``, scaled by ``K log10(G/1 µS)`` evaluated at read time.  It is added to the
+  (clamped) state and is not clamped itself, so a cell sitting at a conductance bound reads with the same
+  noise as anywhere else (see "Defects and clamping").
 
 Read-noise calibration
 ----------------------
@@ -47,11 +49,15 @@ Defects and clamping
 --------------------
 ``stuck`` codes: 0 none; 1 stuck-LRS (drawn with p_stuck_lrs, or over-formed): forms to ~Gmax_i·U(1, 1.2)
 and then ignores every pulse; 2 stuck-HRS: either form-fail (``form_fail``, never forms, reads ~1 nS) or
-p_stuck_hrs (forms weakly to ~Gmin_i·U(0.8, 1) and then ignores every pulse).  Stuck cells do not relax
-but carry read noise.  Formed, working cells are clamped (relaxation and reads) to the same window the
-kinetics clip to, ``[Gmin_i - 2 µS, Gmax_i + 2 µS]`` rather than ``[Gmin_i, Gmax_i]``: otherwise a cell
-left by a pulse at Gmax_i + 1 µS would read Gmax_i, reads would disagree with the state and targets
-just above Gmax_i could never verify.
+p_stuck_hrs (forms weakly to ~Gmin_i·U(0.8, 1) and then ignores every pulse).  Stuck cells do not relax but
+carry read noise.  The state of formed, working cells is clamped (at every relaxation step) to the same
+window the kinetics clip to, ``[Gmin_i - 2 µS, Gmax_i + 2 µS]`` rather than ``[Gmin_i, Gmax_i]``: otherwise
+a cell left by a pulse at Gmax_i + 1 µS would read Gmax_i, reads would disagree with the state and targets
+just above Gmax_i could never verify.  The clamp acts on the state (programmed value + relaxation); the read
+noise is added after it and is never clamped.  Clamping the noisy read instead made the read noise vanish at
+the bounds: a cell that the SET kinetics leave exactly at Gmax_i + 2 µS (~13 % of the pulses on the plateau
+of a 400-pulse SET train) read exactly Gmax_i + 2 µS whenever state + noise lay above it, the same value to
+every digit for every such read (issue #9).
 
 ``noise=False`` switches off the c2c noise, the relaxation and forming randomness and the read noise
 (forming becomes deterministic: P >= 0.5, mid-range jump) but keeps the device-to-device draws, which
@@ -352,8 +358,9 @@ class ArrayModel:
 
     def conductance(self, index: np.ndarray, t: float, t_int: float) -> np.ndarray:
         """Conductance (S) that a read of cells `index` at virtual time t (s), integrating over t_int (s),
-        sees: programmed value + relaxation walk + 1/f read noise, clamped to [Gmin_i - 2 µS, Gmax_i + 2 µS]
-        for formed, non-stuck cells.  Pristine cells read ~1 nS without relaxation or noise."""
+        sees: the state (programmed value + relaxation walk, clamped to [Gmin_i - 2 µS, Gmax_i + 2 µS] for
+        formed, non-stuck cells) plus the 1/f read noise, which is not clamped: it is the same at the bounds
+        as inside the window.  Pristine cells read ~1 nS without relaxation or noise."""
         idx = np.asarray(index, dtype=np.intp).reshape(-1)
         if idx.size == 1 and self._scalar_fast_path:
             return self._conductance_one(int(idx[0]), t, t_int)
@@ -366,8 +373,9 @@ class ArrayModel:
         x += np.sqrt(-np.expm1(-2.0 * decay)) * self.rng.standard_normal(x.shape)
         self.noise_x[idx] = x
         self.noise_t[idx] = t
-        g_read = g + self._k_rd * np.maximum(np.log(g * 1e6), 0.0) * (x @ self._window(t_int))
-        return np.minimum(np.maximum(g_read, lo), hi)
+        # the read noise rides on the clamped state and is not clamped again (issue #9: clamping state + noise
+        # pinned reads of a cell at its bound to the bound itself, bit-identical read after read)
+        return g + self._k_rd * np.maximum(np.log(g * 1e6), 0.0) * (x @ self._window(t_int))
 
     # ------------------------------------------------------------------ scalar fast paths
     # Same formulas, operation order and random draws as the vector code above, in plain floats: one cell
@@ -424,5 +432,4 @@ class ArrayModel:
         x += np.sqrt(-np.expm1(-2.0 * decay)) * self.rng.standard_normal(x.size)
         self.noise_x[i] = x
         self.noise_t[i] = t
-        g_read = g + self._k_rd * max(math.log(g * 1e6), 0.0) * float(x @ self._window(t_int))
-        return np.array([min(max(g_read, lo), hi)])
+        return np.array([g + self._k_rd * max(math.log(g * 1e6), 0.0) * float(x @ self._window(t_int))])
