@@ -151,9 +151,15 @@ def test_transcript_and_events_name_the_client(bench_server: BenchServerProcess)
 def test_client_label_is_recorded(bench_server: BenchServerProcess) -> None:
     rm = pyvisa.ResourceManager(bench_server.library.replace("@rramlab", "&label=second-run@rramlab"))
     rm.close()
-    with bench_server.control() as control:
-        labels = {(e["kind"], e["details"]["label"]) for e in control.events() if e["client"] == os.getpid()}
-    assert labels == {("client_connected", "second-run"), ("client_disconnected", "second-run")}
+    expected = {("client_connected", "second-run"), ("client_disconnected", "second-run")}
+    deadline = time.monotonic() + 10.0          # the server logs a client's comings and goings on its own thread
+    while True:
+        with bench_server.control() as control:
+            labels = {(e["kind"], e["details"]["label"]) for e in control.events() if e["client"] == os.getpid()}
+        if labels == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert labels == expected
 
 
 def test_server_with_bench_keys_is_refused(tmp_path: Path) -> None:

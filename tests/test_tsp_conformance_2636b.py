@@ -282,3 +282,31 @@ def test_bit_library(smu) -> None:  # noqa: ANN001
                                  "7.00000e+00", "4.00000e+00", "2.40000e+02", "1.50000e+01", "1.40000e+01"]
     smu.write("bit.set(1, 0)")                                      # index 0 does not exist
     assert [e[0] for e in _errors(smu)] == ["1.10200e+03"]
+
+
+@pytest.mark.filterwarnings("ignore:It is not known whether this device support SCPI:FutureWarning")
+def test_pymeasure_keithley2600_binary_buffer_read_and_srq_wait(rm) -> None:  # noqa: ANN001
+    """The stock pymeasure Keithley2600, unchanged: 4-wire sense, a REAL32 buffer read through its
+    ``binary_values`` (pyvisa's IEEE block parser reads the manual's ``#0`` indefinite-length block), and an SRQ
+    wait through its adapter's ``wait_for_srq`` (pyvisa's event API) after ``*ESE 1; *SRE 32; *OPC``."""
+    k26 = pytest.importorskip("pymeasure.instruments.keithley.keithley2600")
+    from pymeasure.adapters import VISAAdapter
+
+    adapter = VISAAdapter(SMU, visa_library=rm.visalib, read_termination="\n", write_termination="\n")
+    k = k26.Keithley2600(adapter)
+    k.ChA.wires_mode = "4"
+    assert k.ChA.wires_mode == "4"
+    k.write("smua.nvbuffer1.clear() smua.source.levelv = 0.5 smua.source.output = smua.OUTPUT_ON "
+            "smua.measure.count = 3 smua.measure.v(smua.nvbuffer1)")
+    k.write("format.data = format.REAL32 format.byteorder = format.LITTLEENDIAN")
+    values = k.binary_values("printbuffer(1, 3, smua.nvbuffer1.readings)", header_bytes=2, termination_bytes=-1,
+                             dtype="<f4")                 # pymeasure's reader: '#0' header, 3 floats, LF
+    assert list(values) == [0.5, 0.5, 0.5]                 # the voltage sourced, read back in REAL32
+    k.write("format.data = format.ASCII")
+    k.write("*CLS")
+    k.write("*ESE 1")
+    k.write("*SRE 32")
+    k.write("*OPC")
+    k.adapter.wait_for_srq(timeout=1)                      # returns once a serial poll shows RQS (and clears it)
+    assert k.adapter.connection.read_stb() == 32           # ESB still set; RQS cleared by that poll (IEEE 488.2)
+    assert k.ask("*ESR?").strip() == "1"                   # OPC
