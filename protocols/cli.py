@@ -136,18 +136,19 @@ def _open_quietly(path: Path) -> Any:
     return open_run(path, locking=False)
 
 
-def _tables(run: Any) -> dict[str, Any]:
+def _tables(run: Any, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The run's tables (all, or only ``names``) as DataFrames."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRowsWarning)
-        return {name: run.table(name) for name in run.tables}
+        return {name: run.table(name) for name in run.tables if names is None or name in names}
 
 
 def _summary(path: Path) -> dict[str, Any]:
     """The summary figures of a run, with its exit status."""
-    from rramlab.analysis.summary import summarize
+    from rramlab.analysis.summary import SUMMARY_TABLES, summarize
 
     run = _open_quietly(path)
-    out = {"exit_status": run.exit_status, **summarize(_tables(run))}
+    out = {"exit_status": run.exit_status, **summarize(_tables(run, SUMMARY_TABLES))}   # not the per-point tables
     if run.skipped:
         out["skipped"] = run.skipped
     return out
