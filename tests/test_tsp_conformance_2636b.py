@@ -310,3 +310,15 @@ def test_pymeasure_keithley2600_binary_buffer_read_and_srq_wait(rm) -> None:  # 
     k.adapter.wait_for_srq(timeout=1)                      # returns once a serial poll shows RQS (and clears it)
     assert k.adapter.connection.read_stb() == 32           # ESB still set; RQS cleared by that poll (IEEE 488.2)
     assert k.ask("*ESR?").strip() == "1"                   # OPC
+
+
+# ------------------------------------------------------------------------------ Lua 5.0 operators
+@pytest.mark.parametrize("chunk, line, op", [("t = {1, 2} print(#t)", 1, "#"), ("print(7 % 3)", 1, "%")])
+def test_lua51_only_operators_are_syntax_errors(smu, chunk: str, line: int, op: str) -> None:  # noqa: ANN001
+    """TSP is Lua 5.0, which has no length (#) or modulo (%) operator (Lua 5.0 reference manual §2.5): the
+    chunk is refused with -285 and nothing runs; the same characters inside strings and comments are fine."""
+    smu.write("x = 0")
+    smu.write(chunk.replace("print(", "x = 1 print("))
+    assert _errors(smu) == [["-2.85000e+02", f"TSP Syntax error at line {line}: unexpected symbol near '{op}'"]]
+    assert smu.query("print(x)") == "0.00000e+00"                  # nothing of the chunk ran
+    assert smu.query("print('100% #1') -- # %") == "100% #1"

@@ -58,6 +58,47 @@ def _lua_type(value: Any) -> str:
     return "string" if isinstance(value, str) else "value"
 
 
+_LONG_OPEN = re.compile(r"\[(=*)\[")
+
+
+def lua51_only_operator(code: str) -> tuple[int, str] | None:
+    """(line, operator) of the first ``#`` (length) or ``%`` (modulo) outside strings and comments, else None.
+
+    TSP runs Lua 5.0, which has neither operator: its parser stops at them with "unexpected symbol near" the
+    character, which is what the instrument queues as -285 (Lua 5.0 reference manual, §2.5 lists no ``#`` or
+    ``%``; the 2600B error text for them is not captured [U])."""
+    i, n, line = 0, len(code), 1
+    while i < n:
+        ch = code[i]
+        if ch == "\n":
+            line += 1
+        elif code.startswith("--", i):
+            m = _LONG_OPEN.match(code, i + 2)
+            end = code.find("]" + m.group(1) + "]", m.end()) if m else code.find("\n", i)
+            if end < 0:
+                return None
+            line += code.count("\n", i, end)
+            i = end + (len(m.group(1)) + 2 if m else 0)
+            continue
+        elif ch in "'\"":
+            j = i + 1
+            while j < n and code[j] != ch and code[j] != "\n":
+                j += 2 if code[j] == "\\" else 1
+            i = j + 1
+            continue
+        elif ch == "[" and (m := _LONG_OPEN.match(code, i)):
+            end = code.find("]" + m.group(1) + "]", m.end())
+            if end < 0:
+                return None
+            line += code.count("\n", i, end)
+            i = end + len(m.group(1)) + 2
+            continue
+        elif ch in "#%":
+            return line, ch
+        i += 1
+    return None
+
+
 def _bits(index: Any, width: Any = 1) -> tuple[int, int]:
     """(shift, mask) of a 1-based bit ``index`` (1 = least significant) and field ``width``."""
     i, w = int(float(index)), int(float(width))
@@ -386,9 +427,17 @@ class TspEngine(EmulatedInstrument):
         return text
 
     def _compile(self, code: str) -> Any:
-        """Compile source text (never byte code); queue -285 and return None on a syntax error."""
+        """Compile source text (never byte code); queue -285 and return None on a syntax error — also for the
+        Lua 5.1 operators ``#`` and ``%`` that TSP's Lua 5.0 does not have (:func:`lua51_only_operator`)."""
         if code.lstrip().startswith("\x1b"):
             self.queue_error(-285, "TSP Syntax error at line 1: unexpected symbol near char(27)")
+            return None
+        if (found := lua51_only_operator(code)) is not None:
+            line, op = found
+            text = f"{line}: unexpected symbol near '{op}'"
+            if self.lua50_quoting:
+                text = _QUOTED.sub(lambda m: "`" + m.group(1) + "'", text)
+            self.queue_error(-285, "TSP Syntax error at line " + text)
             return None
         try:
             return self.lua.compile(code, name="=tsp", mode="t")
