@@ -50,23 +50,6 @@ def bench_of(manager: pyvisa.ResourceManager):  # noqa: ANN201 - test side chann
     return manager.visalib.bench
 
 
-def bench_steps(manager: pyvisa.ResourceManager) -> list[tuple[str, str, str | None]]:
-    """The bench transcript as golden steps (resource, command, reply), terminations removed."""
-    steps: list[tuple[str, str, str | None]] = []
-    last: dict[str, int] = {}
-    for e in bench_of(manager).transcript.entries:
-        text = e.data.decode("latin-1").removesuffix("\n")
-        if e.direction == "write":
-            last[e.resource] = len(steps)
-            steps.append((e.resource, text, None))
-        else:
-            k = last[e.resource]
-            res, cmd, reply = steps[k]
-            assert reply is None, f"two replies to {cmd!r}"
-            steps[k] = (res, cmd, text)
-    return steps
-
-
 def writes(bench: Any) -> list[str]:
     """Every command written to the bench, terminations removed."""
     return [w.decode().removesuffix("\n") for w in bench.transcript.writes()]

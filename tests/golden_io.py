@@ -10,8 +10,8 @@ File format (UTF-8 text, one item per line)::
     < 2.00000e-01                  the reply to the previous write (read termination LF implied)
 
 Replies are stored with Python string escapes (``\\t`` for TAB, ``\\\\`` for a backslash) so every byte is
-visible. The same files check the emulators (tests/test_golden_transcripts.py) and the drivers
-(issue 3): drivers and simulator meet in one contract.
+visible. These files are regression records taken on the emulators (tests/test_golden_transcripts.py): they
+show the emulators did not change, not that they are right; the evidence is in tests/manual_pairs/.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
-"""Tier 1: every emulated instrument answers its golden transcript byte for byte.
+"""Regression: every emulated instrument still answers its golden transcript byte for byte.
 
-The same files are the drivers' transcript tests (drivers and simulator meet in one contract).
+The transcripts were recorded from our own emulators: they are regression records, not evidence of what a
+real instrument answers. Evidence is in ``tests/manual_pairs/*.toml`` (pairs written from the manuals,
+replayed against the emulators by ``tests/test_manual_pairs.py`` and read by the driver tests); the
+emulator-recorded driver transcripts ``driver_keithley2636b.txt``/``driver_keithley707b.txt`` were
+replaced by those pairs and are no longer kept.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ FILES = sorted(p.name for p in GOLDEN.glob("*.txt"))
 
 def test_there_is_a_transcript_per_instrument() -> None:
     assert {"keithley2636b.txt", "keithley707b.txt", "bench_controller.txt"} <= set(FILES)
+    assert not {"driver_keithley2636b.txt", "driver_keithley707b.txt"} & set(FILES)   # replaced by manual pairs
 
 
 @pytest.mark.parametrize("name", FILES)

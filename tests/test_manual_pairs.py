@@ -100,7 +100,7 @@ def replay(name: str) -> Replay:
 
 
 CASES = [pytest.param(name, index, id=f"{name}-{index:02d}-{pair.get('tag', '')}")
-         for name in mp.NAMES for index, pair in enumerate(mp.load(name))]
+         for name in mp.ALL_NAMES for index, pair in enumerate(mp.load(name))]
 
 
 @pytest.mark.parametrize(("name", "index"), CASES)
@@ -116,12 +116,12 @@ def test_emulator_satisfies_the_manual_pair(name: str, index: int) -> None:
         pytest.xfail(f"{reason} | {outcome.detail}")
 
 
-@pytest.mark.parametrize("name", mp.NAMES)
+@pytest.mark.parametrize("name", mp.ALL_NAMES)
 def test_replay_logs_no_internal_error(name: str) -> None:
     assert replay(name).internal_errors == []
 
 
-@pytest.mark.parametrize("name", mp.NAMES)
+@pytest.mark.parametrize("name", mp.ALL_NAMES)
 def test_files_are_well_formed_and_examples_fit_their_forms(name: str) -> None:
     head = mp.header(name)
     assert head["bench"] and head["resource"]

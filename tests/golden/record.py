@@ -1,5 +1,8 @@
 """Re-record the replies of a golden transcript from the emulators (review every change by hand!).
 
+What this writes is a regression record of the emulator, never evidence of a real instrument's replies:
+those are the manual pairs in tests/manual_pairs/*.toml, written from the manuals, never recorded.
+
     python tests/golden/record.py tests/golden/keithley2636b.txt
 """
 

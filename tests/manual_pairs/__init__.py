@@ -1,5 +1,8 @@
 """Manual (command, reply) pairs of the SCPI instruments, one TOML file per instrument.
 
+The TSP instruments (``TSP_NAMES``: Keithley 2636B, 707B) have files of the same layout; their commands
+are Lua chunks and their replies what the chunk prints.
+
 The pairs are written from the programming manuals (or from third-party code written against the real
 instrument), each citing its source; they were never recorded from our emulators. The same files feed
 the driver transcript tests (``tests/test_drivers_*.py``, through :func:`comm_pairs`) and the emulator
@@ -49,6 +52,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 HERE = Path(__file__).parent
 NAMES = ("keithley2450", "keysight_b2900", "keysight_b2200a", "keysight_e5250a")
+# The TSP instruments (Keithley 2600B / 707B manuals), same layout; they replace the emulator-recorded driver goldens.
+TSP_NAMES = ("keithley2636b", "keithley707b")
+ALL_NAMES = NAMES + TSP_NAMES
 MATCHES = ("exact", "number", "unit")
 UNIT_FIELDS = ("serial", "firmware")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
