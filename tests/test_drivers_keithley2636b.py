@@ -418,7 +418,7 @@ def test_check_errors_reports_code_and_message(bench) -> None:  # noqa: ANN001
         smu.check_errors()
     assert e.value.errors == [
         (1102, "Parameter too small"),
-        (-286, "TSP Runtime error at line 1: attempt to call global 'nosuchfunction' (a nil value)")]
+        (-286, "TSP Runtime error at line 1: attempt to call global `nosuchfunction' (a nil value)")]
     smu.check_errors()                              # drained: nothing left, no exception
 
 

@@ -319,6 +319,6 @@ def test_lua51_only_operators_are_syntax_errors(smu, chunk: str, line: int, op: 
     chunk is refused with -285 and nothing runs; the same characters inside strings and comments are fine."""
     smu.write("x = 0")
     smu.write(chunk.replace("print(", "x = 1 print("))
-    assert _errors(smu) == [["-2.85000e+02", f"TSP Syntax error at line {line}: unexpected symbol near '{op}'"]]
+    assert _errors(smu) == [["-2.85000e+02", f"TSP Syntax error at line {line}: unexpected symbol near `{op}'"]]
     assert smu.query("print(x)") == "0.00000e+00"                  # nothing of the chunk ran
     assert smu.query("print('100% #1') -- # %") == "100% #1"

@@ -133,7 +133,7 @@ class TspEngine(EmulatedInstrument):
 
     default_precision = 6
     error_queue_depth = 100
-    lua50_quoting = False  # quote names in Lua messages as TSP's Lua 5.0 does: near `*' (see _lua_message)
+    lua50_quoting = True  # quote names in Lua messages as TSP's Lua 5.0 does: near `*' (see _lua_message)
 
     def __init__(self, bench: Bench, name: str, resource: str, idn: str) -> None:
         super().__init__(bench, name, resource)
@@ -419,8 +419,8 @@ class TspEngine(EmulatedInstrument):
 
     def _lua_message(self, exc: BaseException) -> str:
         """'N: message' from a Lua error text; with ``lua50_quoting`` the 5.1 quotes 'x' become 5.0's
-        `x' (``-285,TSP Syntax error at line 1: unexpected symbol near `*'`` and ``attempt to index
-        field `channel' (a nil value)`` in hardware-tested driver code [C], instruments.md §3)."""
+        `x' (``-285,TSP Syntax error at line 1: unexpected symbol near `*'`` in a .NET driver's hardware
+        tests, ``attempt to index field `smub'`` in OE-FET/keithley2600 issue #17 [C])."""
         text = self._lua_text(exc)
         if self.lua50_quoting:
             text = _QUOTED.sub(lambda m: "`" + m.group(1) + "'", text)

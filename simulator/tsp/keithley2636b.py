@@ -25,7 +25,7 @@ Evidence per behaviour ([M] manual, [C] third-party code written against the ins
   offline, ``node[1]`` = ``localnode``: stored/read back only [M names, effects U].
 - An unknown constant is nil; assigning nil to an attribute is a -286 run-time error, the setting kept
   (message text [U]); unknown attributes: "attempt to write read-only or unknown attribute" [U].
-- ``lua50_quoting`` (off until the golden transcripts/tests are updated): Lua 5.0 quotes `x' [C].
+- Lua error messages quote names as TSP's Lua 5.0 does: near `x' [C] (``lua50_quoting``, on).
 - 5042 "Cannot initiate: the source sweep list is empty" [U: no evidence found].
 """
 
@@ -453,7 +453,6 @@ class Keithley2636B(TspEngine):
     model = "2636B"
     KIND = "smu"
     CHANNELS = ("a", "b")
-    lua50_quoting = False
 
     def __init__(self, bench: Bench, config: InstrumentConfig) -> None:
         name, resource = config.name, config.resource
