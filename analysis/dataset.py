@@ -59,12 +59,12 @@ Why one compound dataset per table (not one dataset per column): a row is one el
 chunk, written by one call, so a crash cannot leave a row present in some columns and missing in
 others, and ``seq`` inside the row vouches for the whole row; a batch is one resize and one write
 instead of one per column (per-column appends measured 3-6x slower per record, see
-``reference/performance.md``); ``h5py.File(p)["tables/x"][:]`` is a numpy structured array that
+the benchmarks); ``h5py.File(p)["tables/x"][:]`` is a numpy structured array that
 ``pandas.DataFrame`` takes as is; h5web and silx show a compound dataset as one table with named
 columns. The units of all columns sit in the dataset's single ``units`` attribute, a JSON mapping
 that any viewer displays as text.
 
-Durability (``reference/reliability.md`` §3): rows are buffered per table and written in batches
+Durability (the crash tests): rows are buffered per table and written in batches
 of ``batch_rows`` (default 1024; never fewer than the batch size unless a durability point or the
 close forces it). :meth:`RunWriter.durability_point` writes every buffer, stores each table's
 ``committed_rows`` attribute and flushes the file (plus ``os.fsync`` with ``durability="fsync"``);

@@ -1,4 +1,4 @@
-"""Electroforming statistics from the ``forming`` table (device-model.md §2).
+"""Electroforming statistics from the ``forming`` table (arXiv 2502.04524).
 
 Input columns: ``row``, ``col``, ``v_form`` (V, NaN if not formed), ``formed`` (bool), ``i_form`` (A),
 ``attempts``, ``g_after_reset`` (S), ``t`` (s).

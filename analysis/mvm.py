@@ -1,4 +1,4 @@
-"""The 64×64 matrix-vector-multiplication error study (device-model.md §6–§7).
+"""The 64×64 matrix-vector-multiplication error study (arXiv 2502.04524).
 
 Recipe (aihwkit example 34, ``ReRamCMONoiseModel``): weights W uniform in [−1, 1], one device per
 weight, mapped linearly onto [g_min, g_max] = [9.0, 88.19] µS; inputs x uniform in [−1, 1]. Each

@@ -1,4 +1,4 @@
-"""Open-loop (identical-pulse) metrics from the ``pulse_train`` table (device-model.md §4).
+"""Open-loop (identical-pulse) metrics from the ``pulse_train`` table (arXiv 2502.04524).
 
 The paper's protocol per device: 400 SET, 400 RESET, 400 SET, 400 RESET, then 500 alternating
 SET/RESET pulses (pulse numbers ``n`` 1…2100). ``g`` is the read after pulse ``n``. Definitions:

@@ -1,4 +1,4 @@
-"""Program-and-verify statistics and the number of distinguishable states (device-model.md §5).
+"""Program-and-verify statistics and the number of distinguishable states (arXiv 2502.04524).
 
 Input: the ``program_verify_result`` table — one row per programmed cell: ``row``, ``col``,
 ``target`` (S), ``acceptance`` (fraction), ``g_final`` (S), ``iterations``, ``converged`` (bool),
@@ -42,7 +42,7 @@ class ProgrammingNoise:
         return cls(float(stats["slope"]), float(stats["intercept_uS"]) / US)
 
 
-#: aihwkit ``ReRamCMONoiseModel`` fits (device-model.md §5), keyed by acceptance fraction.
+#: aihwkit ``ReRamCMONoiseModel`` fits (arXiv 2502.04524), keyed by acceptance fraction.
 PUBLISHED_PROGRAMMING_NOISE: dict[float, ProgrammingNoise] = {
     0.002: ProgrammingNoise(0.00106879, 0.00081107e-6),
     0.02: ProgrammingNoise(0.01129027418, 0.0112185391e-6),

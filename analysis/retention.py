@@ -1,4 +1,4 @@
-"""Retention and relaxation after programming (device-model.md §6).
+"""Retention and relaxation after programming (arXiv 2502.04524).
 
 Input: the ``retention`` table — ``row``, ``col``, ``target`` (S), ``g0`` (S, accepted verify read at
 programming), ``t_prog`` (s), ``tau`` (s since programming, actual), ``g`` (S), ``t`` (s). The shift

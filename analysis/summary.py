@@ -97,7 +97,7 @@ def _positive_or_nan(value: float) -> float:
 
 def _states_10min(df: pd.DataFrame) -> dict[str, Any] | None:
     """Distinguishable states 10 min after programming: each target a normal with the pooled spread of
-    g − target over all cells (relaxation is level-independent, device-model.md §6), as in the paper's
+    g − target over all cells (relaxation is level-independent, arXiv 2502.04524), as in the paper's
     "35 targets, 9.6 % overlap after 10 min"."""
     if "target" not in df:
         return None

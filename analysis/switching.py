@@ -1,4 +1,4 @@
-"""SET/RESET voltages, HRS/LRS and the on/off window from DC I–V double sweeps (device-model.md §3).
+"""SET/RESET voltages, HRS/LRS and the on/off window from DC I–V double sweeps (arXiv 2502.04524).
 
 Input: the ``iv_sweep`` table — ``row``, ``col``, ``cycle``, ``branch`` ("set" | "reset"), ``v`` (V),
 ``i`` (A), ``compliance``, ``t`` (s), ``seq``. Each branch is a double sweep 0 → ±V_max → 0; its

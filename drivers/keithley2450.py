@@ -10,7 +10,7 @@ written down, with its evidence, in ``.helper/scpi_scheme.md``.
 Why not pymeasure's ``Keithley2450``: it formats setpoints with ``%g`` (6 significant digits) and
 ``%f``, clips the compliance with ``truncated_range`` instead of refusing it, uses the 2400-style
 buffer (``:TRAC:FEED``), has no ``:SOUR:VOLT:ILIM:TRIP?``, list sweeps or trigger model, and its
-``shutdown()`` queries the source mode before turning the output off (reference/instruments.md §10).
+``shutdown()`` queries the source mode before turning the output off.
 Subclassing would inherit every one of those properties, so this driver is written on
 :class:`~pymeasure.instruments.Instrument` with only the role's commands.
 

@@ -4,7 +4,7 @@ Manual: Keithley Series 2600B System SourceMeter Instrument Reference Manual, 26
 (commands ``smuX.source.*``, ``smuX.measure.*``, ``smuX.nvbufferY``, ``smuX.trigger.*``,
 ``trigger.timer[N]``, ``errorqueue``, ``reset()``). Ranges of the 263xB models: source voltage
 200 mV/2 V/20 V/200 V; current limit 100 pA to 1.5 A; voltage limit 20 mV to 200 V; measure current
-ranges 100 pA to 1.5 A; NPLC 0.001 to 25 (reference/instruments.md §3).
+ranges 100 pA to 1.5 A; NPLC 0.001 to 25.
 
 Every setpoint is validated before it is written (ValueError naming the parameter and its range;
 NaN and infinities rejected) and goes on the wire as Python's shortest round-trip ``repr``

@@ -2,7 +2,7 @@
 
 Manual: Keithley Series 707B/708B Switching Matrix Reference Manual, 707B-901-01 (commands
 ``channel.close``, ``channel.open``, ``channel.exclusiveclose``, ``channel.getclose``,
-``slot[N].idn``, ``errorqueue``, ``reset()``; reference/instruments.md §6).
+``slot[N].idn``, ``errorqueue``, ``reset()``).
 
 A channel (crosspoint) is ``<slot><row><column>``: slot 1–6, row A–H, two-digit column, e.g.
 ``1A01``. The driver validates every name locally (``^[1-6][A-H]\\d\\d$``) and rejects an empty list

@@ -4,7 +4,7 @@ Manual: Agilent E5250A User's Guide, Edition 9/11, Chapter 5 "Controlling the E5
 ``(@cNNNN)``: card number one digit 0–4, then input two digits and output two digits, p. 5-6;
 "E5252A Channel List" p. 5-15: inputs 01–10, outputs 01–12; connection rule and sequence p. 5-9)
 and Chapter 7 "Command Reference" (``[:ROUTe]:CLOSe``, ``[:ROUTe]:OPEN``, ``[:ROUTe]:OPEN:CARD``,
-``[:ROUTe]:CLOSe:CARD?``, ``[:ROUTe]:FUNCtion ACONfig|NCONfig``; reference/instruments.md §6). The
+``[:ROUTe]:CLOSe:CARD?``, ``[:ROUTe]:FUNCtion ACONfig|NCONfig``). The
 B2200A keeps its command set compatible with the E5250A (B2200 User's Guide, ``:SYST:CCON?``
 note), so both share :class:`~.keysight_b2200a.KeysightSwitchMainframe`: normal configuration mode,
 cards 1–4, crosspoint ``cIIOO``, every relay action followed by one ``:SYST:ERR?``.

@@ -47,7 +47,7 @@ __all__ = [
     "show",
 ]
 
-#: Upper bound of ``:SYST:ERR?`` reads per drain (reference/instruments.md §10: unbounded drains hang).
+#: Upper bound of ``:SYST:ERR?`` reads per drain.
 MAX_ERROR_READS = 32
 
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")

@@ -1,4 +1,4 @@
-"""``program_verify``: the paper's closed-loop scheme (arXiv 2502.04524; device-model.md §5).
+"""``program_verify``: the paper's closed-loop scheme (arXiv 2502.04524).
 
 Read G; while it lies outside target ± acceptance·target, apply one identical pulse whose polarity
 follows the sign of the error (SET below, RESET above) and read again, up to max_iterations. Pulse

@@ -1,6 +1,7 @@
 """Vectorized model of an array of CMO/HfOx 1T1R ReRAM cells (IBM Zurich, arXiv 2502.04524).
 
-Follows ``reference/device-model.md`` §12; all numbers come from :class:`DeviceParameters` (SI units).
+Follows the published CMO/HfOx figures (arXiv 2502.04524) and the sources named per parameter; all numbers
+come from :class:`DeviceParameters` (SI units).
 Cells are addressed by flat index ``row * cols + col``; every state array is flat, length ``rows*cols``.
 
 Pieces of the model

@@ -1,10 +1,10 @@
 """Parameters of the CMO/HfOx 1T1R ReRAM array model (IBM Research Zurich, arXiv 2502.04524).
 
-Every number comes from ``reference/device-model.md`` §12.1-12.8 and is converted once to SI units
+Every number comes from arXiv 2502.04524 or the source named with it, and is converted once to SI units
 (S, V, s, A).  Each field carries its provenance in ``dataclasses.fields(...)[i].metadata``:
 
 - ``unit``: SI unit of the value (``"1"`` for dimensionless numbers);
-- ``symbol``: the symbol used in device-model.md;
+- ``symbol``: the symbol used in the model description;
 - ``source``: provenance tag and origin, e.g. ``"[F✓] Fig. 1c"``, ``"[A] aihwkit reram.py"`` or
   ``"[ASSUMP] ..."`` (a tunable default with no source behind it).
 
@@ -61,7 +61,7 @@ class DeviceParameters:
         1e-3, "s", "[ASSUMP] biases at least this long use the quasi-static rule V_cell >= V_form_i", "")
     forming_time: float = _p(
         1e-3, "s",
-        "[ASSUMP] tuned from 1 µs (device-model.md §12.3) to the quasi-static limit, so the pulse rule is "
+        "[ASSUMP] tuned from 1 µs (arXiv 2502.04524) to the quasi-static limit, so the pulse rule is "
         "continuous with the sweep rule (P_form = 63 % for a 1 ms pulse at V_form_i) and V_form rises "
         "~logarithmically for shorter pulses (+0.56 V at 2.5 µs); with 1 µs a 0.9 ms pulse formed at ~2.5 V",
         "τ_f")

@@ -1,7 +1,7 @@
 """Timing model: how long each operation takes on the real instruments.
 
-Every figure carries its source. [doc] = vendor datasheet/manual (reference/performance.md §1),
-[ASSUMP] = a tunable default with no measurement behind it yet (capture on hardware, instruments.md §11).
+Every figure carries its source. [doc] = vendor datasheet/manual,
+[ASSUMP] = a tunable default with no measurement behind it yet (capture on hardware).
 """
 
 from __future__ import annotations

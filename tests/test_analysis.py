@@ -224,7 +224,7 @@ def test_open_loop_deterministic_soft_bounds_gives_known_states():
         assert m.g_sp == pytest.approx(g_low + d / 2, rel=1e-6)
         assert m.sp_skew == pytest.approx((90e-6 - (g_low + d / 2)) / 80e-6, rel=1e-6)
         assert m.nsr < 1e-6
-    assert steady["n_states"].iloc[0] == pytest.approx(21.06, abs=0.01)   # device-model.md §4: ≈ 22
+    assert steady["n_states"].iloc[0] == pytest.approx(21.06, abs=0.01)   # arXiv 2502.04524: ≈ 22
     # default: every step of the alternating part, including the approach from Gmin
     # (the approach to the steady pair makes the steps unequal: a noise-to-signal ratio without any noise)
     full = open_loop_metrics(df)
@@ -358,7 +358,7 @@ def test_relaxation_fit_recovers_the_aihwkit_law():
 # -- MVM ---------------------------------------------------------------------------------------------
 
 def test_read_noise_formula_matches_device_model():
-    # device-model.md §6: 0.17 µS (1 s), 0.22 µS (1 h), 0.27 µS (10 y) at 50 µS
+    # arXiv 2502.04524: 0.17 µS (1 s), 0.22 µS (1 h), 0.27 µS (10 y) at 50 µS
     for t, expected in ((1.0, 0.17), (3600.0, 0.22), (TEN_YEARS, 0.27)):
         assert read_noise_sigma(50e-6, t) * US == pytest.approx(expected, abs=0.006)
 

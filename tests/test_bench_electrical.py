@@ -91,7 +91,8 @@ def test_readings_are_quantized_to_the_range(formed) -> None:  # noqa: ANN001
 
 
 def test_pulse_limit_is_at_least_ten_percent_of_range(formed) -> None:  # noqa: ANN001
-    """2600B: in sweeps the enforced limit is >= 10 % of the limit range (reliability.md §5.1)."""
+    """2600B: in sweeps the enforced limit is >= 10 % of the limit range (2600B Reference Manual, the minimum
+    enforceable limit in sweeps)."""
     rm, smu, mx = formed
     mx.write(f"channel.exclusiveclose('{cell_channels(1, 1)}')")
     smu.write("rr_bias(3.3); rr_pulse_setup(1e-3)")

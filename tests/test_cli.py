@@ -3,7 +3,7 @@ JSON summary against the published device figures, the run file, figures, ``info
 
 Tolerances are statistical: the demo forms 64 cells and programs/reads 32, so a mean of n samples
 with spread σ is allowed 3·σ/√n and a spread 3·σ/√(2(n−1)) around the published value
-(device-model.md §2, §5, §6, §7).
+(arXiv 2502.04524).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_demo_run_file_holds_every_step_and_cell(demo: dict[str, Any]) -> None:
 def test_demo_forming_matches_the_published_distribution(demo: dict[str, Any]) -> None:
     f = demo["summary"]["forming"]
     assert f["n_cells"] == 64 and f["yield"] >= 0.95
-    # device-model.md §2: V_form ≈ 3.17 V mean, σ ≈ 75 mV.
+    # arXiv 2502.04524: V_form ≈ 3.17 V mean, σ ≈ 75 mV.
     assert within(f["v_form_mean"], 3.17, 3 * 0.075 / math.sqrt(64) + 0.01), f
     assert within(f["v_form_std"], 0.075, 3 * 0.075 / math.sqrt(126) + 0.005), f
 
@@ -106,7 +106,7 @@ def test_demo_switching_below_one_and_a_half_volts(demo: dict[str, Any]) -> None
 def test_demo_programming_noise_slopes(demo: dict[str, Any], label: str, slope: float) -> None:
     pv = demo["summary"]["program_verify"][label]
     assert pv["n_targets"] == 32 and pv["success_rate"] >= 0.95
-    # Published σ(G) slope (device-model.md §5) within 3 standard errors of the fit plus 10 %.
+    # Published σ(G) slope (arXiv 2502.04524) within 3 standard errors of the fit plus 10 %.
     assert within(pv["sigma_slope"], slope, 3 * pv["sigma_slope_se"] + 0.1 * slope), pv
     assert abs(pv["sigma_intercept_uS"]) < 3 * pv["sigma_intercept_se_uS"] + 0.02
     iterations = {"2%": (5, 40), "0.2%": (50, 300)}[label]
@@ -129,7 +129,7 @@ def test_demo_relaxation_matches_the_published_law(demo: dict[str, Any], label: 
 def test_demo_mvm_error_grows_with_time_as_published(demo: dict[str, Any]) -> None:
     rmse = demo["summary"]["mvm"]["rmse"]
     assert demo["summary"]["mvm"]["acceptance"] == 0.002
-    # device-model.md V5 (published ≈ 0.05-0.06 at 1 s, 0.2-0.25 at 10 y). The 1 s figure is extrapolated from the
+    # arXiv 2502.04524, MVM (published ≈ 0.05-0.06 at 1 s, 0.2-0.25 at 10 y). The 1 s figure is extrapolated from the
     # relaxation fit (no read at 1 s yet) and scatters with the die: 0.029-0.057 over seeds 1-9 (measured, 32 cells)
     assert 0.025 < rmse["1s"] < 0.08 and 0.15 < rmse["10y"] < 0.35
     assert rmse["1s"] < rmse["1h"] < rmse["1d"] < rmse["10y"]

@@ -1,4 +1,5 @@
-"""Model-level validation of the CMO/HfOx array model against device-model.md §13 (V1-V4, read noise).
+"""Model-level validation of the CMO/HfOx array model against the validation targets V1-V4 (arXiv 2502.04524)
+and the read noise.
 
 Every statistical target runs for three seeds.  Conventions used throughout:
 
@@ -6,7 +7,7 @@ Every statistical target runs for three seeds.  Conventions used throughout:
   (``P.pulse_gate_voltage`` = 3.3 V), as the instruments apply them; V_ref± are the cell voltages of the
   nominal pulses at the symmetry point through that gate, so nominal pulses give f = 1 there.
 * Verify reads integrate over 20 ms and follow each pulse by 25 ms on the virtual clock.
-* V2 metrics (paper definitions as documented in device-model.md §4): per device, Gmax / Gmin are the
+* V2 metrics (paper definitions as documented in arXiv 2502.04524): per device, Gmax / Gmin are the
   means of the last 50 reads of the two SET / RESET blocks, Gsp the mean of the last 100 reads,
   ΔG_sp the mean pulse-direction-signed step ``δ = ±ΔG`` over the alternating part,
   NSR = std(δ)/mean(δ), n_states = (Gmax - Gmin)/ΔG_sp, SP_skew = (Gmax - Gsp)/(Gmax - Gmin).

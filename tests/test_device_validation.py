@@ -1,4 +1,4 @@
-"""Tier 2: device-model validation targets (reference/device-model.md §13) measured through VISA.
+"""Tier 2: device-model validation targets (arXiv 2502.04524 and the sources named per parameter) measured through VISA.
 
 Every number comes from instrument replies of the simulated bench (raw TSP on the 2636B, the 707B,
 the bench controller's clock); nothing calls the model. Three seeds: the reference seed and two others.

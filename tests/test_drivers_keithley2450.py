@@ -2,7 +2,7 @@
 
 Sources of the pairs (cited on each pair):
 * [RM] Keithley Model 2450 Reference Manual 2450-901-01 Rev. B, Section 6 (p. 6-xx) and App. B;
-* reply formats: reference/instruments.md §1 ([M] NR3 ``-2.384862E-06``, 7 digits; ``:OUTP?``,
+* reply formats ([M] NR3 ``-2.384862E-06``, 7 digits; ``:OUTP?``,
   ``*OPC?``, ``TRIP?`` → ``0|1``; empty error ``0,"No error;0;0 0"`` [C: DMM6500 hardware tests];
   an error with event type and time ``<code>,"<msg>;<type>;<time>"``);
 * the wire scheme the driver follows: ``.helper/scpi_scheme.md``.

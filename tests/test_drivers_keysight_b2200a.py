@@ -9,7 +9,7 @@ Sources of the pairs (cited on each pair):
   (commit 136245b8) transcribes the manual's summary: ``[:ROUT]:FUNC ACON|NCON``, ``[:ROUT]:OPEN:CARD
   card|ALL``, ``[:ROUT]:CLOS:CARD? card`` → channel list, ``:SYST:CTYP? card`` (model and revision),
   ``:SYST:ERR?``; the optional ``:ROUT`` node is written out here;
-* SCPI-99 Vol. 2 §21.8 for standard error codes/texts; reference/instruments.md §6.
+* SCPI-99 Vol. 2 §21.8 for standard error codes/texts; the manual.
 
 Pairs the emulator must satisfy as well are read from ``tests/manual_pairs/keysight_b2200a.toml`` (selected
 by tag; each pair's citation is there, replayed against the emulator by ``tests/test_manual_pairs.py``).

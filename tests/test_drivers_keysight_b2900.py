@@ -6,7 +6,7 @@ Sources of the pairs (cited on each pair):
   [:SOURce]:VOLTage / :TRIGgered p. 4-93, :STATus p. 4-115; :SENSe:CURRent:PROTection(:TRIPped?) and
   :NPLCycles as in the B2961A/B2962A SCPI Command Reference Ed. 6 p. 4-87, 4-90, 4-91 (TRIP? → NR1 1|0);
 * [UG] Keysight B2900 User's Guide Ed. 5 p. 6-7 (pulse output, width 50 µs-100,000 s);
-* reply formats of reference/instruments.md §5: NR3 ``+1.000000E-03``; ``SYST:ERR?`` ``+0,"No error"``;
+* reply formats: NR3 ``+1.000000E-03``; ``SYST:ERR?`` ``+0,"No error"``;
 * the wire scheme the driver follows: ``.helper/scpi_scheme.md``.
 
 Pairs the emulator must satisfy as well are read from ``tests/manual_pairs/keysight_b2900.toml`` (selected

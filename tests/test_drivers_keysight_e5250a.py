@@ -4,7 +4,7 @@ Sources (cited on each pair):
 * [UG] Agilent E5250A User's Guide Ed. 9, Ch. 5: channel_list ``(@cNNNN)`` — card number one digit 0–4,
   input two digits, output two digits (p. 5-6); E5252A channel list inputs 01–10, outputs 01–12 (p. 5-15);
   Ch. 7 command reference ``[:ROUTe]:CLOSe``, ``:OPEN``, ``:OPEN:CARD``, ``:CLOSe:CARD?``,
-  ``[:ROUTe]:FUNCtion`` (reference/instruments.md §6);
+  ``[:ROUTe]:FUNCtion``;
 * commands the E5250A shares with the B2200A (B2200 User's Guide Ed. 2: ``:SYST:CCON?`` kept "to keep
   compatibility with the Keysight E5250A"): ``:SYST:CTYP? c``, ``:SYST:ERR?``, IEEE 488.2 ``*ESR?``.
 

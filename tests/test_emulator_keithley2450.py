@@ -86,7 +86,7 @@ def attach_resistor(circuit: Circuit, name: str, ohms: float) -> None:
 
 # ------------------------------------------------------------------------------- identity, errors
 def test_idn_and_language(k: Session) -> None:
-    # [C] real 2450 in public code (instruments.md §1); format [M] 2470 Ref. Manual A-5
+    # [C] real 2450 in public code; format [M] 2470 Ref. Manual A-5
     assert k.query("*IDN?") == "KEITHLEY INSTRUMENTS,MODEL 2450,04365704,1.6.4c"
     # [M] App. B-5 *LANG?; [C] QCoDeS Keithley2450._has_correct_language_mode expects "SCPI"
     assert k.query("*LANG?") == "SCPI"
@@ -140,7 +140,7 @@ def test_event_log_format(k: Session) -> None:
 def test_invalid_buffer_element(k: Session) -> None:
     k.query(":READ?")
     k.write(':TRAC:DATA? 1,1,"defbuffer1",FOO')
-    # [M] instruments.md §1: 1133,"Parameter 4, Syntax error, expected valid name parameters."
+    # [M] 1133,"Parameter 4, Syntax error, expected valid name parameters."
     assert k.query(":SYST:ERR?").startswith('1133,"Parameter 4, Syntax error, expected valid name parameters.')
 
 

@@ -1,6 +1,6 @@
 """The demo procedure on every shipped station: the 2636B + 707B bench, two 2450s + a B2200A, a B2902A + an
 E5250A, and the paper's 64×64 die on three 707B mainframes. Figures are checked against the published fits
-(device-model.md §5: σ(G) slope 0.01129 at 2 %, 0.001069 at 0.2 %) with the issue's ±20 %."""
+(arXiv 2502.04524: σ(G) slope 0.01129 at 2 %, 0.001069 at 0.2 %) with the issue's ±20 %."""
 
 from __future__ import annotations
 

@@ -248,7 +248,7 @@ def test_current_limit_sets_measurement_condition_bit1(rm, smu) -> None:  # noqa
 # ------------------------------------------------------------------------------ Lua 5.0 quoting
 def test_lua50_quoting_when_enabled(rm, smu) -> None:  # noqa: ANN001
     """``-285,TSP Syntax error at line 1: unexpected symbol near `*'`` and ``attempt to index field
-    `channel' (a nil value)`` in hardware-tested drivers (instruments.md §3) [C]."""
+    `channel' (a nil value)`` in hardware-tested drivers  [C]."""
     bench_of(rm).instruments[SMU].lua50_quoting = True
     smu.write("x = *")
     smu.write("smua.foo.bar = 1")

@@ -105,7 +105,7 @@ def test_sandbox_has_no_host_access(rm: pyvisa.ResourceManager) -> None:
 
 
 def test_thousands_of_chunks_resolve_the_right_objects(rm: pyvisa.ResourceManager) -> None:
-    """Regression for the lupa 5.1 userdata pitfall (reference/instruments.md §9)."""
+    """Regression for the lupa 5.1 userdata pitfall."""
     smu, _, _ = open_bench(rm)
     smu.write("smub.source.levelv = 0.5")
     for k in range(3000):

@@ -25,7 +25,7 @@ US = 1e-6
 
 
 def band_voltages(target: float) -> tuple[float, float]:
-    """(V_set, V_reset) of the paper's program-verify bands (device-model.md §5)."""
+    """(V_set, V_reset) of the paper's program-verify bands (arXiv 2502.04524)."""
     v_set = 1.5 if target >= 60 * US else 1.35
     v_reset = -1.5 if target < 30 * US else -1.3
     return v_set, v_reset
@@ -104,7 +104,7 @@ class Campaign:
 
 
 def open_loop_metrics(g: np.ndarray) -> dict[str, float]:
-    """Paper metrics of one device's 2,100-pulse trace (device-model.md §4): G in µS."""
+    """Paper metrics of one device's 2,100-pulse trace (arXiv 2502.04524): G in µS."""
     g = g / US
     signs = np.concatenate([np.ones(400), -np.ones(400), np.ones(400), -np.ones(400), np.tile([1.0, -1.0], 250)])
     gmax = 0.5 * (g[350:400].mean() + g[1150:1200].mean())

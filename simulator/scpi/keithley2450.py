@@ -1,14 +1,14 @@
 """Emulated Keithley 2450 Interactive SourceMeter, SCPI command set (``*LANG SCPI``), channel "1".
 
 Manual: Model 2450 Reference Manual 2450-901-01 Rev. B (Sept. 2013), Section 6 "SCPI command
-reference" (p. 6-xx), App. B "Common commands"; datasheet SPEC-2450 Rev. A. Evidence tags as in
-reference/instruments.md: [M] manual, [C] public code written against the instrument (or its TTI
-firmware siblings DMM6500/2470), [U] unverified (capture on hardware, instruments.md §11).
+reference" (p. 6-xx), App. B "Common commands"; datasheet SPEC-2450 Rev. A. Evidence tags: [M] manual,
+[C] public code written against the instrument (or its TTI firmware siblings DMM6500/2470), [U] unverified
+(capture on hardware).
 
 Replies
 * ``*IDN?`` -> ``KEITHLEY INSTRUMENTS,MODEL 2450,<serial>,<firmware>``: 2470 manual A-5 and real 2450s
   in public code drop the Rev. B manual's "INC." (B-5: ``KEITHLEY INSTRUMENTS INC.,MODEL 2450,…``);
-  the newer form is emulated [M/C, instruments.md §1]. ``*LANG?`` -> ``SCPI`` [M B-5].
+  the newer form is emulated [M/C]. ``*LANG?`` -> ``SCPI`` [M B-5].
 * Readings (:READ?, :MEASure?, :FETCh?, :TRACe:DATA? READ): ``%.6E`` = 7 significant digits,
   uppercase E, 2-digit exponent, no '+' (``-2.384862E-06``, ``3.414127E-04``, ``0.000000E+00``);
   ``:FORMat:ASCii:PRECision n`` (1-16) gives n digits (``-6.999999881E-01`` at 10) [M p. 6-27/6-28;

@@ -5,7 +5,7 @@ four in slots 1-4. Rows of the bench file are the input numbers ``"1"`` … ``"1
 ``(slot, output 1-12)``. In auto configuration mode (card ``0``) outputs run 01-48 across the
 installed cards in slot order.
 
-Evidence (tags as in reference/instruments.md; [M] = B2200 User's Guide, Edition 2 unless noted)
+Evidence (tags: [M] = B2200 User's Guide, Edition 2 unless noted)
 =================================================================================================
 ``*IDN?``            ``AGILENT,B2200A,0,A.01.00`` — "AGILENT,model,0,revision" [M 5-7]. Serial field is
                      always ``0`` [M]; the revision is the bench file's ``firmware`` (give ``A.01.00``).

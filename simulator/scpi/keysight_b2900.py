@@ -2,7 +2,7 @@
 
 Manuals: Agilent B2900 SCPI Command Reference Ed. 2 (B2910-90030, 2011; p. 1-xx/4-xx as printed),
 Keysight B2961A/B2962A SCPI Command Reference Ed. 6 (same command set), Keysight B2900 User's Guide
-Ed. 5, B2900A data sheet. Tags as in reference/instruments.md: [M] manual/data sheet, [C] public code
+Ed. 5, B2900A data sheet. Evidence tags: [M] manual/data sheet, [C] public code
 written against the instrument (Lab::Measurement's recorded B2901A session
 ``t/Moose/Instrument/KeysightB2901A.yml``; a B2901A script with its printed output,
 ``control_smu.py``), [U] unverified.
@@ -38,7 +38,7 @@ Behaviour
   over-range 106 % (102 % on 1.5 A and 3 A); source to 105 % of range (0.21 V on 0.2 V), ±210 V,
   ±3.03 A [M Table 2-4]. Noise one count RMS at 1 PLC, ∝ 1/sqrt(NPLC) [ASSUMP].
 * NPLC 4E-4-100 (50 Hz) / 4.8E-4-120 (60 Hz), aperture 8 µs-2 s [M]; pulse width 50 µs-100,000 s
-  [M User's Guide, instruments.md §5], trigger count 1-100,000 [M data sheet].
+  [M User's Guide], trigger count 1-100,000 [M data sheet].
 * :INITiate (ALL/ACQuire/TRANsient, channel list) runs arm count × trigger count points to completion
   on the virtual clock: at each trigger the transient sets the point's level (FIX: ``:SOUR:VOLT:TRIG``;
   LIST; SWEep) after ``:TRIG:TRAN:DEL`` — in PULS shape the output idles at the immediate level (base),

@@ -5,7 +5,7 @@ outputs in slots 1-4 (the E5255A multiplexer is not emulated). Rows of the bench
 numbers ``"1"`` … ``"10"``; columns ``(slot, output 1-12)``. Auto configuration (card ``0``) numbers
 the outputs 01-48 across the installed cards in slot order.
 
-Evidence (tags as in reference/instruments.md; [M] = E5250A User's Guide, Edition 9/11)
+Evidence (tags: [M] = E5250A User's Guide, Edition 9/11)
 ========================================================================================
 Channel list         ``(@cNNNN[,…][:…])``: card digit 0-4, two-digit input, two-digit output [M 5-6,
                      Figure 5-1]; E5252A inputs 01-10, outputs 01-12 [M 5-15].

@@ -1,7 +1,7 @@
 -- rramlab TSP object model helpers (Lua 5.1).
 -- The instrument's objects are plain Lua tables. Attribute reads and writes that reach the
 -- instrument go through metatables to four Python callables bound once here; no Python object is
--- ever indexed from Lua (see the lupa pitfall in reference/instruments.md).
+-- ever indexed from Lua (lupa 2.x on Lua 5.1 resolves userdata to the wrong object after some hundred chunks).
 local PY_GET, PY_SET, PY_CALL, PY_PRINT = ...
 local setmetatable, rawget, rawset, error, select, type = setmetatable, rawget, rawset, error, select, type
 local unpack = unpack

@@ -4,7 +4,7 @@ Object model after the Series 2600B Reference Manual (2600BS-901-01): ``smua``/`
 ``.source.*``, ``.measure.*`` (``i() v() iv() r() p()``), ``.nvbuffer1/2``, the trigger-model subset
 used for timed pulses (``smuX.trigger.*`` with ``trigger.timer[N]``), ``reset()``, ``errorqueue``,
 ``format.asciiprecision``, ``localnode``. Parameter errors queue 1101 "Parameter too big" / 1102
-"Parameter too small" and leave the setting unchanged (instruments.md §3).
+"Parameter too small" and leave the setting unchanged.
 
 Evidence per behaviour ([M] manual, [C] third-party code written against the instrument, [U] unverified):
 - ``format.data = ASCII|SREAL|REAL32|REAL|REAL64|DREAL``, ``format.byteorder``; binary ``#0`` + IEEE-754 +

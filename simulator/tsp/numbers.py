@@ -1,6 +1,6 @@
 """How TSP instruments print values: ``format.asciiprecision`` digits in %e style.
 
-2600B reference manual: ``format.asciiprecision`` default 6 prints 4.07205e-05 (instruments.md §3);
+2600B reference manual: ``format.asciiprecision`` default 6 prints 4.07205e-05;
 the 707B's default is 10. ``print`` separates values with a TAB; ``printbuffer`` and ``printnumber``
 with a comma and a space. Booleans print as true/false, nil as nil.
 """

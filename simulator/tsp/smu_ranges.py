@@ -1,7 +1,7 @@
 """Source and measure ranges of the Keithley 2636B and how readings are resolved on them.
 
 Ranges: 263xB current 100 pA (measure only), 1 nA … 1 A, 1.5 A; voltage 200 mV, 2 V, 20 V, 200 V
-(instruments.md §3, QCoDeS range tables). Resolution: 6½ digits of range [ASSUMP: ≈ datasheet
+(the manual, QCoDeS range tables). Resolution: 6½ digits of range [ASSUMP: ≈ datasheet
 resolution columns]; noise floor per range [ASSUMP], white, scaled by 1/sqrt(NPLC).
 """
 

@@ -13,7 +13,7 @@ the end-pulse event fires. The pulse width is the delay of the timer whose event
 stimulus (counted from the source-complete event), or the settling plus measurement time when the
 end pulse fires immediately. A timer on the source stimulus sets the period between points.
 During sweeps the enforced limit is never below 10 % of the limit range (manual, ``trigger.source.
-limitY``; reliability.md §5.1).
+limitY``; 2600B Reference Manual).
 """
 
 from __future__ import annotations
