@@ -610,12 +610,15 @@ def main(argv: list[str] | None = None, *, signals: CliSignals | None = None) ->
         args = build_parser().parse_args(argv)
         return int(args.func(args, console, sig))
     except _REFUSALS as e:
+        sig.hold()                              # the outcome is decided: later signals are only noted
         _say(console, f"error: {e}")            # bad input, busy bench, unreachable instrument, unusable file
         return sig.exit_code(EXIT_REFUSED)
     except KeyboardInterrupt:
+        sig.hold()                              # a second Ctrl-C while this is printed must not end in a traceback
         _say(console, "Interrupted: nothing was sent to any instrument.", "yellow")
         return EXIT_INTERRUPTED
     except SystemExit as e:
+        sig.hold()
         if e.code in [128 + sig for sig in ABORT_SIGNALS]:
             _say(console, "Terminated: nothing was sent to any instrument.", "yellow")
         raise
