@@ -13,11 +13,12 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from electrical_helpers import attach_resistor
 
 from rramlab.simulator import models
 from rramlab.simulator.bench import Bench
 from rramlab.simulator.bench_config import InstrumentConfig
-from rramlab.simulator.electrical import FUNC_DCVOLTS, OUTPUT_ON, Circuit
+from rramlab.simulator.electrical import OUTPUT_ON
 
 models._load()   # the registry must hold every family before a module is imported on its own
 
@@ -57,28 +58,6 @@ def b() -> Iterator[Session]:
     yield s
     assert s.bench.internal_errors == []
 
-
-def attach_resistor(circuit: Circuit, name: str, ohms: float) -> None:
-    """A resistor from terminal ``name`` to ground (test stand-in for a device under test)."""
-    ti = circuit._terms.index(name)
-    source_current = circuit._source_current
-    measure_current = circuit.measure_current
-
-    def current(t: int, g: float | None = None) -> float:
-        if t == ti:
-            s = circuit.sources[name]
-            return s.v_out / ohms if s.output == OUTPUT_ON else 0.0
-        return source_current(t, g)
-
-    def measure(n: str, t_int: float) -> float:
-        s = circuit.sources[n]
-        if n == name and s.output == OUTPUT_ON and not (s.in_compliance and s.func == FUNC_DCVOLTS):
-            return s.v_out / ohms
-        return measure_current(n, t_int)
-
-    circuit._source_current = current          # type: ignore[method-assign]
-    circuit.measure_current = measure          # type: ignore[method-assign]
-    circuit.changed()
 
 
 # ------------------------------------------------------------------------------- identity, errors

@@ -258,60 +258,13 @@ class MessageError(Exception):
         self.code = code
 
 
-def split_units(message: str) -> list[str]:
-    """A program message -> its message units (split on ';' outside strings, channel lists, blocks).
-    Raises MessageError(-150/-102) on an unterminated string or unbalanced parenthesis."""
-    units: list[str] = []
-    start = 0
-    i = 0
-    n = len(message)
-    depth = 0
-    while i < n:
-        ch = message[i]
-        if ch in "'\"":
-            j = i + 1
-            while True:
-                j = message.find(ch, j)
-                if j < 0:
-                    raise MessageError(-151)
-                if j + 1 < n and message[j + 1] == ch:
-                    j += 2
-                    continue
-                break
-            i = j + 1
-            continue
-        if ch == "#" and i + 1 < n and message[i + 1].isdigit():
-            k = int(message[i + 1])
-            if k == 0:
-                i = n     # indefinite block runs to the end of the message
-                continue
-            digits = message[i + 2:i + 2 + k]
-            if len(digits) == k and digits.isdigit():
-                i = i + 2 + k + int(digits)
-                continue
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise MessageError(-102)
-        elif ch == ";" and depth == 0:
-            units.append(message[start:i])
-            start = i + 1
-        i += 1
-    if depth:
-        raise MessageError(-102)
-    units.append(message[start:])
-    return units
-
-
-def split_params(text: str) -> list[str]:
-    """Parameter text -> raw parameters (split on ',' outside strings, parentheses and blocks)."""
-    params: list[str] = []
-    start = 0
-    i = 0
+def _split(text: str, sep: str, strict: bool) -> list[str]:
+    """``text`` split on ``sep`` outside strings ('…', "…" with doubled quotes), parentheses and block data
+    (``#0…`` to the end, ``#<n><len>…``). MessageError(-151) on an unterminated string; with ``strict``,
+    MessageError(-102) on unbalanced parentheses."""
+    parts: list[str] = []
+    start = i = depth = 0
     n = len(text)
-    depth = 0
     while i < n:
         ch = text[i]
         if ch in "'\"":
@@ -329,7 +282,7 @@ def split_params(text: str) -> list[str]:
         if ch == "#" and i + 1 < n and text[i + 1].isdigit():
             k = int(text[i + 1])
             if k == 0:
-                i = n
+                i = n     # indefinite block runs to the end of the message
                 continue
             digits = text[i + 2:i + 2 + k]
             if len(digits) == k and digits.isdigit():
@@ -339,12 +292,27 @@ def split_params(text: str) -> list[str]:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch == "," and depth == 0:
-            params.append(text[start:i].strip())
+            if strict and depth < 0:
+                raise MessageError(-102)
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
             start = i + 1
         i += 1
-    params.append(text[start:].strip())
-    return params
+    if strict and depth:
+        raise MessageError(-102)
+    parts.append(text[start:])
+    return parts
+
+
+def split_units(message: str) -> list[str]:
+    """A program message -> its message units (split on ';' outside strings, channel lists, blocks).
+    Raises MessageError(-151/-102) on an unterminated string or unbalanced parenthesis."""
+    return _split(message, ";", strict=True)
+
+
+def split_params(text: str) -> list[str]:
+    """Parameter text -> raw parameters (split on ',' outside strings, parentheses and blocks), stripped."""
+    return [p.strip() for p in _split(text, ",", strict=False)]
 
 
 def join_replies(parts: Iterable[str]) -> str:
