@@ -30,12 +30,14 @@ the queue per operation:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
 
 from .errors import InstrumentError, ReplyError, ShutdownError
-from .roles import ROLE_SMU, SMUSpec
+from .roles import ROLE_SMU, LoopTrace, SMUSpec
 from .tsp import (
     TSPMixin,
     choice_validator,
@@ -67,6 +69,14 @@ _validate_pulse_limit = range_validator("current_limit", "A")
 _validate_amplitude = range_validator("amplitude", "V")
 _validate_read_voltage = range_validator("read_voltage", "V")
 _validate_voltage = range_validator("voltage", "V")
+_validate_nplc = range_validator("nplc", "PLC")
+_validate_stop = range_validator("stop_current", "A")
+_validate_target = range_validator("target", "S")
+_validate_band = range_validator("band", "S")
+LOOP_POINTS = 250                # levels per staircase call: ~3 kB message (driver bound, not a manual figure)
+MAX_PULSES = 1_000_000           # pulses per verify call (driver bound)
+LOOPS_SCRIPT = "rramlab_loops"   # the TSP script holding the on-instrument loops (keithley2600_loops.tsp)
+
 
 
 def _number(name: str, unit: str, bounds: tuple[float, float], *, special: tuple[float, ...] = (),
@@ -348,6 +358,50 @@ class SMUChannel(Channel):
             raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after sourcing {v} V")
         return current, parse_bool(parts[1], command)
 
+    # ------------------------------------------------------- on-instrument loops
+    loop_points = LOOP_POINTS
+
+    def staircase(self, levels: Sequence[float], nplc: Sequence[float], stop_current: float | None) -> LoopTrace:
+        """A DC staircase run by the instrument (``rramlab_staircase`` in ``keithley2600_loops.tsp``): each of
+        ``levels`` (V, -200 … 200, at most :attr:`loop_points`) held in turn, no 0 V between points, one current
+        reading per level with ``nplc[k]`` PLC (0.001 … 25); stops after the first reading >= ``stop_current``
+        (A) or in compliance (None: no stop rule). The output stays at the last level. One write, one reply.
+        A non-zero error count drains the queue into :class:`InstrumentError` (readings discarded)."""
+        n = len(levels)
+        if not 1 <= n <= LOOP_POINTS or len(nplc) != n:
+            raise ValueError(f"levels: 1 … {LOOP_POINTS} levels with one nplc each, got {n} levels and "
+                             f"{len(nplc)} nplc values")
+        v = ",".join(tsp_number(_validate_voltage(x, VOLTAGE_LEVEL)) for x in levels)
+        p = ",".join(tsp_number(_validate_nplc(x, NPLC)) for x in nplc)
+        stop = "nil" if stop_current is None else tsp_number(_validate_stop(stop_current, CURRENT_LEVEL))
+        self.parent.load_loops()
+        command = f"rramlab_staircase({self.node}, {{{v}}}, {{{p}}}, {n}, {stop})"
+        current, flag, t = self.parent.loop_reply(command)
+        return LoopTrace(tuple(float(x) for x in levels[:len(current)]), tuple(current),
+                         tuple(f != 0.0 for f in flag), tuple(t))
+
+    def verify_loop(self, target: float, band: float, v_set: float, v_reset: float, read_voltage: float,
+                    max_pulses: int) -> LoopTrace:
+        """The program-verify loop run by the instrument (``rramlab_verify`` in ``keithley2600_loops.tsp``): read
+        G = I/``read_voltage``; while |G - ``target``| > ``band`` (S) and fewer than ``max_pulses`` pulses, one
+        pulse of ``v_set`` V (G < target) or ``v_reset`` V through the trigger model of :meth:`configure_pulse`,
+        then read again (present NPLC, back at 0 V). One write, one reply; a non-zero error count drains the
+        queue into :class:`InstrumentError`. ``level`` in the trace is the pulse before each read (0: none)."""
+        g = _validate_target(target, (1e-12, 1.0))
+        b = _validate_band(band, (0.0, 1.0))
+        vs = _validate_amplitude(v_set, VOLTAGE_LEVEL)
+        vr = _validate_amplitude(v_reset, VOLTAGE_LEVEL)
+        r = _validate_read_voltage(read_voltage, VOLTAGE_LEVEL)
+        if r == 0.0:
+            raise ValueError("read_voltage must be non-zero (G = I / read_voltage), got 0 V")
+        if isinstance(max_pulses, bool) or not isinstance(max_pulses, int) or not 0 <= max_pulses <= MAX_PULSES:
+            raise ValueError(f"max_pulses must be an integer in 0 … {MAX_PULSES}, got {max_pulses!r}")
+        self.parent.load_loops()
+        command = (f"rramlab_verify({self.node}, {tsp_number(g)}, {tsp_number(b)}, {tsp_number(vs)}, "
+                   f"{tsp_number(vr)}, {tsp_number(r)}, {max_pulses})")
+        amplitude, current, t = self.parent.loop_reply(command)
+        return LoopTrace(tuple(amplitude), tuple(current), (False,) * len(current), tuple(t))
+
     # ----------------------------------------------------------------- buffers
     @staticmethod
     def _buffer(buffer: int) -> int:
@@ -406,6 +460,33 @@ class Keithley2636B(TSPMixin, Instrument):
         kwargs.setdefault("timeout", 10_000)
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
         self.strict_errors = bool(strict_errors)
+        self._loops_loaded = False
+
+    def load_loops(self) -> None:
+        """Load the on-instrument loops (``keithley2600_loops.tsp``, as script ``rramlab_loops``) once per
+        driver session: ``loadscript`` … ``endscript``, ``rramlab_loops()``, error check. A power cycle loses
+        them; the station stops a run on a power-cycled instrument and a new session loads them again."""
+        if not self._loops_loaded:
+            text = resources.files(__package__).joinpath("keithley2600_loops.tsp").read_text(encoding="utf-8")
+            self.load_script(LOOPS_SCRIPT, text)
+            self._loops_loaded = True
+
+    def loop_reply(self, command: str) -> tuple[list[float], list[float], list[float]]:
+        """Send one loop call and parse its reply: three values per reading, then the status row (readings,
+        error count, end time on the instrument timer). Returns the first two columns and each reading's
+        seconds before the end; a non-zero error count drains the queue (:class:`InstrumentError`)."""
+        reply = self.ask(command)
+        parts = reply.strip().split(", ")
+        if len(parts) < 6 or len(parts) % 3:
+            raise ReplyError(command, reply, "3 values per reading and a status row, separated by ', '")
+        values = [parse_number(x, command) for x in parts]
+        n, errors, t_end = values[-3:]
+        if n != len(values) // 3 - 1:
+            raise ReplyError(command, reply, f"{int(n)} readings announced, {len(values) // 3 - 1} sent")
+        if errors != 0.0:
+            self.check_errors()
+            raise InstrumentError([], self.name, f"errorqueue.count was {errors:g} after an on-instrument loop")
+        return values[0:-3:3], values[1:-3:3], [t_end - t for t in values[2:-3:3]]
 
     def shutdown(self) -> None:
         """Turn both outputs off, then set both levels to 0; no query needed; idempotent.

@@ -107,6 +107,51 @@ class SourceMeasureChannel(Protocol):
     def pulse_and_measure(self, amplitude: float, read_voltage: float) -> float: ...   # A; back at 0 V
 
 
+def offers(channel: object, capability: type) -> bool:
+    """Whether ``channel`` offers the optional role ``capability`` (:class:`StaircaseLoop`, :class:`VerifyLoop`):
+    a structural check of the role's members, never of a driver class."""
+    return isinstance(channel, capability)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopTrace:
+    """What an on-instrument loop measured, one entry per reading, oldest first: ``level`` (V: the staircase
+    level, or the pulse amplitude before a verify read, 0 for the first read), ``current`` (A), ``compliance``
+    (the source at its limit), ``before_end`` (s from the reading to the end of the call, instrument timer)."""
+
+    level: tuple[float, ...]
+    current: tuple[float, ...]
+    compliance: tuple[bool, ...]
+    before_end: tuple[float, ...]
+
+
+@runtime_checkable
+class StaircaseLoop(Protocol):
+    """Optional channel capability: a DC staircase run by the instrument, stopping at a current.
+
+    ``staircase(levels, nplc, stop_current)``: source each level in turn and stay there (no 0 V between
+    points), measure the current once per level with ``nplc[k]`` PLC; stop after the first reading with
+    current >= ``stop_current`` or the source in compliance (None: no stop rule). At most ``loop_points``
+    levels per call; the output stays at the last level."""
+
+    loop_points: int
+
+    def staircase(self, levels: Sequence[float], nplc: Sequence[float], stop_current: float | None) -> LoopTrace: ...
+
+
+@runtime_checkable
+class VerifyLoop(Protocol):
+    """Optional channel capability: the program-verify loop run by the instrument (arXiv 2502.04524 scheme).
+
+    ``verify_loop(target, band, v_set, v_reset, read_voltage, max_pulses)``: read G = I/read_voltage; while
+    |G - target| > band (S) and fewer than ``max_pulses`` pulses were applied, one pulse of ``v_set`` V if
+    G < target else ``v_reset`` V (the width set by ``configure_pulse``), then read again. Reads at the
+    channel's present NPLC, back at 0 V after each."""
+
+    def verify_loop(self, target: float, band: float, v_set: float, v_reset: float, read_voltage: float,
+                    max_pulses: int) -> LoopTrace: ...
+
+
 @runtime_checkable
 class SourceMeasureUnit(Instrument, Protocol):
     """An SMU mainframe: one or more :class:`SourceMeasureChannel`."""

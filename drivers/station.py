@@ -24,14 +24,42 @@ from .capabilities import Reading
 from .clock import SystemClock
 from .recording import TranscriptRecorder
 from .registry import driver_class
-from .roles import ROLE_MATRIX, ROLE_SMU, SourceMeasureChannel, SwitchMatrix
+from .roles import ROLE_MATRIX, ROLE_SMU, SourceMeasureChannel, StaircaseLoop, SwitchMatrix, VerifyLoop, offers
 from .station_config import StationConfig, load_station_config
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 __all__ = ["ContactError", "InstrumentConnectionError", "InstrumentRebooted", "RoutingError", "SafetyError",
-           "Station", "StationMismatch"]
+           "Station", "StationMismatch", "staircase_points", "verify_points"]
+
+
+def staircase_points(point: Callable[[float, float], Reading], levels: Sequence[float], nplc: Sequence[float],
+                     stop_current: float | None) -> list[Reading]:
+    """The staircase rule, PC in the loop: ``point(level V, nplc)`` per level until the first reading with
+    current >= ``stop_current`` (A) or in compliance (None: every level). The on-instrument loops follow it."""
+    out: list[Reading] = []
+    for v, n in zip(levels, nplc, strict=True):
+        r = point(v, n)
+        out.append(r)
+        if stop_current is not None and (r.current >= stop_current or r.compliance):
+            break
+    return out
+
+
+def verify_points(read: Callable[[], Reading], pulse_read: Callable[[float], Reading], target: float, band: float,
+                  v_set: float, v_reset: float, max_pulses: int) -> list[tuple[float, Reading]]:
+    """The program-verify rule (arXiv 2502.04524), PC in the loop: read; while |G - target| > band (S) and fewer
+    than ``max_pulses`` pulses, ``pulse_read(v_set if G < target else v_reset)``. Returns (pulse V before the
+    read, 0 for the first; reading). The on-instrument loop follows it."""
+    r = read()
+    out, g = [(0.0, r)], r.conductance
+    while abs(g - target) > band and len(out) <= max_pulses:
+        v = v_set if g < target else v_reset
+        r = pulse_read(v)
+        out.append((v, r))
+        g = r.conductance
+    return out
 
 
 class SafetyError(ValueError):
@@ -124,6 +152,10 @@ class Station:
         self._opened = False                 # open() was called: something may have been sent
         self._lock: BenchLock | None = None
         self.pulses_per_cell: dict[tuple[int, int], int] = {}
+        # optional on-instrument loops of the bit-line channel (None: the PC runs the loop)
+        on_instrument = config.loops == "auto"
+        self._staircase_loop = self.smu_bl if on_instrument and offers(self.smu_bl, StaircaseLoop) else None
+        self._verify_loop = self.smu_bl if on_instrument and offers(self.smu_bl, VerifyLoop) else None
         # called with (row, col) before any energising write to a cell (pulse or DC point), after the pulse
         # was charged to pulses_per_cell: the run engine writes ahead there (cell in flight, pulse ledger)
         self.before_energise: Callable[[int, int], None] | None = None
@@ -485,6 +517,88 @@ class Station:
         self._set(self.smu_bl, "nplc", nplc)
         current, compliance = self._sourcing(lambda: self.smu_bl.sweep_point(v), v)
         return Reading(row, col, v, current, self.clock.now(), compliance)
+
+    def staircase(self, row: int, col: int, levels: Sequence[float], *, nplc: Sequence[float], gate_voltage: float,
+                  current_limit: float, stop_current: float | None = None) -> list[Reading]:
+        """A DC staircase on the bit line of cell (row, col): each of ``levels`` (V) held in turn (no 0 V between
+        points, current limited to ``current_limit`` A, gate at ``gate_voltage`` V), one reading per level with
+        ``nplc[k]`` PLC; stops after the first reading with current >= ``stop_current`` (A) or in compliance.
+        Run by the instrument when the bit-line channel offers it (:class:`~.roles.StaircaseLoop`, station
+        ``loops = "auto"``), else point by point (:meth:`dc_point`); the same readings either way. The bit line
+        stays at the last level."""
+        if len(nplc) != len(levels):
+            raise ValueError(f"nplc: one value per level, got {len(nplc)} for {len(levels)} levels")
+        loop = self._staircase_loop
+        if loop is None:
+            return staircase_points(lambda v, n: self.dc_point(row, col, v, gate_voltage=gate_voltage,
+                                                               current_limit=current_limit, nplc=n),
+                                    levels, nplc, stop_current)
+        vs = [self.check_voltage("bit_line", v, "sweep voltage") for v in levels]
+        ns = [self.check_nplc(n) for n in nplc]
+        limit = self.check_limit("bit_line", current_limit)
+        self.check_voltage("word_line", gate_voltage, "gate voltage")
+        self.check_cell(row, col)
+        self._require_armed()
+        if self.before_energise is not None:
+            self.before_energise(row, col)
+        self.connect(row, col)
+        self._bias(gate_voltage, limit, hold_level=True)
+        out: list[Reading] = []
+        k, chunk = 0, loop.loop_points
+        while k < len(vs):
+            part, part_nplc = vs[k:k + chunk], ns[k:k + chunk]
+            self._settings.pop((self.smu_bl, "nplc"), None)
+            trace = self._sourcing(lambda p=part, q=part_nplc: loop.staircase(p, q, stop_current), vs[k])
+            self._settings[(self.smu_bl, "source_voltage")] = trace.level[-1]
+            self._settings[(self.smu_bl, "nplc")] = part_nplc[len(trace.current) - 1]
+            t_end = self.clock.now()
+            out += [Reading(row, col, v, i, t_end - dt, c) for v, i, c, dt in
+                    zip(trace.level, trace.current, trace.compliance, trace.before_end, strict=True)]
+            if len(trace.current) < len(part):
+                break
+            k += chunk
+        return out
+
+    def verify(self, row: int, col: int, *, target: float, band: float, v_set: float, v_reset: float, width: float,
+               gate_voltage: float | None = None, max_pulses: int) -> list[tuple[float, Reading]]:
+        """Program-verify cell (row, col) to ``target`` ± ``band`` (S) with identical pulses of ``width`` s,
+        ``v_set`` V below the target and ``v_reset`` V above it (gate ``gate_voltage`` V, default the read gate),
+        at most ``max_pulses``; every verify read at the station's read conditions. Returns (pulse V before the
+        read, 0 for the first; reading). Run by the instrument when the bit-line channel offers it
+        (:class:`~.roles.VerifyLoop`, station ``loops = "auto"``), the pulse gate is the read gate and the
+        cell's pulse budget holds ``max_pulses``; else PC in the loop (:meth:`read`, :meth:`pulse_read`)."""
+        rc = self.read_conditions
+        loop = self._verify_loop
+        used = self.pulses_per_cell.get((row, col), 0)
+        if (loop is None or (gate_voltage is not None and gate_voltage != rc.gate_voltage)
+                or used + max_pulses > self.envelope.max_pulses_per_cell):
+            return verify_points(lambda: self.read(row, col),
+                                 lambda v: self.pulse_read(row, col, v, width, gate_voltage),
+                                 target, band, v_set, v_reset, max_pulses)
+        a_set, w = self.check_pulse(v_set, width)
+        a_reset, _ = self.check_pulse(v_reset, width)
+        n = self.check_nplc(rc.nplc)
+        v_read = self.check_voltage("bit_line", rc.voltage, "read voltage")
+        gate = self.check_voltage("word_line", rc.gate_voltage, "gate voltage")
+        self.check_cell(row, col)
+        self._require_armed()
+        # every pulse the loop may apply is charged before the instrument is told (a failure leaves the
+        # reservation, an upper bound); the count is corrected from the reply
+        self.pulses_per_cell[(row, col)] = used + max_pulses
+        if self.before_energise is not None:
+            self.before_energise(row, col)
+        self.connect(row, col)
+        self._bias(gate)
+        if self._pulse_width != w:
+            self._pulse_width = None
+            self.smu_bl.configure_pulse(w, self.envelope.current_limit["bit_line"])
+            self._pulse_width = w
+        self._set(self.smu_bl, "nplc", n)
+        trace = self._sourcing(lambda: loop.verify_loop(target, band, a_set, a_reset, v_read, max_pulses), 0.0)
+        self.pulses_per_cell[(row, col)] = used + len(trace.current) - 1
+        t_end = self.clock.now()
+        return [(v, Reading(row, col, v_read, i, t_end - dt)) for v, i, dt in
+                zip(trace.level, trace.current, trace.before_end, strict=True)]
 
     def contact_check(self, cells: Sequence[tuple[int, int]]) -> ContactReport:
         """Read up to ``contact.cells`` of ``cells`` (spread over the list) at the contact voltage; raises

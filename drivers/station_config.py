@@ -33,6 +33,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TERMINALS = ("bit_line", "word_line")
+LOOPS = ("auto", "pc")                    # station.loops: on-instrument loops where offered, or PC in the loop
 _RESOURCE = re.compile(r"^(GPIB\d*::\d+(::\d+)?|TCPIP\d*::[A-Za-z0-9_.\-]+::[A-Za-z0-9_.\-]+|"
                        r"USB\d*::0x[0-9A-Fa-f]+::0x[0-9A-Fa-f]+::[A-Za-z0-9_.\-]+|ASRL[A-Za-z0-9/_.\-]+)::INSTR$")
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]{0,31}):(\d{1,3}):(\d{1,4})(?:-(\d{1,4}))?$")
@@ -159,6 +160,7 @@ class StationConfig:
     read: ReadConditions
     safety: SafetyEnvelope
     contact: ContactCheck = ContactCheck()
+    loops: str = "auto"                       # "auto": on-instrument loops where offered; "pc": PC in the loop
     text: str = ""
     source: str = ""
 
@@ -266,8 +268,12 @@ def parse_station_config(text: str, source: str = "<text>") -> StationConfig:
 def _parse(data: dict[str, Any], text: str, source: str) -> StationConfig:
     _no_extra(data, {"station", "instruments", "clock", "array", "wiring", "read", "safety", "contact"}, "")
     st = _get(data, "station", dict, "")
-    _no_extra(st, {"name"}, "station")
+    _no_extra(st, {"name", "loops"}, "station")
     name = _text(st, "name", "station")
+    loops = _text(st, "loops", "station", "auto")
+    if loops not in LOOPS:
+        raise StationConfigError(f"station.loops: {_short(loops)}; allowed: {list(LOOPS)} (auto: on the instrument "
+                                 "where the bit-line SMU runs the loop itself; pc: the PC runs every loop)")
     instruments = _instruments(_get(data, "instruments", dict, ""))
 
     ck = _get(data, "clock", dict, "", {"source": "system"})
@@ -309,9 +315,9 @@ def _parse(data: dict[str, Any], text: str, source: str) -> StationConfig:
                         note="safety.max_voltage.bit_line"),
         min_current=_number(ct, "min_current", "contact", 1e-15, 1e-6, "A", 10e-12),
         cells=_integer(ct, "cells", "contact", 1, 64, 4))
-    return StationConfig(name=name, instruments=instruments, clock=clock, rows=rows, cols=cols, topology=topology,
-                         source_lines=source_lines, wiring=wiring, read=read, safety=safety, contact=contact,
-                         text=text, source=source)
+    return StationConfig(name=name, loops=loops, instruments=instruments, clock=clock, rows=rows, cols=cols,
+                         topology=topology, source_lines=source_lines, wiring=wiring, read=read, safety=safety,
+                         contact=contact, text=text, source=source)
 
 
 def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:

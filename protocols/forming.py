@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from rramlab.drivers.capabilities import CellStation
+from rramlab.drivers.capabilities import CellStation, Reading
 from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
@@ -29,6 +29,16 @@ def staircase(start: float, stop: float, step: float) -> np.ndarray:
     return np.round(v, 6)
 
 
+def forming_ramp(p: FormingParams) -> tuple[list[float], list[float]]:
+    """(levels V, nplc per level) of the forming ramp: one staircase of v_step steps at nplc, or — with
+    fine_from — coarse_step steps at coarse_nplc up to below fine_from, then v_step steps at nplc from it."""
+    fine = staircase(p.v_start if p.fine_from is None else p.fine_from, p.v_stop, p.v_step).tolist()
+    if p.fine_from is None:
+        return fine, [p.nplc] * len(fine)
+    coarse = [v for v in staircase(p.v_start, p.fine_from, p.coarse_step).tolist() if v < fine[0]]
+    return coarse + fine, [p.coarse_nplc] * len(coarse) + [p.nplc] * len(fine)
+
+
 @dataclass(frozen=True)
 class FormingParams(ProtocolParams):
     """Voltages V, currents A. current_limit is mandatory (the bit-line source limit during the ramp)."""
@@ -40,6 +50,10 @@ class FormingParams(ProtocolParams):
     gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage during the ramp")
     jump_current: float = param(50e-6, 1e-9, 0.1, "A", "current that marks forming (< current_limit)")
     nplc: float = param(1.0, 0.001, 25, "PLC", "integration time per ramp point")
+    fine_from: float | None = param(None, 0.0, 20.0, "V", "coarse-then-fine ramp: below this voltage, coarse_step "
+                                    "steps of coarse_nplc (unset: one ramp of v_step steps)")
+    coarse_step: float = param(0.1, 1e-4, 1.0, "V", "ramp step below fine_from")
+    coarse_nplc: float = param(0.01, 0.001, 25, "PLC", "integration time per point below fine_from")
     attempts: int = param(1, 1, 100, doc="ramps per cell (<= safety.max_forming_attempts)", integer=True)
     reset_voltage: float = param(-1.4, -20.0, 0.0, "V", "end of the first RESET sweep")
     reset_step: float = param(0.02, 1e-4, 1.0, "V", "RESET sweep step")
@@ -49,6 +63,8 @@ class FormingParams(ProtocolParams):
 
     def cross_check(self) -> None:
         require("v_start", self.v_start, 0.0, self.v_stop, "V")
+        if self.fine_from is not None:
+            require("fine_from", self.fine_from, self.v_start, self.v_stop, "V")
         if self.current_limit is not None and not self.jump_current < self.current_limit:
             raise ParameterError(f"jump_current must be below current_limit = {self.current_limit} A (the ramp "
                                  f"could never see the jump), got {self.jump_current} A")
@@ -83,30 +99,27 @@ class Forming(Protocol):
                                  f"<= {env.max_forming_attempts} (safety.max_forming_attempts)"))
         return out
 
-    def _point(self, station: CellStation, row: int, col: int, v: float, gate: float, attempt: int,
-               branch: str) -> tuple[float, bool, Record]:
-        """One staircase point: (current A, compliance, its sweep record)."""
-        p = self.params
-        assert p.current_limit is not None
-        r = station.dc_point(row, col, v, gate_voltage=gate, current_limit=p.current_limit, nplc=p.nplc)
-        return r.current, r.compliance, Record("forming_sweep", {
-            "row": row, "col": col, "attempt": attempt, "branch": branch, "v": r.voltage, "i": r.current,
-            "compliance": r.compliance, "t": r.t})
+    def _records(self, readings: list[Reading], attempt: int, branch: str) -> Iterator[Record]:
+        for r in readings:
+            yield Record("forming_sweep", {"row": r.row, "col": r.col, "attempt": attempt, "branch": branch,
+                                           "v": r.voltage, "i": r.current, "compliance": r.compliance, "t": r.t})
 
     def expected_rows(self) -> dict[str, tuple[int, int]]:
         """Sweep points: up to ~3.2 V (the paper's forming voltage) typically, every attempt's whole ramp at worst."""
         p = self.params
-        ramp = len(staircase(p.v_start, p.v_stop, p.v_step))
+        levels = forming_ramp(p)[0]
+        ramp = len(levels)
         reset = len(staircase(0.0, p.reset_voltage, p.reset_step))
-        typical = min(ramp, int(max(0.0, 3.2 - p.v_start) / p.v_step) + 1) + reset
+        typical = sum(1 for v in levels if v <= 3.2) + reset
         n = len(self.cells)
         return {"forming": (n, n), "forming_sweep": (n * typical, n * p.attempts * (ramp + reset)),
                 "contact_check": (min(n, 4), min(n, 64))}
 
     def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
-        ramp = staircase(p.v_start, p.v_stop, p.v_step)
-        reset = staircase(0.0, p.reset_voltage, p.reset_step)
+        assert p.current_limit is not None
+        levels, nplc = forming_ramp(p)
+        reset = staircase(0.0, p.reset_voltage, p.reset_step).tolist()
         pending = list(self.pending(self.cells, resume))
         check = getattr(station, "contact_check", None) if p.contact_check else None   # optional capability
         if pending and check is not None:
@@ -117,20 +130,21 @@ class Forming(Protocol):
         for key, (row, col) in pending:
             v_form, i_form, attempt = float("nan"), float("nan"), 0
             for attempt in range(1, p.attempts + 1):  # noqa: B007 - attempt is recorded
-                for v in ramp:
-                    current, compliance, record = self._point(station, row, col, float(v), p.gate_voltage,
-                                                              attempt, "form")
-                    yield record
-                    if current >= p.jump_current or compliance:      # the filament formed: stop the ramp
-                        v_form, i_form = float(v), current
-                        break
+                # the ramp stops at the jump: the filament formed (or the source is at its limit)
+                ramp = station.staircase(row, col, levels, nplc=nplc, gate_voltage=p.gate_voltage,
+                                         current_limit=p.current_limit, stop_current=p.jump_current)
+                yield from self._records(ramp, attempt, "form")
+                last = ramp[-1]
+                if last.current >= p.jump_current or last.compliance:
+                    v_form, i_form = last.voltage, last.current
                 station.release()
                 if v_form == v_form:
                     break
             g_reset = float("nan")
             if v_form == v_form:
-                for v in reset:
-                    yield self._point(station, row, col, float(v), p.reset_gate_voltage, attempt, "reset")[2]
+                sweep = station.staircase(row, col, reset, nplc=[p.nplc] * len(reset),
+                                          gate_voltage=p.reset_gate_voltage, current_limit=p.current_limit)
+                yield from self._records(sweep, attempt, "reset")
                 station.release()
                 g_reset = station.read(row, col).conductance
             yield Record("forming", {"row": row, "col": col, "v_form": v_form, "formed": v_form == v_form,

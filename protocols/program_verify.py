@@ -151,15 +151,14 @@ class ProgramVerify(Protocol):
             if p.reset_first:
                 for _ in range(p.reset_first):
                     station.pulse(row, col, min(v_reset for *_, v_reset in p.bands), p.width, p.gate_voltage)
-            r = station.read(row, col)
-            g, it = r.conductance, 0
-            yield Record("program_verify", {**common, "iteration": 0, "v_pulse": 0.0, "g": g, "t": r.t})
             band = p.acceptance * target
-            while abs(g - target) > band and it < p.max_iterations:
-                v = v_set if g < target else v_reset
-                r = station.pulse_read(row, col, v, p.width, p.gate_voltage)
-                g, it = r.conductance, it + 1
-                yield Record("program_verify", {**common, "iteration": it, "v_pulse": v, "g": g, "t": r.t})
+            steps = station.verify(row, col, target=target, band=band, v_set=v_set, v_reset=v_reset, width=p.width,
+                                   gate_voltage=p.gate_voltage, max_pulses=p.max_iterations)
+            for it, (v, r) in enumerate(steps):
+                yield Record("program_verify", {**common, "iteration": it, "v_pulse": v, "g": r.conductance,
+                                                "t": r.t})
+            it, r = len(steps) - 1, steps[-1][1]
+            g = r.conductance
             converged = abs(g - target) <= band and math.isfinite(g)
             yield Record("program_verify_result", {**common, "g_final": g, "iterations": it, "converged": converged,
                                                    "t_done": r.t})

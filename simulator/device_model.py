@@ -191,8 +191,14 @@ class ArrayModel:
         var0 = self.rel_var[idx]
         var = np.maximum(sig * sig, var0)
         walk = self.rel_walk[idx]
-        if self.noise:
-            walk = walk + np.sqrt(var - var0) * self.rng.standard_normal(idx.size)
+        if self.noise:                       # the walk of cells that do not relax (pristine, stuck) is not drawn
+            step = np.sqrt(var - var0)
+            if act.all():
+                walk = walk + step * self.rng.standard_normal(idx.size)
+            else:
+                moving = act > 0.0
+                walk = walk.copy()
+                walk[moving] += step[moving] * self.rng.standard_normal(int(moving.sum()))
             self.rel_walk[idx] = walk
         self.rel_var[idx] = var
         return np.minimum(np.maximum(self.g_prog[idx] + act * (walk - p.relax_mean_slope * late), lo), hi)
@@ -266,6 +272,10 @@ class ArrayModel:
             i = int(idx[0])
             if self._d2d[7, i] > 0.0:  # formed, not stuck: scalar fast path, same physics and draws
                 self._apply_one(i, float(v), float(np.reshape(v_gate, ())), duration, t_end)
+                return
+            if self.pristine[i]:       # pristine: scalar up to the forming decision (forming ramps' hot path)
+                self._apply_pristine_one(i, float(v), float(np.reshape(v_gate, ())), duration, t_end,
+                                         duration if hold is None else max(hold, duration), final)
                 return
         gmin, gmax, r_set, r_reset, sig, lo, hi, act, vform = self._d2d[:, idx]
         g = self._relaxed(idx, t_end - duration, act, lo, hi)
@@ -361,7 +371,7 @@ class ArrayModel:
         """Conductance (S) that a read of cells `index` at virtual time t (s), integrating over t_int (s),
         sees: the state (programmed value + relaxation walk, clamped to [Gmin_i - 2 µS, Gmax_i + 2 µS] for
         formed, non-stuck cells) plus the 1/f read noise, which is not clamped: it is the same at the bounds
-        as inside the window.  Pristine cells read ~1 nS without relaxation or noise."""
+        as inside the window.  Pristine cells read ~1 nS without relaxation or noise (and draw none)."""
         idx = np.asarray(index, dtype=np.intp).reshape(-1)
         if idx.size == 1 and self._scalar_fast_path:
             return self._conductance_one(int(idx[0]), t, t_int)
@@ -369,6 +379,15 @@ class ArrayModel:
         g = self._relaxed(idx, t, act, lo, hi)
         if not self.noise:
             return g
+        if self._n_pristine:                 # pristine cells read without noise: their noise state waits
+            formed = ~self.pristine[idx]
+            if not formed.all():
+                g[formed] = self._read_noise(idx[formed], g[formed], t, t_int)
+                return g
+        return self._read_noise(idx, g, t, t_int)
+
+    def _read_noise(self, idx: np.ndarray, g: np.ndarray, t: float, t_int: float) -> np.ndarray:
+        """g (S) of cells idx plus their 1/f read noise at time t (s) over an integration of t_int (s)."""
         decay = np.maximum(t - self.noise_t[idx], 0.0)[:, None] * self._inv_tau
         x = self.noise_x[idx] * np.exp(-decay)
         x += np.sqrt(-np.expm1(-2.0 * decay)) * self.rng.standard_normal(x.shape)
@@ -392,7 +411,7 @@ class ArrayModel:
         var0 = self.rel_var.item(i)
         var = max(sig * sig, var0)
         walk = self.rel_walk.item(i)
-        if self.noise:
+        if self.noise and act > 0.0:
             walk = walk + math.sqrt(var - var0) * self.rng.standard_normal()
             self.rel_walk[i] = walk
         self.rel_var[i] = var
@@ -422,11 +441,30 @@ class ArrayModel:
         self.rel_walk[i] = 0.0
         self.rel_var[i] = 0.0
 
+    def _apply_pristine_one(self, i: int, v: float, v_gate: float, duration: float, t_end: float, hold: float,
+                            final: bool) -> None:
+        """Scalar `apply_bias` for one pristine cell i: the relaxation draw and the cell voltage in floats; the
+        vector `_form` only when the bias can form the cell (same draws as the vector path)."""
+        p = self.params
+        g = self._relaxed_one(i, t_end - duration, 0.0, -math.inf, math.inf)
+        v_cell = self.transistor_one(g, v, v_gate) / g
+        if self.form_fail.item(i) or not v_cell > 0.0:
+            return
+        if hold >= p.quasi_static_duration:
+            if v_cell < self._d2d.item(8, i):
+                return
+        elif not final:
+            return
+        idx = np.array([i], dtype=np.intp)
+        gmin, gmax, vform = self._d2d[[0, 1, 8]][:, idx]
+        self._form(idx, np.ones(1, dtype=bool), np.array([v_cell]), v_gate, duration, t_end, gmin, gmax, vform,
+                   hold, final)
+
     def _conductance_one(self, i: int, t: float, t_int: float) -> np.ndarray:
         """Scalar `conductance` for cell i (returns a length-1 array)."""
         lo, hi, act = self._d2d[5:8, i].tolist()
         g = self._relaxed_one(i, t, act, lo, hi)
-        if not self.noise:
+        if not self.noise or self.pristine.item(i):
             return np.array([g])
         decay = max(t - self.noise_t.item(i), 0.0) * self._inv_tau
         x = self.noise_x[i] * np.exp(-decay)

@@ -14,7 +14,7 @@ waveform the instruments actually produced on the virtual clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -83,6 +83,7 @@ class Circuit:
         self.seg_idx = np.zeros(0, dtype=np.int64)
         self.seg_vapp = np.zeros(0)
         self.seg_vgate = np.zeros(0)
+        self._seg_key: tuple[Any, ...] | None = None    # what the segment biases (None: nothing)
         self.conflicts: list[str] = []
 
     # ----------------------------------------------------------------- topology
@@ -209,24 +210,26 @@ class Circuit:
                 self._solve_current_source(s, ti)
         now = self.bench.clock.now
         self.seg_start = now
-        old = (self.seg_idx, self.seg_vapp, self.seg_vgate)
         n = self.idx.size
+        key: tuple[Any, ...] | None = None
         if n == 1:
-            _, vapp, vgate = self._one_current(float(self.model.g_prog[self.idx[0]]))
+            _, vapp, vgate = self._one_current(self.model.g_prog.item(int(self.idx[0])))
             if abs(vapp) >= self.v_th * 0.5:
-                self.seg_idx, self.seg_vapp, self.seg_vgate = self.idx, np.array([vapp]), np.array([vgate])
-            else:
-                self.seg_idx = self._empty
-        elif n == 0:
-            self.seg_idx = self._empty
-        else:
+                key = (int(self.idx[0]), vapp, vgate)
+                if key != self._seg_key:
+                    self.seg_idx, self.seg_vapp, self.seg_vgate = self.idx, np.array([vapp]), np.array([vgate])
+        elif n > 1:
             _, idx, vapp, vgate = self._bias(self._terminal_voltages())
             active = np.abs(vapp) >= self.v_th * 0.5
             self.seg_idx, self.seg_vapp, self.seg_vgate = idx[active], vapp[active], vgate[active]
+            if self.seg_idx.size:
+                key = (self.seg_idx.tobytes(), self.seg_vapp.tobytes(), self.seg_vgate.tobytes())
+        if key is None:
+            self.seg_idx = self._empty
         # a steady bias split by reads keeps its hold time (forming follows the quasi-static rule)
-        if not (np.array_equal(old[0], self.seg_idx) and np.array_equal(old[1], self.seg_vapp)
-                and np.array_equal(old[2], self.seg_vgate)):
+        if key != self._seg_key:
             self.hold_start = now
+            self._seg_key = key
 
     def _clamp_voltage_source(self, s: SourceState, ti: int) -> None:
         """Lower the source's output until its current equals the limit (bisection on the output)."""

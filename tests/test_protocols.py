@@ -203,15 +203,19 @@ def test_forming_jump_must_be_reachable_below_the_current_limit() -> None:
 
 
 def test_forming_stops_the_ramp_at_compliance() -> None:
-    """An SMU clamped at its limit while its (noisy) reading is still under jump_current ends the ramp."""
+    """An SMU clamped at its limit while its (noisy) reading is still under jump_current ends the ramp (the
+    station's PC-side staircase rule, which the on-instrument loop follows)."""
     from rramlab.drivers.capabilities import Reading
+    from rramlab.drivers.station import staircase_points
 
     class ClampingStation:                      # a CellStation whose source clamps at 0.8 V
         class clock:  # noqa: N801
             now = staticmethod(lambda: 0.0)
 
-        def dc_point(self, row: int, col: int, v: float, **kw: Any) -> Reading:
-            return Reading(row, col, v, 1e-9 if v < 0.8 else 49.9e-6, 0.0, compliance=v >= 0.8)
+        def staircase(self, row: int, col: int, levels: list[float], *, nplc: list[float], stop_current: Any = None,
+                      **kw: Any) -> list[Reading]:
+            return staircase_points(lambda v, n: Reading(row, col, v, 1e-9 if v < 0.8 else 49.9e-6, 0.0,
+                                                         compliance=v >= 0.8), levels, nplc, stop_current)
 
         def release(self) -> None: ...
 

@@ -100,8 +100,9 @@ def test_bad_recipes_name_the_problem() -> None:
 def test_instrument_failure_mid_run_keeps_data_and_ends_safe(tmp_path: Path) -> None:
     st = station()
     b = bench(st)
-    # the SMU stops answering during the second step: a dropped reply times out
-    b.faults.add("drop_reply", match=r"trigger\.initiate.*measure\.i", times=1000)
+    # the SMU stops answering during the second step (program-verify, on the instrument or PC in the loop):
+    # a dropped reply times out
+    b.faults.add("drop_reply", match=r"^rramlab_verify\(|^smua\.trigger\.source\.listv.*measure\.i", times=1000)
     with pytest.raises(Exception, match="VI_ERROR_TMO|Timeout"):
         run_recipe(st, parse_recipe(SMALL), tmp_path / "run.h5")
     run = open_run(tmp_path / "run.h5")

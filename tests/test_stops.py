@@ -115,7 +115,8 @@ def test_a_stop_inside_a_unit_then_resume_records_each_unit_once(tmp_path: Path,
         partial = run.partial("program_verify")
         assert partial is not None and (partial["interrupted_in_session"] == 1).all() and len(partial) > 0
     for cell, n in run.state.ledger.items():      # both processes were alive at their stops: exact, or one pulse
-        assert ops.pulses(cell) <= n <= ops.pulses(cell) + 1, cell      # charged by a stop just before its write
+        # charged by a stop just before its write; an on-instrument loop around the stop: charged its maximum
+        assert ops.pulses(cell) <= n <= ops.pulses(cell) + max(1, ops.loop_max[cell]), cell
 
 
 def test_a_resume_killed_after_its_first_reads_keeps_the_ledger_charge(tmp_path: Path) -> None:
