@@ -105,7 +105,7 @@ class Bench:
                    "details": {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
                                for k, v in e.details.items()}} for e in self.events.events]
         path.write_text(json.dumps({"bench": self.name, "events": events, "final": self.state(),
-                                    "internal_errors": self.internal_errors}, default=str))
+                                    "internal_errors": self.internal_errors, "writes": self.writes}, default=str))
 
     @classmethod
     def from_spec(cls, spec: str = "") -> Bench:

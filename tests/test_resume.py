@@ -311,7 +311,8 @@ def test_resume_after_kill_9_at_three_moments_of_the_demo(tmp_path: Path, recipe
     ledger = run.state.ledger
     for cell in {*ledger, *ops.ops}:
         sent, unknown = ops.pulses(cell), ops.loop_max[cell]       # an on-instrument loop: charged its max first
-        assert sent <= ledger.get(cell, 0) <= sent + unknown + 3 * (PULSE_RESERVATION - 1), (cell, sent, ledger.get(cell))
+        assert sent <= ledger.get(cell, 0) <= sent + unknown + 3 * (PULSE_RESERVATION - 1), \
+            (cell, sent, ledger.get(cell))
     assert sum(ledger.values()) - sum(ops.pulses(c) + ops.loop_max[c] for c in ops.ops) <= \
         3 * (PULSE_RESERVATION - 1)
 
