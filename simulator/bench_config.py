@@ -65,6 +65,7 @@ class InstrumentConfig:
     cards: dict[int, str] = field(default_factory=dict)
     rows: dict[str, str] = field(default_factory=dict)
     columns: dict[tuple[int, int], str] = field(default_factory=dict)
+    tsplink_node: int | None = None     # TSP-Link node number: the TSP instruments that have one form a network
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _expand(spec: str, where: str) -> list[str]:
 
 def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> InstrumentConfig:
     where = f"instruments[{index}]"
-    _unknown(t, {"name", "model", "resource", "serial", "firmware", "cards", "rows", "columns"}, where)
+    _unknown(t, {"name", "model", "resource", "serial", "firmware", "cards", "rows", "columns", "tsplink_node"}, where)
     model = _need(t, "model", str, where)
     known = models()
     if model not in known:
@@ -140,6 +141,13 @@ def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> Instrume
     inst = InstrumentConfig(name=_need(t, "name", str, where), model=model,
                             resource=_need(t, "resource", str, where),
                             serial=str(t.get("serial", "0000000")), firmware=str(t.get("firmware", "1.0.0")))
+    if "tsplink_node" in t:
+        node = _need(t, "tsplink_node", int, where)
+        if not getattr(cls, "TSPLINK", False):
+            raise BenchConfigError(f"{where}.tsplink_node: the {model} has no TSP-Link")
+        if not 1 <= node <= 64:
+            raise BenchConfigError(f"{where}.tsplink_node: {node} outside 1..64")
+        inst.tsplink_node = node
     if cls.KIND != "matrix":
         extra = sorted({"cards", "rows", "columns"} & set(t))
         if extra:
@@ -229,7 +237,8 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
     cfg.instruments = [_instrument(t, i, pads) for i, t in enumerate(instruments)]
     names = [i.name for i in cfg.instruments]
     resources_ = [i.resource for i in cfg.instruments] + [cfg.controller]
-    for label, values in (("name", names), ("resource", resources_)):
+    nodes = [i.tsplink_node for i in cfg.instruments if i.tsplink_node is not None]
+    for label, values in (("name", names), ("resource", resources_), ("tsplink_node", nodes)):
         dup = {v for v in values if values.count(v) > 1}
         if dup:
             raise BenchConfigError(f"instruments: duplicate {label}(s) {sorted(dup)}")

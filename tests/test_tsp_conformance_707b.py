@@ -157,3 +157,42 @@ def test_unknown_names_fail_as_runtime_errors(mx) -> None:  # noqa: ANN001
         mx.write(call)
         assert _error(mx).startswith("-2.860000000e+02\tTSP Runtime error at line 1: attempt to call field")
     assert mx.query("print(channel.pattern.nosuch)") == "nil"
+
+
+# ---------------------------------------------------------------------- scripts and TSP-Link (shared engine)
+def test_script_new_and_source(mx) -> None:  # noqa: ANN001
+    # script.new() (§7, same as the 2600B): the named script is in script.user.scripts and runs as name();
+    # scriptVar.source is its code; script.anonymous.* is the anonymous script
+    mx.write('myTest8 = script.new("channel.close(\'1A01\')", "myTest8")')
+    mx.write("myTest8()")
+    assert mx.query('print(channel.getclose("allslots"))') == "1A01"
+    assert mx.query("print(myTest8.source)") == "channel.close('1A01')"
+    assert mx.query("print(script.user.scripts.myTest8 == myTest8, myTest8.name)") == "true\tmyTest8"
+    for line in ("loadscript", "channel.open('allslots')", "endscript", "script.anonymous.run()"):
+        mx.write(line)
+    assert mx.query('print(channel.getclose("allslots"))') == "nil"
+    assert mx.query("print(errorqueue.count)") == "0.000000000e+00"
+
+
+def test_tsplink_offline_without_a_network(mx) -> None:  # noqa: ANN001
+    # tsplink.state: offline when powered on; tsplink.node default 1; node[N] of this node is localnode
+    assert mx.query("print(tsplink.state, tsplink.node, node[1] == localnode)") == "offline\t1.000000000e+00\ttrue"
+
+
+def test_707b_as_master_drives_the_2636b(tmp_path) -> None:  # noqa: ANN001
+    # any node may run tsplink.reset() and become the master (TSP-Link system: "The node that receives the
+    # command becomes the master"); node[1].smua is the 2636B's SMU A
+    from rramlab.simulator.bench_config import default_bench_text
+
+    text = default_bench_text().replace('firmware = "4.0.5"', 'firmware = "4.0.5"\ntsplink_node = 1')
+    path = tmp_path / "link.toml"
+    path.write_text(text.replace('firmware = "1.5.2"', 'firmware = "1.5.2"\ntsplink_node = 2'))
+    rm = pyvisa.ResourceManager(f"{path}?tag=link707b@rramlab")
+    mx = rm.open_resource(MATRIX, read_termination="\n", write_termination="\n")
+    smu = rm.open_resource("GPIB0::26::INSTR", read_termination="\n", write_termination="\n")
+    assert mx.query("print(tsplink.reset())") == "2.000000000e+00"
+    mx.write("node[1].smua.source.levelv = 0.25")
+    assert smu.query("print(smua.source.levelv, tsplink.master)") == "2.50000e-01\t2.00000e+00"
+    assert mx.query("print(node[1].smua.source.levelv, node[1].smua.OUTPUT_ON)") == \
+        "2.500000000e-01\t1.000000000e+00"
+    rm.close()

@@ -1,9 +1,10 @@
 -- rramlab TSP object model helpers (Lua 5.1).
 -- The instrument's objects are plain Lua tables. Attribute reads and writes that reach the
--- instrument go through metatables to four Python callables bound once here; no Python object is
+-- instrument go through metatables to five Python callables bound once here; no Python object is
 -- ever indexed from Lua (lupa 2.x on Lua 5.1 resolves userdata to the wrong object after some hundred chunks).
-local PY_GET, PY_SET, PY_CALL, PY_PRINT = ...
-local setmetatable, rawget, rawset, error, select, type = setmetatable, rawget, rawset, error, select, type
+local PY_GET, PY_SET, PY_CALL, PY_PRINT, PY_REMOTE = ...
+local setmetatable, getmetatable, rawget, rawset, error, select, type = setmetatable, getmetatable, rawget, rawset,
+  error, select, type
 local unpack = unpack
 
 -- A node: a table whose unknown keys are attributes held by the instrument (Python side).
@@ -70,3 +71,60 @@ print = function(...)
   end
   PY_PRINT(n, unpack(args, 1, n))
 end
+
+-- A script (scriptVar): the compiled chunk is its run member; calling the script runs it (2600B Reference
+-- Manual, scriptVar.run(): "You can also run the script by using scriptVar()").
+function __rr_script(node, chunk)
+  rawset(node, "run", chunk)
+  getmetatable(node).__call = function() return chunk() end
+  return node
+end
+
+-- An iterator over the names a Python function returns newline-separated (for name in x.catalog() do … end).
+function __rr_iter(fn)
+  return function()
+    local names, s, i = {}, fn(), 0
+    for n in string.gmatch(s, "[^\n]+") do names[#names + 1] = n end
+    return function() i = i + 1; return names[i] end
+  end
+end
+
+-- Indexing and assignment with metamethods, for Python: called through lupa they run protected (an error in a
+-- metamethod is a Lua error raised in Python, never an unprotected error).
+function __rr_index(t, k) return t[k] end
+function __rr_setindex(t, k, v) t[k] = v end
+
+-- TSP-Link: node[N] of a remote node. Reads, writes and calls are executed by that node's engine
+-- (Python side); results come back as values, or as proxies for that node's tables and functions.
+local function remote_results(node, ok, ...)
+  if ok ~= true then error((...), 3) end
+  local raw = {...}
+  local n, out = raw[1], {}
+  for i = 1, n do
+    local kind, v = raw[2 * i], raw[2 * i + 1]
+    if kind == "p" then out[i] = __rr_remote(node, v) else out[i] = v end
+  end
+  return unpack(out, 1, n)
+end
+
+function __rr_remote(node, path)
+  local t = {}
+  rawset(t, "__rnode", node)
+  rawset(t, "__rpath", path)
+  return setmetatable(t, {
+    __index = function(_, k) return remote_results(node, PY_REMOTE("get", node, path, k)) end,
+    __newindex = function(_, k, v)
+      local ok, err = PY_REMOTE("set", node, path, k, v)
+      if ok ~= true then error(err, 2) end
+    end,
+    __call = function(_, ...)
+      return remote_results(node, PY_REMOTE("call", node, path, select("#", ...), ...))
+    end,
+  })
+end
+
+-- lupa looks up the global `debug` (removed here) without protection before each call into Lua: a metatable on
+-- the global table whose __index fails would abort the whole process. The global table's metatable is therefore
+-- protected: setmetatable(_G, …) fails as Lua fails for a protected metatable ("cannot change a protected
+-- metatable"), a -286 run-time error; the instrument's own behaviour for it is not documented [U].
+setmetatable(_G, {__metatable = false})

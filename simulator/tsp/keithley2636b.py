@@ -13,24 +13,56 @@ Evidence per behaviour ([M] manual, [C] third-party code written against the ins
 - ``smuX.makebuffer(n)``, ``rb[i]`` = ``rb.readings[i]``, ``rb.n``, ``.basetimestamp``, ``.timestamps``
   relative to it [M]; ``printbuffer`` clamps start < 1 and end > n [M printbuffer()], plain Lua tables [M].
   Out-of-range ``rb[i]`` → nil, empty range → empty message, 1104 for a non-buffer [U].
+- ``bufferVar.collectsourcevalues`` / ``.collecttimestamps`` honoured, default 0 for ``nvbuffer1/2`` and for a
+  new ``makebuffer`` buffer [M bufferVar.collect*, "Reading buffers" buffer storage control attributes]; values
+  not collected read as nil and print as nothing; changing the flags on a non-empty buffer is accepted [U]
+  (:class:`ReadingBuffer`).
 - ``smuX.trigger.source.linearv/lineari/listv/listi`` [M]; ``endsweep.action`` SOURCE_IDLE default [M].
 - Factory scripts (factory.lua): SweepV/ILin…, SweepV/IList…, PulseV/IMeasureI/V levels, buffer contents [M];
   settings and output around them [U].
-- ``smuX.sense`` [M][C QCoDeS/pymeasure], ``.measure.filter.*``, ``.measure.rel.*`` (rel subtracted),
-  ``.source.settling`` stored [M names; filter averaging not emulated, SETTLE_* values U].
+- ``smuX.sense`` [M][C QCoDeS/pymeasure], ``.measure.rel.*`` (rel subtracted), ``.source.settling`` stored
+  [M names; SETTLE_* values U].
+- ``smuX.measure.filter.count/enable/type`` honoured: repeating average (count conversions, each one integration
+  on the clock), moving average and median (first-in first-out stack, filled with copies of the first conversion
+  when first enabled; median of an even count = mean of the two middle values); ``FILTER_MOVING_AVG`` 0,
+  ``FILTER_REPEAT_AVG`` 1 (default), ``FILTER_MEDIAN`` 2, ``FILTER_OFF`` 0 (default), ``FILTER_ON`` 1
+  [M smuX.measure.filter.type/.enable/.count, "Filters", "Filter commands"]; stacks per quantity, emptied when a
+  filter setting changes, over-range if any conversion is [U] (:meth:`SmuChannel.filtered`).
 - ``status.condition``, ``.request_enable`` (*SRE), ``.standard.enable/event`` (*ESE, *ESR?),
   ``status.measurement.*``; ``status.measurement.instrument.smuX.condition`` bit0 V limit, bit1 I limit
   [C QCoDeS]; event registers are not latched, ntr/ptr stored only [U]. ``*TST?`` → 0 [M; bytes U].
-- ``beeper``, ``display`` (screen, smuX.measure.func, settext/clear), ``digio`` port bits, ``tsplink``
-  offline, ``node[1]`` = ``localnode``: stored/read back only [M names, effects U].
+- ``beeper``, ``display`` (screen, smuX.measure.func, settext/clear), ``digio`` port bits: stored/read back only
+  [M names, effects U].
+- Scripts (engine): ``script.new(code, name)`` (in ``script.user.scripts``, no global of that name; an existing
+  script of that name becomes unnamed), ``script.newautorun()`` (runs at once, autorun "yes"), ``loadscript name``
+  (a global of that name and a ``script.user.scripts`` entry; autorun "no", "yes" for ``loadandrunscript``),
+  anonymous ``loadscript`` → ``script.anonymous``, ``run()``/``script.run()``, ``.source`` (lines joined by LF;
+  only nil may be written), ``.name`` (renames; "" unnames), ``.run()``/``name()``, ``.list()``, ``.save()`` into
+  nonvolatile memory (``script.user.catalog()``, loaded again and autorun at power-on), ``script.delete()``
+  [M script.*, scriptVar.*, "Named scripts", "Anonymous scripts", "Global variables and the script.user.scripts
+  table"]; code that does not compile in ``script.new`` → -285 and nil, an unnamed script's ``save()`` fails,
+  ``save(filename)`` only kept, ``delete``/``restore`` of an unknown name do nothing, the run order at power-on
+  [U]. An unknown script name fails as any unknown name (-286 attempt to call/index …) [C Lua].
+- TSP-Link (engine): offline at power-on, ``tsplink.node`` from the bench file (``tsplink_node``, default 1),
+  ``tsplink.reset([expected])`` → nodes found, online and ``node[N]`` of the other nodes on success, 1219 "TSP-Link
+  found fewer nodes than expected" when fewer than expected [M tsplink.*, "TSP-Link system", node[N]]; the same
+  error when no other node is found without ``expected`` or on duplicate numbers [U code]; ``node[N].x`` reads,
+  writes and calls run on node N (its state, the bench clock), ``node[N].model/serialno/revision``,
+  ``node[N].execute/getglobal/setglobal`` [M]; node N's instrument errors queue at the master with errorNode N
+  [M errorqueue.next() errorNode; the receiving queue U]; a local error's errorNode is this node's number [M].
 - An unknown constant is nil; assigning nil to an attribute is a -286 run-time error, the setting kept
-  (message text [U]); unknown attributes: "attempt to write read-only or unknown attribute" [U].
+  (message text [U]). Writing an unknown or read-only attribute: -286 "attempt to write read-only or unknown
+  attribute '<path>'", setting kept — no manual or instrument text was found, the wording is ours and kept only
+  so that a misspelt setting never passes silently [U] (see the engine module docstring).
 - Lua error messages quote names as TSP's Lua 5.0 does: near `x' [C] (``lua50_quoting``, on).
-- 5042 "Cannot initiate: the source sweep list is empty" [U: no evidence found].
+- 5042 "Cannot initiate: the source sweep list is empty" [U: no code or text found in the 2600B manual;
+  smuX.trigger.initiate() documents no error for it].
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +77,7 @@ if TYPE_CHECKING:
     from ..bench_config import InstrumentConfig
 
 DELAY_AUTO = -1.0
+FILTER_MOVING_AVG, FILTER_REPEAT_AVG, FILTER_MEDIAN = 0, 1, 2   # smuX.measure.filter.type values [M]
 
 
 def _too(value: float, lo: float, hi: float) -> None:
@@ -57,14 +90,23 @@ def _too(value: float, lo: float, hi: float) -> None:
 
 
 class ReadingBuffer:
-    """``smuX.nvbufferN`` or a dynamic buffer (``smuX.makebuffer(n)``): readings with source values,
-    timestamps and status. ``timestamps`` read back relative to ``basetimestamp``, the time of the
-    first stored reading (manual, bufferVar.basetimestamp / bufferVar.timestamps) [M]."""
+    """``smuX.nvbufferN`` or a dynamic buffer (``smuX.makebuffer(n)``): readings with status, and source
+    values and timestamps when ``collectsourcevalues`` / ``collecttimestamps`` are 1 — both 0 by default and
+    when a buffer is created (2600B Reference Manual, bufferVar.collectsourcevalues, bufferVar.collecttimestamps:
+    default 0; "Reading buffers", buffer storage control attributes: "When the buffer is created, this attribute
+    is initialized to off") [M]. ``timestamps`` read back relative to ``basetimestamp``, the time of the first
+    stored reading (bufferVar.basetimestamp / bufferVar.timestamps) [M].
+
+    A value that was not collected reads as nil (``rb.timestamps[1]``), and a component prints as its collected
+    values only, so one never collected prints nothing (the manual: "If it is set to 0, you cannot access any
+    time information from a reading buffer"; what the instrument answers instead is not given) [U]. The manual
+    allows changing the collect attributes only on an empty buffer; its error for a non-empty one is not given,
+    so the change is accepted and applies to later readings [U]."""
 
     def __init__(self, capacity: int = 60000) -> None:
         self.readings: list[float] = []
-        self.sourcevalues: list[float] = []
-        self._times: list[float] = []
+        self._sources: list[float | None] = []
+        self._times: list[float | None] = []
         self.statuses: list[float] = []
         self.appendmode = 0
         self.collectsourcevalues = 0
@@ -73,12 +115,16 @@ class ReadingBuffer:
         self.basetimestamp = 0.0
 
     @property
-    def timestamps(self) -> list[float]:
-        return [t - self.basetimestamp for t in self._times]
+    def sourcevalues(self) -> list[float | None]:
+        return list(self._sources)
+
+    @property
+    def timestamps(self) -> list[float | None]:
+        return [None if t is None else t - self.basetimestamp for t in self._times]
 
     def clear(self) -> None:
         self.readings.clear()
-        self.sourcevalues.clear()
+        self._sources.clear()
         self._times.clear()
         self.statuses.clear()
         self.basetimestamp = 0.0
@@ -89,8 +135,8 @@ class ReadingBuffer:
         if not self.readings:
             self.basetimestamp = t
         self.readings.append(reading)
-        self.sourcevalues.append(source)
-        self._times.append(t)
+        self._sources.append(source if self.collectsourcevalues else None)
+        self._times.append(t if self.collecttimestamps else None)
         self.statuses.append(status)
 
 
@@ -123,7 +169,8 @@ class SmuChannel:
         self.last_range_i = 100e-9
         self.sense = 0
         self.settling = 0
-        self.filter = {"count": 1, "enable": 0, "type": 1}
+        self.filter = {"count": 1, "enable": 0, "type": FILTER_REPEAT_AVG}   # defaults [M]
+        self.filter_stacks: dict[str, list[float]] = {"i": [], "v": []}
         self.rel = {"enablei": 0, "leveli": 0.0, "enablev": 0, "levelv": 0.0,
                     "enabler": 0, "levelr": 0.0, "enablep": 0, "levelp": 0.0}
         for b in self.buffers.values():
@@ -247,7 +294,15 @@ class SmuChannel:
         self.smu.clock.advance(d + self.source_delay)
 
     def read_current(self) -> float:
-        """One current reading as the instrument reports it (range, resolution, noise, over-range)."""
+        """One current reading as the instrument reports it, through the measure filter."""
+        return self.filtered("i", self._convert_current)
+
+    def read_voltage(self) -> float:
+        """One voltage reading as the instrument reports it, through the measure filter."""
+        return self.filtered("v", self._convert_voltage)
+
+    def _convert_current(self) -> float:
+        """One current conversion (range, resolution, noise, over-range)."""
         bench = self.smu.bench
         t_int = self.integration()
         i = bench.circuit.measure_current(self.state.name, t_int)
@@ -267,7 +322,8 @@ class SmuChannel:
             i += bench.rng.normal(0.0, R.current_noise(rng, self.nplc))
         return R.quantize(i, R.current_resolution(rng))
 
-    def read_voltage(self) -> float:
+    def _convert_voltage(self) -> float:
+        """One voltage conversion."""
         bench = self.smu.bench
         v = bench.circuit.measure_voltage(self.state.name)
         rng = self.meas_rangev
@@ -300,12 +356,49 @@ class SmuChannel:
         setattr(self, attr, x)
 
     def set_filter(self, key: str, v: Any) -> None:
+        """``smuX.measure.filter.count`` 1–100, ``.enable``, ``.type`` [M]. A change empties the filter stacks,
+        so the next moving/median reading starts as when the filter is first enabled [U for count/type]."""
         if v is None:
             raise TypeError
         x = int(v)
         lo, hi = {"count": (1, 100), "enable": (0, 1), "type": (0, 2)}[key]
         _too(x, lo, hi)
+        if self.filter[key] != x:
+            for stack in self.filter_stacks.values():
+                stack.clear()
         self.filter[key] = x
+
+    def filtered(self, kind: str, convert: Callable[[], float]) -> float:
+        """One reading from A/D conversions (``convert``: one integration each, on the bench clock) through
+        the measure filter (2600B Reference Manual, "Filters" and smuX.measure.filter.type) [M]:
+
+        - off: one conversion;
+        - repeating average: ``count`` conversions averaged, the stack then cleared;
+        - moving average: a first-in first-out stack of ``count``; each reading is one new conversion, the
+          oldest discarded, the stack averaged; when the filter is first enabled the stack is empty and the
+          first conversion is copied to all its places ("the first filtered reading is the same as the first
+          reading conversion");
+        - median: the same stack, the middle-most value, the mean of the two middle ones for an even count.
+
+        Current and voltage conversions keep separate stacks; a conversion over range makes the reading over
+        range; conversions are averaged as quantised [U]."""
+        if not self.filter["enable"]:
+            return convert()
+        n, kind_of = self.filter["count"], self.filter["type"]
+        if kind_of == FILTER_REPEAT_AVG:
+            values = [convert() for _ in range(n)]
+        else:
+            stack = self.filter_stacks[kind]
+            x = convert()
+            if not stack:
+                stack.extend([x] * n)
+            else:
+                stack.append(x)
+                del stack[:-n]
+            values = list(stack)
+        if any(abs(v) >= R.OVER_RANGE for v in values):
+            return R.OVER_RANGE
+        return statistics.median(values) if kind_of == FILTER_MEDIAN else sum(values) / len(values)
 
     def set_rel(self, key: str, v: Any) -> None:
         if v is None:
@@ -369,8 +462,10 @@ class SmuChannel:
                   "SOURCE_IDLE": 0, "SOURCE_HOLD": 1, "DELAY_AUTO": -1, "DELAY_OFF": 0,
                   "AUTOZERO_OFF": 0, "AUTOZERO_ONCE": 1, "AUTOZERO_AUTO": 2, "SENSE_LOCAL": 0,
                   "SENSE_REMOTE": 1, "SENSE_CALA": 3, "LIMIT_AUTO": 0,
-                  # [M] names (tsp-toolkit 2636B.lua); values [U] except FILTER_* / SETTLE_SMOOTH
-                  "FILTER_MOVING_AVG": 0, "FILTER_REPEAT_AVG": 1, "FILTER_MEDIAN": 2,
+                  # FILTER_*: names and values, smuX.measure.filter.type / .enable [M]; SETTLE_*: names
+                  # (tsp-toolkit 2636B.lua) [M], values [U] except SETTLE_SMOOTH
+                  "FILTER_MOVING_AVG": FILTER_MOVING_AVG, "FILTER_REPEAT_AVG": FILTER_REPEAT_AVG,
+                  "FILTER_MEDIAN": FILTER_MEDIAN, "FILTER_OFF": 0, "FILTER_ON": 1,
                   "SETTLE_SMOOTH": 0, "SETTLE_FAST_RANGE": 1, "SETTLE_FAST_POLARITY": 2,
                   "SETTLE_DIRECT_IRANGE": 3, "SETTLE_SMOOTH_100NA": 4, "SETTLE_FAST_ALL": 128}
         smu.define(n, {"sense": (lambda: self.sense, lambda v: self.set_choice("sense", v, (0, 1, 3)))},
@@ -435,7 +530,7 @@ class SmuChannel:
         self.changed()
 
 
-def _index(values: list[float], key: Any) -> float | None:
+def _index(values: list[Any], key: Any) -> float | None:
     if isinstance(key, bool) or not isinstance(key, (int, float)):
         return None
     k = int(key)
@@ -524,8 +619,8 @@ class Keithley2636B(TspEngine):
         if path.startswith("{"):
             return super().buffer_values(path)
         base, _, comp = path.rpartition(".")
-        if comp in BUFFER_COMPONENTS and base in self.buffer_nodes:
-            return list(getattr(self.buffer_nodes[base], comp))
+        if comp in BUFFER_COMPONENTS and base in self.buffer_nodes:   # values not collected are left out [U]
+            return [v for v in getattr(self.buffer_nodes[base], comp) if v is not None]
         b = self.buffer_of(path)
         assert b is not None
         return list(b.readings)
@@ -624,8 +719,8 @@ class Keithley2636B(TspEngine):
         return 1 if self._meas_condition() & self.meas_enable else 0
 
     def _build_front_panel(self) -> None:
-        """``beeper``, ``display``, ``digio``, ``tsplink``/``node`` basics; settings are stored and read
-        back, nothing else is emulated [M names; effects U]."""
+        """``beeper``, ``display``, ``digio`` basics; settings are stored and read back, nothing else is
+        emulated [M names; effects U]. ``tsplink``/``node`` are the engine's (TSP-Link, both instruments)."""
         def store(attr: str, lo: int, hi: int) -> Any:
             def setter(v: Any) -> None:
                 if v is None:
@@ -656,9 +751,6 @@ class Keithley2636B(TspEngine):
                       "readport": lambda: float(self.digio_port),
                       "writebit": self._digio_writebit,
                       "writeport": lambda v: setattr(self, "digio_port", int(v) & 0x3FFF)})
-        self.define("tsplink", {"state": (lambda: "offline", None), "node": (lambda: 1, None)},
-                    functions={"reset": lambda *a: 1.0})
-        self.lua.execute("node = {}; rawset(node, 1, localnode)")
 
     def _beep(self, duration: Any = None, frequency: Any = None) -> None:
         d = float(duration)

@@ -45,6 +45,14 @@ sibling, [U] unverified — capture on hardware):
   0; U for 707B firmware]. comet's K707B driver stops on code 0.
 - Unknown names under ``channel``/``channel.pattern``/``beeper`` read as nil, so calling one fails
   as a TSP runtime error -286 "attempt to call field 'x' (a nil value)" as any TSP instrument [C].
+- Scripts (``script.new()``, ``script.anonymous.*``, scriptVar ``.name``/``.source``/``.run()``/``.save()``/
+  ``.list()``, ``script.delete()``, ``script.user.catalog()``) and TSP-Link (``tsplink.state/node/master/group``,
+  ``tsplink.reset()``, ``node[N]``, ``node[N].execute/getglobal/setglobal``) are the engine's, as on the 2636B
+  [M 7: the 707B manual documents the same commands]; see ``simulator/tsp/engine.py`` and the 2636B docstring for
+  what is [U]. With ``tsplink_node`` in the bench file the 707B is a node of the bench's TSP-Link network: a
+  2636B master drives it through ``node[N].channel.*``, and its own errors carry errorNode N (errorqueue.next():
+  "the node number where the error originated") [M].
+- Writing an unknown or read-only attribute: -286 with our own text [U] (see the engine module docstring).
 """
 
 from __future__ import annotations
