@@ -1,0 +1,127 @@
+"""On-instrument loops (the 2636B runs the forming staircase and the program-verify loop itself) against the same
+procedures with the PC in the loop: the TSP source and calls sent byte for byte, the staircase holding its
+level, and statistically equal results on the same die."""
+
+from __future__ import annotations
+
+import itertools
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rramlab.analysis.dataset import open_run
+from rramlab.drivers.station import Station
+from rramlab.drivers.station_config import StationConfigError, load_station_config, parse_station_config
+from rramlab.protocols.forming import FormingParams, forming_ramp
+from rramlab.protocols.recipe import parse_recipe
+from rramlab.protocols.runner import run_recipe
+
+_tags = itertools.count()
+SMU = "GPIB0::26::INSTR"
+RECIPE = """
+[recipe]
+name = "loops"
+[[steps]]
+protocol = "forming"
+cells = "all"
+[steps.params]
+current_limit = 1e-3
+[[steps]]
+protocol = "program_verify"
+cells = { first = 32 }
+[steps.params]
+acceptance = 0.02
+target_min = 10e-6
+target_max = 85e-6
+rounds = 2
+"""
+
+
+def station(loops: str, seed: int = 3) -> Station:
+    text = load_station_config("sim_2636b_707b").text.replace("[station]\n", f'[station]\nloops = "{loops}"\n', 1)
+    return Station(parse_station_config(text), visa_library=f"?seed={seed}&tag=loops{next(_tags)}@rramlab")
+
+
+def writes(st: Station) -> list[str]:
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    return [e.data.decode().rstrip("\n") for e in bench.transcript.entries
+            if e.direction == "write" and e.resource == SMU]
+
+
+def test_the_station_file_chooses_the_loops() -> None:
+    assert load_station_config("sim_2636b_707b").loops == "auto"
+    with pytest.raises(StationConfigError, match=r"station.loops: 'fast'; allowed: \['auto', 'pc'\]"):
+        parse_station_config(load_station_config("sim_2636b_707b").text.replace(
+            "[station]\n", '[station]\nloops = "fast"\n', 1))
+
+
+def test_the_loops_script_and_calls_are_sent_byte_for_byte(tmp_path: Path) -> None:
+    st = station("auto")
+    run_recipe(st, parse_recipe(RECIPE.replace('cells = "all"', "cells = [[0, 0]]").replace(
+        "{ first = 32 }", "[[0, 0]]").replace("rounds = 2", "rounds = 1")), tmp_path / "run.h5")
+    sent = writes(st)
+    # the packaged TSP file, non-blank lines with trailing blanks removed, between loadscript and endscript
+    source = resources.files("rramlab.drivers").joinpath("keithley2600_loops.tsp").read_text(encoding="utf-8")
+    lines = [line.rstrip() for line in source.splitlines() if line.strip()]
+    start = sent.index("loadscript rramlab_loops")
+    assert sent[start + 1:start + 1 + len(lines)] == lines
+    assert sent[start + 1 + len(lines):start + 3 + len(lines)] == ["endscript", "rramlab_loops()"]
+    assert sent.count("loadscript rramlab_loops") == 1                       # loaded once per session
+    # the forming ramp: every level and integration time as Python's shortest repr, the jump current as stop
+    levels, nplc = forming_ramp(FormingParams(current_limit=1e-3))
+    calls = [w for w in sent if w.startswith("rramlab_staircase(")]
+    first = ",".join(repr(v) for v in levels[:250])
+    assert calls[0] == f"rramlab_staircase(smua, {{{first}}}, {{{','.join(['1.0'] * 250)}}}, 250, 5e-05)"
+    assert calls[0].startswith("rramlab_staircase(smua, {0.0,0.01,0.02,0.03,")
+    reset = ",".join(repr(round(-0.02 * k, 6) or 0.0) for k in range(71))
+    assert calls[-1] == f"rramlab_staircase(smua, {{{reset}}}, {{{','.join(['1.0'] * 71)}}}, 71, nil)"
+    # program-verify of cell (0, 0) to the first target of 10-85 µS at 2 %, paper band amplitudes
+    verify = [w for w in sent if w.startswith("rramlab_verify(")]
+    assert verify == [f"rramlab_verify(smua, 1e-05, {0.02 * 1e-05!r}, 1.35, -1.5, 0.2, 1000)"]
+    # the staircase holds its level: no bit-line write to 0 V between the ramp's calls
+    ramp = sent[sent.index(calls[0]):sent.index(calls[1]) + 1]
+    assert not any("smua.source.levelv = 0" in w for w in ramp)
+
+
+def test_the_pc_path_holds_the_staircase_level_between_points(tmp_path: Path) -> None:
+    st = station("pc")
+    run_recipe(st, parse_recipe(RECIPE.replace('cells = "all"', "cells = [[0, 0]]").replace(
+        "{ first = 32 }", "[[0, 0]]").replace("rounds = 2", "rounds = 1")), tmp_path / "run.h5")
+    sent = writes(st)
+    assert not any(w.startswith("rramlab_") or w.startswith("loadscript") for w in sent)
+    points = [i for i, w in enumerate(sent) if "smua.source.compliance" in w]
+    ramp = sent[points[0]:points[-1] + 1]
+    assert ramp[0] == "smua.source.levelv = 0.0 print(smua.measure.i(), smua.source.compliance, errorqueue.count)"
+    assert ramp[1] == "smua.source.levelv = 0.01 print(smua.measure.i(), smua.source.compliance, errorqueue.count)"
+    assert not any(w.startswith("smua.source.levelv = 0\n") or w.endswith("smua.source.levelv = 0") for w in ramp)
+
+
+def test_on_instrument_and_pc_loops_give_statistically_equal_results(tmp_path: Path) -> None:
+    runs = {}
+    for loops in ("auto", "pc"):
+        run_recipe(station(loops), parse_recipe(RECIPE), tmp_path / f"{loops}.h5")
+        runs[loops] = open_run(tmp_path / f"{loops}.h5")
+    a, p = runs["auto"], runs["pc"]
+    fa, fp = a.table("forming"), p.table("forming")
+    # the same die: quasi-static forming is deterministic at V_form, so the same cells form at the same step
+    assert fa["formed"].all() and fp["formed"].all()
+    np.testing.assert_allclose(fa["v_form"], fp["v_form"], atol=0.0101)
+    assert abs(fa["v_form"].mean() - fp["v_form"].mean()) < 0.005
+    assert abs(fa["v_form"].std() - fp["v_form"].std()) < 0.2 * fp["v_form"].std()
+    assert len(a.table("forming_sweep")) == pytest.approx(len(p.table("forming_sweep")), rel=0.02)
+    # program-verify: iterations and the final error spread from the raw rows, with plain numpy
+    ra, rp = a.table("program_verify_result"), p.table("program_verify_result")
+    assert ra["converged"].mean() >= 0.95 and rp["converged"].mean() >= 0.95
+    ia, ip = ra["iterations"].to_numpy(float), rp["iterations"].to_numpy(float)
+    se = np.hypot(ia.std(ddof=1), ip.std(ddof=1)) / np.sqrt(len(ia))
+    assert abs(ia.mean() - ip.mean()) < 3 * se, (ia.mean(), ip.mean(), se)
+    ca, cp = ra[ra["converged"]], rp[rp["converged"]]      # σ of the programmed states: converged cells
+    ea = ((ca["g_final"] - ca["target"]) / ca["target"]).to_numpy()
+    ep = ((cp["g_final"] - cp["target"]) / cp["target"]).to_numpy()
+    assert 0.7 < ea.std() / ep.std() < 1.4, (ea.std(), ep.std())
+    # the same records: every iteration row, iterations numbered from 0 per programming
+    for run in (a, p):
+        rows = run.table("program_verify")
+        assert len(rows) == int(run.table("program_verify_result")["iterations"].sum()) + len(ra)
