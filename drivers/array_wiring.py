@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .roles import Crosspoint, SwitchMatrix
+from .roles import CheckedSwitch, Crosspoint, SwitchMatrix, offers
 
 LINES = ("WL", "BL", "SL")
 TERMINAL_OF_LINE = {"WL": "word_line", "BL": "bit_line", "SL": "ground"}
@@ -96,20 +96,21 @@ class Router:
             if target != now:
                 changes[name] = (sorted(now - target), sorted(target - now))
         self._closed = None                                  # unknown until every change went through
+        read: dict[str, list[Crosspoint]] = {}               # closed sets read back with the last switching
         if len(changes) == 1:
             (name, (opening, closing)), = changes.items()
-            self._switch(name, opening, closing)
+            self._switch(name, opening, closing, read)
         else:
-            for name, (opening, _) in changes.items():
+            for name, (opening, closing) in changes.items():
                 if opening:
-                    self._switch(name, opening, [])
+                    self._switch(name, opening, [], read if not closing else None)
             for name, (_, closing) in changes.items():
                 if closing:
-                    self._switch(name, [], closing)
+                    self._switch(name, [], closing, read)
         for name in (self.matrices if verify_all else changes):
             matrix = self.matrices[name]
             if matrix.MATRIX.reports_closed:
-                got = sorted(matrix.closed())
+                got = read[name] if name in read else sorted(matrix.closed())
                 expected = sorted(want.get(name, frozenset()))
                 if got != expected:
                     opened = self._open_everything()
@@ -118,8 +119,17 @@ class Router:
                                                                     "opening every matrix failed too"))
         self._closed = {name: want.get(name, frozenset()) for name in self.matrices}
 
-    def _switch(self, name: str, opening: Sequence[Crosspoint], closing: Sequence[Crosspoint]) -> None:
+    def _switch(self, name: str, opening: Sequence[Crosspoint], closing: Sequence[Crosspoint],
+                read: dict[str, list[Crosspoint]] | None = None) -> None:
+        """Open then close on matrix ``name``; where it can, in one transaction with the error check and, when
+        ``read`` is given, the closed set read back into ``read[name]`` (:class:`~.roles.CheckedSwitch`)."""
         matrix = self.matrices[name]
+        if offers(matrix, CheckedSwitch):
+            want = read is not None and matrix.MATRIX.reports_closed
+            got = matrix.switch_checked(opening, closing, want)
+            if want and read is not None and got is not None:
+                read[name] = sorted(got)
+            return
         switch = getattr(matrix, "switch", None)
         if switch is not None:
             switch(opening, closing)

@@ -462,6 +462,24 @@ class Keithley2636B(TSPMixin, Instrument):
         self.strict_errors = bool(strict_errors)
         self._loops_loaded = False
 
+    def set_outputs(self, states: Sequence[tuple[str, bool]]) -> None:
+        """Turn channel outputs on or off in the order given and check the error queue, in one query:
+        ``smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON print(errorqueue.count)``.
+        A non-zero count drains the queue into :class:`InstrumentError`."""
+        parts = []
+        for channel_id, on in states:
+            node = self.channel(channel_id).node
+            if not isinstance(on, bool):
+                raise ValueError(f"output state of channel {channel_id!r} must be True or False, got {on!r}")
+            parts.append(f"{node}.source.output = {node}.{'OUTPUT_ON' if on else 'OUTPUT_OFF'}")
+        if not parts:
+            return
+        command = " ".join([*parts, "print(errorqueue.count)"])
+        count = parse_number(self.ask(command), command)
+        if count != 0.0:
+            self.check_errors()
+            raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
+
     def load_loops(self) -> None:
         """Load the on-instrument loops (``keithley2600_loops.tsp``, as script ``rramlab_loops``) once per
         driver session: ``loadscript`` … ``endscript``, ``rramlab_loops()``, error check. A power cycle loses

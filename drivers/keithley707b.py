@@ -25,9 +25,9 @@ from typing import Any
 
 from pymeasure.instruments import Instrument
 
-from .errors import ReplyError, ShutdownError
+from .errors import InstrumentError, ReplyError, ShutdownError
 from .roles import ROLE_MATRIX, CardGeometry, Crosspoint, MatrixSpec
-from .tsp import TSPMixin
+from .tsp import TSPMixin, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,27 @@ class Keithley707B(TSPMixin, Instrument):
         if parts:
             self.write(" ".join(parts))
             self.check_set_errors()
+
+    def switch_checked(self, opening: Sequence[str | Crosspoint], closing: Sequence[str | Crosspoint],
+                       read_back: bool) -> list[Crosspoint] | None:
+        """:meth:`switch` with the error check (and, when ``read_back``, the closed set) in the same query:
+        ``channel.open('…') channel.close('…') print(errorqueue.count[, channel.getclose('allslots')])``.
+        A non-zero count drains the queue into :class:`InstrumentError`. Returns the closed set, sorted,
+        when ``read_back``."""
+        parts = [f"channel.open('{channel_list(opening)}')"] if opening else []
+        parts += [f"channel.close('{channel_list(closing)}')"] if closing else []
+        parts.append("print(errorqueue.count, channel.getclose('allslots'))" if read_back
+                     else "print(errorqueue.count)")
+        command = " ".join(parts)
+        reply = self.ask(command)
+        values = reply.strip("\r\n").split("\t")
+        if len(values) != (2 if read_back else 1):
+            raise ReplyError(command, reply, "the error count" + (" and the closed list, TAB-separated"
+                                                                   if read_back else ""))
+        if parse_number(values[0], command) != 0.0:
+            self.check_errors()
+            raise InstrumentError([], self.name, f"errorqueue.count was {values[0]} after {command!r}")
+        return sorted(crosspoint(c) for c in _closed_list(values[1])) if read_back else None
 
     def open_all(self) -> None:
         """Open every channel of every slot (``channel.open('allslots')``)."""

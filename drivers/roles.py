@@ -176,6 +176,25 @@ class SwitchMatrix(Instrument, Protocol):
 
 
 @runtime_checkable
+class CheckedSwitch(Protocol):
+    """Optional matrix capability: ``switch_checked(opening, closing, read_back)`` opens then closes crosspoints
+    and checks the error queue in one transaction, reading the closed set back in the same one when
+    ``read_back`` (returns it sorted; None otherwise). InstrumentError when an error was queued."""
+
+    def switch_checked(self, opening: Sequence[Crosspoint], closing: Sequence[Crosspoint],
+                       read_back: bool) -> list[Crosspoint] | None: ...
+
+
+@runtime_checkable
+class OutputSwitch(Protocol):
+    """Optional SMU capability: ``set_outputs({channel_id: on}, …)`` turns several channels' outputs on or off
+    in the order given and checks the error queue, in one transaction. InstrumentError when an error was
+    queued."""
+
+    def set_outputs(self, states: Sequence[tuple[str, bool]]) -> None: ...
+
+
+@runtime_checkable
 class BenchClock(Instrument, Protocol):
     """A clock instrument (the simulated bench's virtual clock)."""
 

@@ -24,7 +24,16 @@ from .capabilities import Reading
 from .clock import SystemClock
 from .recording import TranscriptRecorder
 from .registry import driver_class
-from .roles import ROLE_MATRIX, ROLE_SMU, SourceMeasureChannel, StaircaseLoop, SwitchMatrix, VerifyLoop, offers
+from .roles import (
+    ROLE_MATRIX,
+    ROLE_SMU,
+    OutputSwitch,
+    SourceMeasureChannel,
+    StaircaseLoop,
+    SwitchMatrix,
+    VerifyLoop,
+    offers,
+)
 from .station_config import StationConfig, load_station_config
 
 log = logging.getLogger(__name__)
@@ -132,6 +141,7 @@ class Station:
                     f"{library or '(system default)'!r}: {e}") from e
         w = config.wiring
         self._owners: dict[int, Any] = {}
+        self._channel_ids: dict[int, str] = {}
         try:
             self.smu_bl: SourceMeasureChannel = self._channel(w.bit_line)
             self.smu_wl: SourceMeasureChannel = self._channel(w.word_line)
@@ -172,6 +182,7 @@ class Station:
         inst, ch = spec.split(".")
         channel = self.instruments[inst].channel(ch)
         self._owners[id(channel)] = self.instruments[inst]
+        self._channel_ids[id(channel)] = ch
         return channel
 
     # ------------------------------------------------------------------ life cycle
@@ -400,11 +411,29 @@ class Station:
             setattr(channel, attr, value)
             self._settings[key] = value
 
+    def _outputs(self, states: Sequence[tuple[SourceMeasureChannel, bool]]) -> None:
+        """Set channel outputs in the order given, skipping those the cache says already hold; when every
+        remaining channel belongs to one instrument that offers :class:`~.roles.OutputSwitch`, in one
+        transaction (with its error check), else one setting (and check) per channel."""
+        todo = [(ch, on) for ch, on in states if self._settings.get((ch, "output_enabled")) is not on]
+        if not todo:
+            return
+        owner = self._owner(todo[0][0])
+        if all(self._owner(ch) is owner for ch, _ in todo) and offers(owner, OutputSwitch):
+            for ch, _ in todo:
+                self._settings.pop((ch, "output_enabled"), None)     # unknown until the write is confirmed
+            owner.set_outputs([(self._channel_ids[id(ch)], on) for ch, on in todo])
+            for ch, on in todo:
+                self._settings[(ch, "output_enabled")] = on
+            return
+        for ch, on in todo:
+            self._set(ch, "output_enabled", on)
+
     def release(self) -> None:
-        """Bit line to 0 V and both outputs off (relays stay as they are)."""
-        for ch in (self.smu_bl, self.smu_wl):
-            self._set(ch, "source_voltage", 0.0)
-            self._set(ch, "output_enabled", False)
+        """Bit line to 0 V, then both outputs off, bit line first (relays stay as they are; the gate keeps its
+        level, which an output that is off does not apply)."""
+        self._set(self.smu_bl, "source_voltage", 0.0)
+        self._outputs([(self.smu_bl, False), (self.smu_wl, False)])
 
     def connect(self, row: int, col: int) -> None:
         """Route cell (row, col): outputs off, then the router closes its gate, bit- and source-line
@@ -434,9 +463,8 @@ class Station:
         if not holding:                          # bit line to 0 V before the gate or the limit moves
             self._set(self.smu_bl, "source_voltage", 0.0)
         self._set(self.smu_wl, "source_voltage", gate_voltage)
-        self._set(self.smu_wl, "output_enabled", True)
         self._set(self.smu_bl, "current_limit", limit)
-        self._set(self.smu_bl, "output_enabled", True)
+        self._outputs([(self.smu_wl, True), (self.smu_bl, True)])         # the gate first
 
     # ------------------------------------------------------------------ cell ops
     def read(self, row: int, col: int, *, voltage: float | None = None, nplc: float | None = None,

@@ -133,7 +133,8 @@ def test_a_changed_command_fails_the_replay_naming_both_sides(recorded: Path, wo
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     bad = workdir / "bad.jsonl"
     was = altered(recorded / "s.jsonl", bad,
-                  lambda r: r["op"] == "write" and r["resource"] == SMU and r["i"] > 100 and "levelv = " in r["data"],
+                  lambda r: r["op"] == "write" and r["resource"] == SMU and r["i"] > 100
+                  and r["data"].startswith("smua.") and "levelv = " in r["data"],
                   lambda d: d.replace("levelv", "levelV", 1))
     st = station(workdir, "station", f"?replay={bad}@rramlab")
     code, out = call(capsys, ["run", str(recorded / "recipe.toml"), "--station", str(st), "--out", "x.h5",

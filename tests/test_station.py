@@ -235,7 +235,8 @@ def test_half_failed_operations_leave_nothing_cached() -> None:
     b.transcript.clear()
     st.read(3, 3)
     sent = [w.decode().strip() for w in b.transcript.writes(SMU)]
-    assert sent.index("smua.source.levelv = 0.0") < sent.index("smua.source.output = smua.OUTPUT_ON")
+    turn_on = next(i for i, w in enumerate(sent) if "smua.source.output = smua.OUTPUT_ON" in w)
+    assert sent.index("smua.source.levelv = 0.0") < turn_on
 
     st.pulse(3, 3, 1.0, 1e-5)
     b.faults.add("queue_error", match=r"timer\[1\]\.delay = 2e-05", code=-221, message="Settings conflict")

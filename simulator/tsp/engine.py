@@ -82,6 +82,8 @@ def _lua_type(value: Any) -> str:
 
 
 _LONG_OPEN = re.compile(r"\[(=*)\[")
+CACHED_CHUNKS = 2048             # compiled chunks kept per instrument (a session repeats a few command texts)
+CACHED_CHUNK_CHARS = 4096        # longer chunks (staircase calls with their levels) are compiled each time
 
 
 def lua51_only_operator(code: str) -> tuple[int, str] | None:
@@ -229,6 +231,7 @@ class TspEngine(EmulatedInstrument):
     # ------------------------------------------------------------------ Lua set-up
     def _start_lua(self) -> None:
         lua = lua51.LuaRuntime(unpack_returned_tuples=True, register_eval=False, register_builtins=False)
+        self._compiled: dict[str, Any] = {}         # command text -> compiled chunk of this runtime
         g = lua.globals()
         for unsafe in ("io", "os", "debug", "package", "require", "dofile", "loadfile", "module",
                        "collectgarbage", "newproxy", "load", "loadstring", "python"):
@@ -521,10 +524,13 @@ class TspEngine(EmulatedInstrument):
     def _compile(self, code: str) -> Any:
         """Compile source text (never byte code); queue -285 and return None on a syntax error — also for the
         Lua 5.1 operators ``#`` and ``%`` that TSP's Lua 5.0 does not have (:func:`lua51_only_operator`)."""
+        fn = self._compiled.get(code)
+        if fn is not None:
+            return fn
         if code.lstrip().startswith("\x1b"):
             self.queue_error(-285, "TSP Syntax error at line 1: unexpected symbol near char(27)")
             return None
-        if (found := lua51_only_operator(code)) is not None:
+        if ("#" in code or "%" in code) and (found := lua51_only_operator(code)) is not None:
             line, op = found
             text = f"{line}: unexpected symbol near '{op}'"
             if self.lua50_quoting:
@@ -532,10 +538,15 @@ class TspEngine(EmulatedInstrument):
             self.queue_error(-285, "TSP Syntax error at line " + text)
             return None
         try:
-            return self.lua.compile(code, name="=tsp", mode="t")
+            fn = self.lua.compile(code, name="=tsp", mode="t")
         except lua51.LuaError as e:
             self.queue_error(-285, "TSP Syntax error at line " + self._lua_message(e))
             return None
+        if len(code) <= CACHED_CHUNK_CHARS:            # the same command text compiles to the same function
+            if len(self._compiled) >= CACHED_CHUNKS:
+                self._compiled.clear()
+            self._compiled[code] = fn
+        return fn
 
     @staticmethod
     def _lua_text(exc: BaseException) -> str:

@@ -107,6 +107,7 @@ class Keithley707B(TspEngine):
         self.fail_next = False
         self.connectrule = 1
         self.patterns: dict[str, tuple[Crosspoint, ...]] = {}
+        self._expanded: dict[tuple[str, bool, bool], tuple[Crosspoint, ...]] = {}   # parsed lists (no patterns)
         self.delays: dict[Crosspoint, float] = {}
         self.beeper_enable = 1
         super().__init__(bench, name, resource, f"Keithley Instruments Inc., Model {self.model}, {serial}, {firmware}")
@@ -151,10 +152,22 @@ class Keithley707B(TspEngine):
         return set(self.expand(spec, allow_slots=allow_slots, allow_patterns=allow_patterns))
 
     def expand(self, spec: Any, *, allow_slots: bool, allow_patterns: bool = True) -> list[Crosspoint]:
-        """Crosspoints of a channel list in list order (ranges and slots row by row [U]), no repeats."""
+        """Crosspoints of a channel list in list order (ranges and slots row by row [U]), no repeats. Lists
+        are parsed once while no pattern is defined (a pattern name could change what a list means)."""
         if spec is None:
             raise TspError(*INVALID_CHANNEL)
         text = str(spec).strip()
+        if self.patterns:
+            return self._expand(text, allow_slots, allow_patterns)
+        key = (text, allow_slots, allow_patterns)
+        hit = self._expanded.get(key)
+        if hit is None:
+            if len(self._expanded) >= 512:
+                self._expanded.clear()
+            hit = self._expanded[key] = tuple(self._expand(text, allow_slots, allow_patterns))
+        return list(hit)
+
+    def _expand(self, text: str, allow_slots: bool, allow_patterns: bool) -> list[Crosspoint]:
         out: dict[Crosspoint, None] = {}
         if not text:
             return []
