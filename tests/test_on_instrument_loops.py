@@ -146,3 +146,47 @@ def test_coarse_then_fine_forming_matches_the_full_ramp_in_far_less_bench_time(t
     np.testing.assert_array_equal(v_coarse, v_fine)
     assert n_coarse < 0.35 * n_fine                                     # 26 coarse points replace 260 fine ones
     assert 4.0 < t_fine / t_coarse < 7.0, (t_fine, t_coarse)            # measured 5.3× on this die
+
+
+def test_a_cell_change_is_two_smu_and_one_matrix_transaction_with_checks_folded_in() -> None:
+    """Outputs off (bit line first) with the error check, break-before-make relays with the check and the
+    read-back, outputs on (gate first) with the check: each one query (2600B/707B commands, TSP chunks)."""
+    from rramlab.drivers.keithley707b import channel_list
+
+    st = station("auto")
+    st.open()
+    st.read(0, 0)
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    bench.transcript.clear()
+    st.read(0, 1)
+    points = st.config.wiring.array.cell_points
+    old, new = points(0, 0)["matrix"], points(0, 1)["matrix"]
+    opening, closing = channel_list(sorted(old - new)), channel_list(sorted(new - old))
+    sent = [(e.resource, e.data.decode().rstrip("\n")) for e in bench.transcript.entries if e.direction == "write"]
+    assert sent == [
+        (SMU, "smua.source.output = smua.OUTPUT_OFF smub.source.output = smub.OUTPUT_OFF print(errorqueue.count)"),
+        ("GPIB0::16::INSTR", f"channel.open('{opening}') channel.close('{closing}') "
+                             "print(errorqueue.count, channel.getclose('allslots'))"),
+        (SMU, "smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON print(errorqueue.count)"),
+        (SMU, "smua.source.levelv = 0.2 print(smua.measure.i(), errorqueue.count) smua.source.levelv = 0"),
+        ("TCPIP0::rramlab-bench::inst0::INSTR", "CLOCk:TIME?"),
+    ]
+    st.close()
+
+
+def test_an_error_queued_by_the_folded_output_switch_stops_the_operation() -> None:
+    from rramlab.drivers.errors import InstrumentError
+
+    st = station("auto")
+    st.open()
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    bench.faults.add("queue_error", match=r"OUTPUT_ON .*print\(errorqueue\.count\)", code=802,
+                     message="Output blocked by interlock", times=1)
+    with pytest.raises(InstrumentError, match="802"):
+        st.read(2, 2)
+    bench.transcript.clear()
+    st.read(2, 2)                            # the outputs' state was not trusted: switched on again, then read
+    sent = [e.data.decode() for e in bench.transcript.entries if e.direction == "write" and e.resource == SMU]
+    turn_on = next(i for i, w in enumerate(sent) if "OUTPUT_ON" in w)
+    assert turn_on < next(i for i, w in enumerate(sent) if "measure.i()" in w)
+    st.close()
