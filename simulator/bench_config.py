@@ -48,7 +48,7 @@ _RANGE = re.compile(r"^([A-Za-z]+)(\d+)(?:-(\d+))?$")
 
 
 BENCH_KEYS = ("seed", "profile", "noise", "rows", "cols", "line_frequency", "name", "transcript")
-TRANSCRIPT_ENTRIES = 200_000     # default transcript bound: the last 200 000 messages (~40 MB) at least
+TRANSCRIPT_ENTRIES = 200_000     # default transcript bound: the last 200 000 messages, or the last ~48 MB of them
 
 
 class BenchConfigError(ValueError):

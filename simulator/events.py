@@ -85,15 +85,23 @@ class EventLog:
         self._routine = 0
 
 
+ENTRY_BYTES = 240          # memory budget per transcript entry (B): an entry object ~120 B plus a short message
+
+
 class Transcript:
-    """The messages exchanged with the bench's instruments, in order: the last ``limit`` of them at least
-    (at most twice that is held; 0 = record nothing), so a long run does not grow memory without bound."""
+    """The messages exchanged with the bench's instruments, in order: the last ``limit`` of them at least, or
+    as many of the last as fit ``limit`` × :data:`ENTRY_BYTES` bytes of messages and entries (on-instrument loops
+    send and receive kilobytes per message); at most twice that is held; 0 = record nothing. So a long run
+    does not grow memory without bound."""
 
     def __init__(self, limit: int = 200_000) -> None:
         if limit < 0:
             raise ValueError(f"transcript limit must be >= 0 entries, got {limit}")
         self.limit = limit
+        self.max_bytes = limit * ENTRY_BYTES
         self.entries: list[TranscriptEntry] = []
+        self._sizes: list[int] = []               # bytes charged per entry (message + entry overhead)
+        self._bytes = 0
         self.dropped = 0                          # oldest entries discarded to stay within the limit
         self.client = 0                           # pid the bench is acting for now (0 = owner process)
 
@@ -104,9 +112,18 @@ class Transcript:
     def add(self, time: float, resource: str, direction: str, data: bytes) -> None:
         if self.limit:
             self.entries.append(TranscriptEntry(time, resource, direction, data, self.client))
-            if len(self.entries) >= 2 * self.limit:           # amortized O(1): trim in one go
-                drop = len(self.entries) - self.limit
+            size = len(data) + ENTRY_BYTES // 2
+            self._sizes.append(size)
+            self._bytes += size
+            if len(self.entries) >= 2 * self.limit or self._bytes >= 2 * self.max_bytes:   # amortized O(1)
+                drop = max(len(self.entries) - self.limit, 0)
+                freed = sum(self._sizes[:drop])
+                while self._bytes - freed > self.max_bytes and drop < len(self.entries) - 1:
+                    freed += self._sizes[drop]
+                    drop += 1
                 del self.entries[:drop]
+                del self._sizes[:drop]
+                self._bytes -= freed
                 self.dropped += drop
 
     def writes(self, resource: str | None = None) -> list[bytes]:
@@ -130,3 +147,5 @@ class Transcript:
 
     def clear(self) -> None:
         self.entries.clear()
+        self._sizes.clear()
+        self._bytes = 0

@@ -145,3 +145,22 @@ def test_the_event_log_thins_routine_events_and_keeps_every_rare_one() -> None:
     relays = log.of_kind("relays")
     assert 100 <= len(relays) <= 200 and relays[-1].time == 999.0      # the newest routine ones kept
     assert log.dropped == 1000 - len(relays)
+
+
+def test_the_transcript_is_bounded_in_entries_and_in_bytes() -> None:
+    from rramlab.simulator.events import ENTRY_BYTES, Transcript
+
+    small = Transcript(limit=100)
+    for k in range(1000):
+        small.add(float(k), "R", "write", b"x")
+    assert 100 <= len(small.entries) < 200 and small.entries[-1].time == 999.0          # entries bound
+    assert small.dropped + len(small.entries) == 1000
+    big = Transcript(limit=100)                        # 100 × ENTRY_BYTES bytes; 3 kB messages (loop calls)
+    for k in range(1000):
+        big.add(float(k), "R", "write", b"x" * 3000)
+    held = sum(len(e.data) for e in big.entries)
+    assert held <= 2 * 100 * ENTRY_BYTES and len(big.entries) >= 100 * ENTRY_BYTES // 3200 > 0
+    assert big.entries[-1].time == 999.0 and big.dropped + len(big.entries) == 1000
+    big.clear()
+    big.add(0.0, "R", "read", b"y")
+    assert len(big.entries) == 1
