@@ -48,7 +48,7 @@ _RANGE = re.compile(r"^([A-Za-z]+)(\d+)(?:-(\d+))?$")
 
 
 BENCH_KEYS = ("seed", "profile", "noise", "rows", "cols", "line_frequency", "name", "transcript")
-TRANSCRIPT_ENTRIES = 200_000     # default transcript bound: the last 200 000 messages, or the last ~48 MB of them
+TRANSCRIPT_ENTRIES = 200_000     # default transcript bound: the last 200 000 messages, or the last ~24 MB of them
 
 
 class BenchConfigError(ValueError):

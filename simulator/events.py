@@ -85,7 +85,7 @@ class EventLog:
         self._routine = 0
 
 
-ENTRY_BYTES = 240          # memory budget per transcript entry (B): an entry object ~120 B plus a short message
+ENTRY_BYTES = 120          # budget per transcript entry (B): ~60 B of entry plus a short message; at most twice held
 
 
 class Transcript:
