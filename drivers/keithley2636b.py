@@ -30,6 +30,7 @@ the queue per operation:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -73,6 +74,8 @@ _validate_nplc = range_validator("nplc", "PLC")
 _validate_stop = range_validator("stop_current", "A")
 _validate_target = range_validator("target", "S")
 _validate_band = range_validator("band", "S")
+_NUM = r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|-?nan|-?inf)"
+_NUMBER_LIST = re.compile(rf"^{_NUM}(?:, {_NUM})*$")     # a printbuffer reply (ASCII, ", "-separated)
 LOOP_POINTS = 250                # levels per staircase call: ~3 kB message (driver bound, not a manual figure)
 MAX_PULSES = 1_000_000           # pulses per verify call (driver bound)
 LOOPS_SCRIPT = "rramlab_loops"   # the TSP script holding the on-instrument loops (keithley2600_loops.tsp)
@@ -494,10 +497,11 @@ class Keithley2636B(TSPMixin, Instrument):
         error count, end time on the instrument timer). Returns the first two columns and each reading's
         seconds before the end; a non-zero error count drains the queue (:class:`InstrumentError`)."""
         reply = self.ask(command)
-        parts = reply.strip().split(", ")
-        if len(parts) < 6 or len(parts) % 3:
-            raise ReplyError(command, reply, "3 values per reading and a status row, separated by ', '")
-        values = [parse_number(x, command) for x in parts]
+        text = reply.strip()
+        parts = text.split(", ")
+        if len(parts) < 6 or len(parts) % 3 or not _NUMBER_LIST.match(text):
+            raise ReplyError(command, reply, "numbers, 3 per reading and a status row, separated by ', '")
+        values = [float(x) for x in parts]                 # every part checked by the one pattern above
         n, errors, t_end = values[-3:]
         if n != len(values) // 3 - 1:
             raise ReplyError(command, reply, f"{int(n)} readings announced, {len(values) // 3 - 1} sent")

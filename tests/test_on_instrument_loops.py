@@ -190,3 +190,19 @@ def test_an_error_queued_by_the_folded_output_switch_stops_the_operation() -> No
     turn_on = next(i for i, w in enumerate(sent) if "OUTPUT_ON" in w)
     assert turn_on < next(i for i, w in enumerate(sent) if "measure.i()" in w)
     st.close()
+
+
+@pytest.mark.parametrize("reply, error", [
+    ("1.0e-09, 0.0e+00, x, 1.0e+00, 0.0e+00, 2.0e-02", "ReplyError"),              # not a number
+    ("1.0e-09, 0.0e+00, 1.0e-02, 2.0e+00, 0.0e+00, 2.0e-02", "ReplyError"),        # 2 announced, 1 sent
+    ("1.0e-09, 0.0e+00, 1.0e-02, 1.0e+00, 1.0e+00, 2.0e-02", "InstrumentError"),   # an error was queued
+])
+def test_a_bad_loop_reply_raises_and_records_nothing(reply: str, error: str) -> None:
+    st = station("auto")
+    st.open()
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    bench.faults.add("garble", match=r"^rramlab_staircase\(", reply=reply, times=1)
+    with pytest.raises(Exception) as e:
+        st.staircase(0, 0, [0.0, 0.01], nplc=[1.0, 1.0], gate_voltage=1.2, current_limit=1e-3, stop_current=5e-5)
+    assert type(e.value).__name__ == error, e.value
+    st.close()
