@@ -82,6 +82,9 @@ class Bench:
         log_path = os.environ.get("RRAMLAB_BENCH_LOG")
         if log_path:  # for tests that run a whole process on the bench (e.g. Ctrl-C of `rramlab demo`)
             atexit.register(self.dump_log, Path(log_path))
+        counts_path = os.environ.get("RRAMLAB_BENCH_COUNTS")
+        if counts_path:  # for benchmarks: the traffic counts only (the event log's JSON would cost memory)
+            atexit.register(self.dump_counts, Path(counts_path))
 
     def state(self) -> dict[str, object]:
         """Outputs and closed relays now (for logs and tests)."""
@@ -105,7 +108,11 @@ class Bench:
                    "details": {k: (v if isinstance(v, (int, float, str, bool, type(None), list)) else str(v))
                                for k, v in e.details.items()}} for e in self.events.events]
         path.write_text(json.dumps({"bench": self.name, "events": events, "final": self.state(),
-                                    "internal_errors": self.internal_errors, "writes": self.writes}, default=str))
+                                    "internal_errors": self.internal_errors}, default=str))
+
+    def dump_counts(self, path: Path) -> None:
+        """Write the host writes (VISA transactions) the bench received and its events per kind as JSON."""
+        path.write_text(json.dumps({"bench": self.name, "writes": self.writes, "events": dict(self.events.counts)}))
 
     @classmethod
     def from_spec(cls, spec: str = "") -> Bench:

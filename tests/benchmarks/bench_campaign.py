@@ -6,7 +6,7 @@ loop, side by side in one run, plus the demo's wall time and program-verify of 3
 Each run is a separate ``rramlab run`` process on the shipped simulated bench; per run: wall time, CPU time
 (user + system, the run and its HDF5-building child), peak RSS (wait4 of the run process: the largest of it and
 its children), simulated hardware time (the bench's virtual clock), VISA transactions (host writes the bench
-received, ``RRAMLAB_BENCH_LOG``), file size and rows written (rows/s = rows / wall time), and each step's
+received, ``RRAMLAB_BENCH_COUNTS``), file size and rows written (rows/s = rows / wall time), and each step's
 hardware time (its rows' first to last time stamp; the campaign's total is dominated by the retention step's
 waits out to 1e9 s, so the on-instrument vs PC comparison uses the steps without them). The PC-in-the-loop
 runs use the same station file with ``loops = "pc"``.
@@ -60,7 +60,7 @@ def station_variant(src: Path, loops: str, work: Path) -> Path:
 def run(args: list[str], work: Path, label: str) -> dict[str, float]:
     """One ``rramlab`` process: wall, CPU, peak RSS, hardware time, transactions, file size, rows."""
     out, summary, log = work / f"{label}.h5", work / f"{label}.json", work / f"{label}.bench.json"
-    env = dict(os.environ, RRAMLAB_BENCH_LOG=str(log))
+    env = dict(os.environ, RRAMLAB_BENCH_COUNTS=str(log))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "rramlab.protocols.cli", *args, "--out", str(out),
                              "--json", str(summary), "--quiet"], env=env, stdout=subprocess.DEVNULL)
