@@ -107,10 +107,19 @@ class SourceMeasureChannel(Protocol):
     def pulse_and_measure(self, amplitude: float, read_voltage: float) -> float: ...   # A; back at 0 V
 
 
-def offers(channel: object, capability: type) -> bool:
-    """Whether ``channel`` offers the optional role ``capability`` (:class:`StaircaseLoop`, :class:`VerifyLoop`):
-    a structural check of the role's members, never of a driver class."""
-    return isinstance(channel, capability)
+_OFFERS: dict[tuple[type, type], bool] = {}
+
+
+def offers(instrument: object, capability: type) -> bool:
+    """Whether ``instrument`` (or a channel) offers the optional role ``capability`` (:class:`StaircaseLoop`,
+    :class:`VerifyLoop`, :class:`CheckedSwitch`, :class:`OutputSwitch`): a structural check of the role's
+    members, never of a driver class; remembered per class (drivers declare their methods in the class, and
+    a protocol check costs tens of µs on a pymeasure instrument)."""
+    key = (type(instrument), capability)
+    found = _OFFERS.get(key)
+    if found is None:
+        found = _OFFERS[key] = isinstance(instrument, capability)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
