@@ -446,7 +446,7 @@ class ArrayModel:
         """Scalar `apply_bias` for one pristine cell i: the relaxation draw and the cell voltage in floats; the
         vector `_form` only when the bias can form the cell (same draws as the vector path)."""
         p = self.params
-        g = self._relaxed_one(i, t_end - duration, 0.0, -math.inf, math.inf)
+        g = self.g_prog.item(i)                  # a pristine cell does not relax (its walk starts at forming)
         v_cell = self.transistor_one(g, v, v_gate) / g
         if self.form_fail.item(i) or not v_cell > 0.0:
             return
@@ -462,9 +462,11 @@ class ArrayModel:
 
     def _conductance_one(self, i: int, t: float, t_int: float) -> np.ndarray:
         """Scalar `conductance` for cell i (returns a length-1 array)."""
+        if self.pristine.item(i):               # ~1 nS, no relaxation, no read noise
+            return np.array([self.g_prog.item(i)])
         lo, hi, act = self._d2d[5:8, i].tolist()
         g = self._relaxed_one(i, t, act, lo, hi)
-        if not self.noise or self.pristine.item(i):
+        if not self.noise:
             return np.array([g])
         decay = max(t - self.noise_t.item(i), 0.0) * self._inv_tau
         x = self.noise_x[i] * np.exp(-decay)
