@@ -206,3 +206,25 @@ def test_a_bad_loop_reply_raises_and_records_nothing(reply: str, error: str) -> 
         st.staircase(0, 0, [0.0, 0.01], nplc=[1.0, 1.0], gate_voltage=1.2, current_limit=1e-3, stop_current=5e-5)
     assert type(e.value).__name__ == error, e.value
     st.close()
+
+
+def test_a_relay_that_fails_on_one_of_three_mainframes_is_caught_by_the_folded_read_back() -> None:
+    """64×64 die on three 707Bs: the read-back that comes with each mainframe's closing query sees a relay
+    that did not close; the route fails naming that mainframe and every mainframe is opened."""
+    from rramlab.drivers.station import RoutingError
+
+    st = Station.from_file("sim_64x64_2636b_3x707b", visa_library=f"64x64_2636b_3x707b?tag=rb{next(_tags)}@rramlab")
+    st.open()
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    st.read(0, 0)
+    want = set(st.config.wiring.array.cell_points(0, 1)["mf2"])
+    failing = f"{min(want).card}{'ABCDEFGH'[min(want).row - 1]}{min(want).column:02d}"
+    bench.faults.add("relay_fail", match=r"channel\.close", channels=failing, resource="GPIB0::17::INSTR")
+    with pytest.raises(RoutingError, match=r"cell \(0, 1\): mf2 asked for .* reports "):
+        st.read(0, 1)
+    assert all(not bench.by_name[m].closed for m in ("mf1", "mf2", "mf3"))
+    st.read(0, 2)                                       # the router forgot its state: a clean route follows
+    points = st.config.wiring.array.cell_points(0, 2)
+    for m in ("mf1", "mf2", "mf3"):
+        assert bench.by_name[m].closed == {(p.card, "ABCDEFGH"[p.row - 1], p.column) for p in points.get(m, ())}
+    st.close()
