@@ -77,7 +77,9 @@ _validate_band = range_validator("band", "S")
 _NUM = r"(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|-?nan|-?inf)"
 _NUMBER_LIST = re.compile(rf"^{_NUM}(?:, {_NUM})*$")     # a printbuffer reply (ASCII, ", "-separated)
 LOOP_POINTS = 250                # levels per staircase call: ~3 kB message (driver bound, not a manual figure)
-MAX_PULSES = 1_000_000           # pulses per verify call (driver bound)
+LOOP_PULSES = 200                # pulses per verify call: a bounded reply and call time (driver bound)
+LINE_FREQUENCY_MIN = 50.0        # Hz: the longest power-line cycle, for a loop call's time-out
+POINT_OVERHEAD = 0.01            # s per reading or pulse beyond its integration, for a loop call's time-out
 LOOPS_SCRIPT = "rramlab_loops"   # the TSP script holding the on-instrument loops (keithley2600_loops.tsp)
 
 
@@ -228,6 +230,7 @@ class SMUChannel(Channel):
         super().__init__(parent, id, **kwargs)
         n = f"smu{id}"
         self.node = n                                   # the TSP node name, smua or smub
+        self._pulse_width: float | None = None          # s, set by configure_pulse (a loop call's time-out)
         self.pulse_timer = 1 if id == "a" else 2        # trigger.timer[N] that times this channel's pulses
         # Hot-path command templates, built once (one write per pulse; see the module docstring).
         fire = f"if errorqueue.count == 0 then {n}.trigger.initiate() waitcomplete() end"
@@ -292,8 +295,10 @@ class SMUChannel(Channel):
             f"{n}.trigger.arm.count = 1",
             f"{n}.trigger.count = 1",
         ]
+        self._pulse_width = None
         self.parent.write("; ".join(statements))
         self.parent.check_set_errors()
+        self._pulse_width = w
 
     def pulse(self, amplitude: float) -> None:
         """One timed pulse of ``amplitude`` V (-200 … 200), returning to the DC level.
@@ -363,6 +368,7 @@ class SMUChannel(Channel):
 
     # ------------------------------------------------------- on-instrument loops
     loop_points = LOOP_POINTS
+    loop_pulses = LOOP_PULSES
 
     def staircase(self, levels: Sequence[float], nplc: Sequence[float], stop_current: float | None) -> LoopTrace:
         """A DC staircase run by the instrument (``rramlab_staircase`` in ``keithley2600_loops.tsp``): each of
@@ -379,17 +385,20 @@ class SMUChannel(Channel):
         stop = "nil" if stop_current is None else tsp_number(_validate_stop(stop_current, CURRENT_LEVEL))
         self.parent.load_loops()
         command = f"rramlab_staircase({self.node}, {{{v}}}, {{{p}}}, {n}, {stop})"
-        current, flag, t = self.parent.loop_reply(command)
+        seconds = sum(float(x) for x in nplc) / LINE_FREQUENCY_MIN + n * POINT_OVERHEAD
+        current, flag, t = self.parent.loop_reply(command, seconds)
         return LoopTrace(tuple(float(x) for x in levels[:len(current)]), tuple(current),
                          tuple(f != 0.0 for f in flag), tuple(t))
 
     def verify_loop(self, target: float, band: float, v_set: float, v_reset: float, read_voltage: float,
-                    max_pulses: int) -> LoopTrace:
+                    max_pulses: int, nplc: float, g_start: float | None = None) -> LoopTrace:
         """The program-verify loop run by the instrument (``rramlab_verify`` in ``keithley2600_loops.tsp``): read
-        G = I/``read_voltage``; while |G - ``target``| > ``band`` (S) and fewer than ``max_pulses`` pulses, one
+        G = I/``read_voltage`` (unless ``g_start`` S, the last read of a previous call, is given); while
+        |G - ``target``| > ``band`` (S) and fewer than ``max_pulses`` (at most :attr:`loop_pulses`) pulses, one
         pulse of ``v_set`` V (G < target) or ``v_reset`` V through the trigger model of :meth:`configure_pulse`,
-        then read again (present NPLC, back at 0 V). One write, one reply; a non-zero error count drains the
-        queue into :class:`InstrumentError`. ``level`` in the trace is the pulse before each read (0: none)."""
+        then read again (``nplc``: the channel's present integration, PLC, for the reply's time-out; back at
+        0 V). One write, one reply; a non-zero error count drains the queue into :class:`InstrumentError`.
+        ``level`` in the trace is the pulse before each read (0: none)."""
         g = _validate_target(target, (1e-12, 1.0))
         b = _validate_band(band, (0.0, 1.0))
         vs = _validate_amplitude(v_set, VOLTAGE_LEVEL)
@@ -397,12 +406,16 @@ class SMUChannel(Channel):
         r = _validate_read_voltage(read_voltage, VOLTAGE_LEVEL)
         if r == 0.0:
             raise ValueError("read_voltage must be non-zero (G = I / read_voltage), got 0 V")
-        if isinstance(max_pulses, bool) or not isinstance(max_pulses, int) or not 0 <= max_pulses <= MAX_PULSES:
-            raise ValueError(f"max_pulses must be an integer in 0 … {MAX_PULSES}, got {max_pulses!r}")
+        if isinstance(max_pulses, bool) or not isinstance(max_pulses, int) or not 0 <= max_pulses <= LOOP_PULSES:
+            raise ValueError(f"max_pulses must be an integer in 0 … {LOOP_PULSES} per call, got {max_pulses!r}")
+        n = _validate_nplc(nplc, NPLC)
+        start = "nil" if g_start is None else tsp_number(_validate_target(g_start, (-1.0, 1.0)))
         self.parent.load_loops()
         command = (f"rramlab_verify({self.node}, {tsp_number(g)}, {tsp_number(b)}, {tsp_number(vs)}, "
-                   f"{tsp_number(vr)}, {tsp_number(r)}, {max_pulses})")
-        amplitude, current, t = self.parent.loop_reply(command)
+                   f"{tsp_number(vr)}, {tsp_number(r)}, {max_pulses}, {start})")
+        width = self._pulse_width or 0.0
+        seconds = (max_pulses + 1) * (n / LINE_FREQUENCY_MIN + width + POINT_OVERHEAD)
+        amplitude, current, t = self.parent.loop_reply(command, seconds)
         return LoopTrace(tuple(amplitude), tuple(current), (False,) * len(current), tuple(t))
 
     # ----------------------------------------------------------------- buffers
@@ -483,6 +496,14 @@ class Keithley2636B(TSPMixin, Instrument):
             self.check_errors()
             raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
 
+    def power_cycled(self) -> bool:
+        """True if powered on since the last call (``*ESR?`` PON bit); a power cycle loses the loaded loops,
+        so they are loaded again before the next loop call."""
+        cycled = super().power_cycled()
+        if cycled:
+            self._loops_loaded = False
+        return cycled
+
     def load_loops(self) -> None:
         """Load the on-instrument loops (``keithley2600_loops.tsp``, as script ``rramlab_loops``) once per
         driver session: ``loadscript`` … ``endscript``, ``rramlab_loops()``, error check. A power cycle loses
@@ -492,14 +513,22 @@ class Keithley2636B(TSPMixin, Instrument):
             self.load_script(LOOPS_SCRIPT, text)
             self._loops_loaded = True
 
-    def loop_reply(self, command: str) -> tuple[list[float], list[float], list[float]]:
+    def loop_reply(self, command: str, seconds: float) -> tuple[list[float], list[float], list[float]]:
         """Send one loop call and parse its reply: three values per reading, then the status row (readings,
-        error count, end time on the instrument timer). Returns the first two columns and each reading's
-        seconds before the end; a non-zero error count drains the queue (:class:`InstrumentError`)."""
-        reply = self.ask(command)
+        error count, end time on the instrument timer). ``seconds``: how long the call may run on the
+        instrument; the VISA time-out is raised to it plus 10 s for this reply only. Returns the first two
+        columns and each reading's seconds before the end; a non-zero error count drains the queue
+        (:class:`InstrumentError`)."""
+        connection = self.adapter.connection
+        timeout = connection.timeout
+        connection.timeout = max(timeout, (seconds + 10.0) * 1000.0)
+        try:
+            reply = self.ask(command)
+        finally:
+            connection.timeout = timeout
         text = reply.strip()
         parts = text.split(", ")
-        if len(parts) < 6 or len(parts) % 3 or not _NUMBER_LIST.match(text):
+        if len(parts) < 3 or len(parts) % 3 or not _NUMBER_LIST.match(text):
             raise ReplyError(command, reply, "numbers, 3 per reading and a status row, separated by ', '")
         values = [float(x) for x in parts]                 # every part checked by the one pattern above
         n, errors, t_end = values[-3:]

@@ -155,10 +155,13 @@ class VerifyLoop(Protocol):
     ``verify_loop(target, band, v_set, v_reset, read_voltage, max_pulses)``: read G = I/read_voltage; while
     |G - target| > band (S) and fewer than ``max_pulses`` pulses were applied, one pulse of ``v_set`` V if
     G < target else ``v_reset`` V (the width set by ``configure_pulse``), then read again. Reads at the
-    channel's present NPLC, back at 0 V after each."""
+    channel's present NPLC (``nplc``), back at 0 V after each. At most ``loop_pulses`` pulses per call;
+    ``g_start`` (S) continues from a previous call's last read without reading first."""
+
+    loop_pulses: int
 
     def verify_loop(self, target: float, band: float, v_set: float, v_reset: float, read_voltage: float,
-                    max_pulses: int) -> LoopTrace: ...
+                    max_pulses: int, nplc: float, g_start: float | None = None) -> LoopTrace: ...
 
 
 @runtime_checkable

@@ -582,7 +582,8 @@ class Station:
             t_end = self.clock.now()
             out += [Reading(row, col, v, i, t_end - dt, c) for v, i, c, dt in
                     zip(trace.level, trace.current, trace.compliance, trace.before_end, strict=True)]
-            if len(trace.current) < len(part):
+            stopped = stop_current is not None and (trace.current[-1] >= stop_current or trace.compliance[-1])
+            if stopped or len(trace.current) < len(part):     # the stop rule fired (maybe on the chunk's last)
                 break
             k += chunk
         return out
@@ -610,9 +611,6 @@ class Station:
         gate = self.check_voltage("word_line", rc.gate_voltage, "gate voltage")
         self.check_cell(row, col)
         self._require_armed()
-        # every pulse the loop may apply is charged before the instrument is told (a failure leaves the
-        # reservation, an upper bound); the count is corrected from the reply
-        self.pulses_per_cell[(row, col)] = used + max_pulses
         if self.before_energise is not None:
             self.before_energise(row, col)
         self.connect(row, col)
@@ -622,11 +620,27 @@ class Station:
             self.smu_bl.configure_pulse(w, self.envelope.current_limit["bit_line"])
             self._pulse_width = w
         self._set(self.smu_bl, "nplc", n)
-        trace = self._sourcing(lambda: loop.verify_loop(target, band, a_set, a_reset, v_read, max_pulses), 0.0)
-        self.pulses_per_cell[(row, col)] = used + len(trace.current) - 1
-        t_end = self.clock.now()
-        return [(v, Reading(row, col, v_read, i, t_end - dt)) for v, i, dt in
-                zip(trace.level, trace.current, trace.before_end, strict=True)]
+        out: list[tuple[float, Reading]] = []
+        pulses, g_start = 0, None
+        while True:                          # calls of at most loop_pulses pulses, each going on from the last read
+            calls = min(max_pulses - pulses, loop.loop_pulses)
+            # every pulse a call may apply is charged before the instrument is told (a failure leaves that upper
+            # bound in the ledger); the count is corrected from the reply
+            self.pulses_per_cell[(row, col)] = used + pulses + calls
+            if self.before_energise is not None:
+                self.before_energise(row, col)
+            trace = self._sourcing(lambda c=calls, g=g_start: loop.verify_loop(target, band, a_set, a_reset, v_read,
+                                                                               c, n, g), 0.0)
+            t_end = self.clock.now()
+            out += [(v, Reading(row, col, v_read, i, t_end - dt)) for v, i, dt in
+                    zip(trace.level, trace.current, trace.before_end, strict=True)]
+            fired = len(trace.current) - (1 if g_start is None else 0)
+            pulses += fired
+            self.pulses_per_cell[(row, col)] = used + pulses
+            if not trace.current or fired < calls or pulses >= max_pulses:     # converged, or the budget is used
+                break
+            g_start = trace.current[-1] / v_read
+        return out
 
     def contact_check(self, cells: Sequence[tuple[int, int]]) -> ContactReport:
         """Read up to ``contact.cells`` of ``cells`` (spread over the list) at the contact voltage; raises

@@ -78,7 +78,7 @@ class BenchConfig:
     noise: bool = True
     source_lines: str = "columns"
     line_frequency: float = 50.0
-    transcript: int = TRANSCRIPT_ENTRIES     # entries kept at least (0 = no transcript)
+    transcript: int = TRANSCRIPT_ENTRIES     # entries kept (fewer when the messages are long; 0 = no transcript)
     device_overrides: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     controller: str = DEFAULT_CONTROLLER

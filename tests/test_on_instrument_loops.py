@@ -5,6 +5,7 @@ level, and statistically equal results on the same die."""
 from __future__ import annotations
 
 import itertools
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -77,12 +78,12 @@ def test_the_loops_script_and_calls_are_sent_byte_for_byte(tmp_path: Path) -> No
     assert calls[0].startswith("rramlab_staircase(smua, {0.0,0.01,0.02,0.03,")
     reset = ",".join(repr(round(-0.02 * k, 6) or 0.0) for k in range(71))
     assert calls[-1] == f"rramlab_staircase(smua, {{{reset}}}, {{{','.join(['1.0'] * 71)}}}, 71, nil)"
-    # program-verify of cell (0, 0) to the first target of 10-85 µS at 2 %, paper band amplitudes
+    # program-verify of cell (0, 0) to the first target of 10-85 µS at 2 %, paper band amplitudes: the first
+    # call reads first (nil) and may pulse 200 times, as many more calls as needed go on from the last read
     verify = [w for w in sent if w.startswith("rramlab_verify(")]
-    assert verify == [f"rramlab_verify(smua, 1e-05, {0.02 * 1e-05!r}, 1.35, -1.5, 0.2, 1000)"]
-    # the staircase holds its level: no bit-line write to 0 V between the ramp's calls
-    ramp = sent[sent.index(calls[0]):sent.index(calls[1]) + 1]
-    assert not any("smua.source.levelv = 0" in w for w in ramp)
+    assert verify[0] == f"rramlab_verify(smua, 1e-05, {0.02 * 1e-05!r}, 1.35, -1.5, 0.2, 200, nil)"
+    # the forming ramp's two calls follow each other: nothing (no 0 V) is sent to the SMU between them
+    assert sent.index(calls[1]) == sent.index(calls[0]) + 1
 
 
 def test_the_pc_path_holds_the_staircase_level_between_points(tmp_path: Path) -> None:
@@ -91,11 +92,14 @@ def test_the_pc_path_holds_the_staircase_level_between_points(tmp_path: Path) ->
         "{ first = 32 }", "[[0, 0]]").replace("rounds = 2", "rounds = 1")), tmp_path / "run.h5")
     sent = writes(st)
     assert not any(w.startswith("rramlab_") or w.startswith("loadscript") for w in sent)
-    points = [i for i, w in enumerate(sent) if "smua.source.compliance" in w]
-    ramp = sent[points[0]:points[-1] + 1]
-    assert ramp[0] == "smua.source.levelv = 0.0 print(smua.measure.i(), smua.source.compliance, errorqueue.count)"
-    assert ramp[1] == "smua.source.levelv = 0.01 print(smua.measure.i(), smua.source.compliance, errorqueue.count)"
-    assert not any(w.startswith("smua.source.levelv = 0\n") or w.endswith("smua.source.levelv = 0") for w in ramp)
+    start = next(i for i, w in enumerate(sent) if "smua.source.compliance" in w)
+    forming = list(itertools.takewhile(lambda w: "smua.source.compliance" in w, sent[start:]))
+    # the forming ramp, point after point with nothing between (no 0 V), up to the jump near 3.2 V
+    assert forming[0] == "smua.source.levelv = 0.0 print(smua.measure.i(), smua.source.compliance, errorqueue.count)"
+    assert forming[1] == "smua.source.levelv = 0.01 print(smua.measure.i(), smua.source.compliance, errorqueue.count)"
+    levels = [float(re.match(r"smua\.source\.levelv = (\S+) ", w).group(1)) for w in forming]
+    assert levels == [round(0.01 * k, 6) for k in range(len(levels))] and 2.8 < levels[-1] < 3.6
+    assert sent[start + len(forming)] == "smua.source.levelv = 0.0"      # then the release: the bit line to 0 V
 
 
 def test_on_instrument_and_pc_loops_give_statistically_equal_results(tmp_path: Path) -> None:
@@ -107,7 +111,7 @@ def test_on_instrument_and_pc_loops_give_statistically_equal_results(tmp_path: P
     fa, fp = a.table("forming"), p.table("forming")
     # the same die: quasi-static forming is deterministic at V_form, so the same cells form at the same step
     assert fa["formed"].all() and fp["formed"].all()
-    np.testing.assert_allclose(fa["v_form"], fp["v_form"], atol=0.0101)
+    np.testing.assert_array_equal(fa["v_form"], fp["v_form"])            # not one step apart anywhere
     assert abs(fa["v_form"].mean() - fp["v_form"].mean()) < 0.005
     assert abs(fa["v_form"].std() - fp["v_form"].std()) < 0.2 * fp["v_form"].std()
     assert len(a.table("forming_sweep")) == pytest.approx(len(p.table("forming_sweep")), rel=0.02)
@@ -205,6 +209,7 @@ def test_a_bad_loop_reply_raises_and_records_nothing(reply: str, error: str) -> 
     with pytest.raises(Exception) as e:
         st.staircase(0, 0, [0.0, 0.01], nplc=[1.0, 1.0], gate_voltage=1.2, current_limit=1e-3, stop_current=5e-5)
     assert type(e.value).__name__ == error, e.value
+    assert (st.smu_bl, "source_voltage") not in st._settings    # the bit line's level is not trusted afterwards
     st.close()
 
 
@@ -227,4 +232,41 @@ def test_a_relay_that_fails_on_one_of_three_mainframes_is_caught_by_the_folded_r
     points = st.config.wiring.array.cell_points(0, 2)
     for m in ("mf1", "mf2", "mf3"):
         assert bench.by_name[m].closed == {(p.card, "ABCDEFGH"[p.row - 1], p.column) for p in points.get(m, ())}
+    st.close()
+
+
+def test_the_stop_rule_firing_on_a_calls_last_level_ends_the_staircase() -> None:
+    """A staircase longer than one call (250 levels): when the jump comes on the last level of a call, no
+    further level is applied (the PC path stops there too)."""
+    st = station("auto")
+    st.open()
+    st.read(2, 2)
+    i_read = st.read(2, 2).current                       # a formed... or pristine cell: ~nA at the read voltage
+    levels = [0.0] * 249 + [0.2] * 51                    # the current first exceeds the stop at level 250
+    stop = max(i_read, 1e-15) / 10
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    bench.transcript.clear()
+    out = st.staircase(2, 2, levels, nplc=[0.01] * 300, gate_voltage=3.3, current_limit=1e-3, stop_current=stop)
+    calls = [w for w in writes(st) if w.startswith("rramlab_staircase(")]
+    assert len(out) == 250 and out[-1].current >= stop and all(r.current < stop for r in out[:-1])
+    assert len(calls) == 1
+    st.close()
+
+
+def test_a_long_verify_goes_on_over_several_calls_and_charges_exactly_its_pulses() -> None:
+    """A pristine cell (~1 nS) never reaches 10 µS with 1.35 V pulses: 450 pulses are applied in calls of at most
+    200, each call after the first going on from the last read (no extra read), and the ledger holds 450."""
+    st = station("auto")
+    st.open()
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    bench.transcript.clear()
+    steps = st.verify(0, 0, target=10e-6, band=0.2e-6, v_set=1.35, v_reset=-1.5, width=2.5e-6, max_pulses=450)
+    calls = [w for w in writes(st) if w.startswith("rramlab_verify(")]
+    assert [c.rsplit(", ", 2)[1] for c in calls] == ["200", "200", "50"]
+    assert calls[0].endswith(", nil)") and not calls[1].endswith(", nil)") and not calls[2].endswith(", nil)")
+    assert len(steps) == 451 and steps[0][0] == 0.0 and all(v == 1.35 for v, _ in steps[1:])
+    assert float(calls[1].rsplit(", ", 1)[1].rstrip(")")) == pytest.approx(steps[200][1].conductance, rel=1e-12)
+    assert st.pulses_per_cell[(0, 0)] == 450
+    times = [r.t for _, r in steps]
+    assert all(b > a for a, b in zip(times, times[1:], strict=False))
     st.close()

@@ -136,17 +136,17 @@ class Ops:
                      for r, c in cells}
         self.ops: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
         self.first_writes: dict[int, list[str]] = defaultdict(list)
-        # the largest pulse count an on-instrument verify loop on the cell was allowed: the station charges it in
+        # the largest pulse count one on-instrument verify call on the cell was allowed: the station charges it in
         # full before the call and corrects it from the reply, so a run stopped or killed around a call keeps it
         self.loop_max: dict[tuple[int, int], int] = defaultdict(int)
         cell, closed = None, set()
-        loop: dict[int, tuple[tuple[int, int], int]] = {}      # client -> (cell, max pulses) of its open verify loop
+        loop: dict[int, tuple[tuple[int, int], bool]] = {}     # client -> (cell, reads first) of its open verify call
         for e in transcript:
             if e["direction"] == "read":
-                if e["client"] in loop and e["data"].count(", ") >= 5:
-                    at, _ = loop.pop(e["client"])
-                    n = int(float(e["data"].split(", ")[-3]))       # the loop's status row: readings
-                    self.ops[at] += [("pulse", e["client"]), ("read", e["client"])] * (n - 1)
+                if e["client"] in loop and e["data"].count(", ") >= 2:
+                    at, reads_first = loop.pop(e["client"])
+                    n = int(float(e["data"].split(", ")[-3]))       # the call's status row: readings
+                    self.ops[at] += [("pulse", e["client"]), ("read", e["client"])] * (n - reads_first)
                 continue
             if e["direction"] != "write":
                 continue
@@ -170,9 +170,12 @@ class Ops:
             elif text.startswith("rramlab_staircase(") and cell is not None:     # on-instrument staircase
                 self.ops[cell].append(("dc", who))
             elif text.startswith("rramlab_verify(") and cell is not None:        # on-instrument program-verify
-                self.ops[cell].append(("read", who))
-                loop[who] = (cell, int(text.rstrip().rstrip(")").rsplit(",", 1)[1]))
-                self.loop_max[cell] = max(self.loop_max[cell], loop[who][1])
+                args = text.strip().removesuffix(")").split(", ")           # …, max pulses, g_start or nil
+                reads_first = args[7] == "nil"
+                if reads_first:
+                    self.ops[cell].append(("read", who))
+                loop[who] = (cell, reads_first)
+                self.loop_max[cell] = max(self.loop_max[cell], int(args[6]))
             elif "smua." in text and cell is not None:
                 if "trigger.initiate()" in text:
                     self.ops[cell].append(("pulse", who))
