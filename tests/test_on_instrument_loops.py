@@ -270,3 +270,23 @@ def test_a_long_verify_goes_on_over_several_calls_and_charges_exactly_its_pulses
     times = [r.t for _, r in steps]
     assert all(b > a for a, b in zip(times, times[1:], strict=False))
     st.close()
+
+
+def test_the_loops_are_loaded_again_after_the_smu_was_power_cycled() -> None:
+    from rramlab.drivers.station import InstrumentRebooted
+
+    st = station("auto")
+    st.open()
+    levels, nplc = [0.0, 0.01], [1.0, 1.0]
+    st.staircase(0, 0, levels, nplc=nplc, gate_voltage=1.2, current_limit=1e-3, stop_current=5e-5)
+    bench = st.instruments["smu"].adapter.connection.visalib.bench
+    bench.faults.add("reboot", match=r"^print\(errorqueue\.count\)$", resource=SMU, times=1)
+    st.instruments["smu"].write("print(errorqueue.count)")      # the SMU power-cycles: its loops are gone
+    st.instruments["smu"].read()
+    with pytest.raises(InstrumentRebooted):
+        st.checkpoint()
+    bench.transcript.clear()
+    st.open()
+    out = st.staircase(0, 0, levels, nplc=nplc, gate_voltage=1.2, current_limit=1e-3, stop_current=5e-5)
+    assert len(out) == 2 and writes(st).count("loadscript rramlab_loops") == 1
+    st.close()
