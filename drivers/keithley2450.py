@@ -33,13 +33,12 @@ wrote (read back by :meth:`~SMU2450Channel.configure_pulse`).
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
 
-from .errors import ReplyError, ShutdownError
+from .errors import ReplyError
 from .roles import ROLE_SMU, SMUSpec
 from .scpi import (
     SCPIMixin,
@@ -51,8 +50,6 @@ from .scpi import (
     scpi_number,
     show,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Keithley2450", "SMU2450Channel"]
 
@@ -327,17 +324,7 @@ class Keithley2450(SCPIMixin, Instrument):
         ``:OUTP OFF``, ``:ABOR``, ``:SOUR:VOLT 0;:SOUR:CURR 0``. Raises :class:`ShutdownError`
         listing the failed steps after all were tried (a Ctrl-C is re-raised after all steps).
         """
-        failures: list[tuple[str, BaseException]] = []
-        for step in (":OUTP OFF", ":ABOR", ":SOUR:VOLT 0;:SOUR:CURR 0"):
-            try:
-                self.write(step)
-            except BaseException as exc:  # noqa: BLE001 - every step must be tried, even through a Ctrl-C
-                log.error("%s: shutdown step %r failed: %r", self.name, step, exc)
-                failures.append((step, exc))
-        self.smu._dc_level = None
-        self.isShutdown = True
-        interrupt = next((e for _, e in failures if not isinstance(e, Exception)), None)
-        if interrupt is not None:
-            raise interrupt
-        if failures:
-            raise ShutdownError(self.name, failures)
+        try:
+            self.shutdown_steps((":OUTP OFF", ":ABOR", ":SOUR:VOLT 0;:SOUR:CURR 0"))
+        finally:
+            self.smu._dc_level = None                   # the DC level is unknown after any of these

@@ -29,7 +29,6 @@ the queue per operation:
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -37,7 +36,7 @@ from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
 
-from .errors import InstrumentError, ReplyError, ShutdownError
+from .errors import InstrumentError, ReplyError
 from .roles import ROLE_SMU, LoopTrace, SMUSpec
 from .tsp import (
     TSPMixin,
@@ -49,8 +48,6 @@ from .tsp import (
     range_validator,
     tsp_number,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = ["Keithley2636B", "SMUChannel"]
 
@@ -549,16 +546,4 @@ class Keithley2636B(TSPMixin, Instrument):
         """
         steps = [f"{n}.source.output = {n}.OUTPUT_OFF" for n in ("smua", "smub")]
         steps += [f"{n}.source.levelv = 0; {n}.source.leveli = 0" for n in ("smua", "smub")]
-        failures: list[tuple[str, BaseException]] = []
-        for step in steps:
-            try:
-                self.write(step)
-            except BaseException as exc:  # noqa: BLE001 - every step must be tried, even through a Ctrl-C
-                log.error("%s: shutdown step %r failed: %r", self.name, step, exc)
-                failures.append((step, exc))
-        self.isShutdown = True
-        interrupt = next((e for _, e in failures if not isinstance(e, Exception)), None)
-        if interrupt is not None:
-            raise interrupt                         # a Ctrl-C during shutdown, re-raised once all steps were tried
-        if failures:
-            raise ShutdownError(self.name, failures)
+        self.shutdown_steps(steps)

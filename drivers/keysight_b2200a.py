@@ -23,18 +23,15 @@ a non-zero code drains the rest of the queue (≤ 32 entries in all) into
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pymeasure.instruments import Instrument
 
-from .errors import ReplyError, ShutdownError
+from .errors import ReplyError
 from .roles import ROLE_MATRIX, CardGeometry, Crosspoint, MatrixSpec
 from .scpi import SCPIMixin
-
-log = logging.getLogger(__name__)
 
 __all__ = ["KeysightB2200A", "KeysightSwitchMainframe", "channel_list", "parse_channel_list"]
 
@@ -176,19 +173,7 @@ class KeysightSwitchMainframe(SCPIMixin, Instrument):
         """Open every relay first (``:ROUT:OPEN:CARD ALL``), then select the normal configuration mode
         (``:ROUT:FUNC NCON``); each step in its own ``try``; no query needed; idempotent.
         Raises :class:`ShutdownError` listing the failed steps after all were tried."""
-        failures: list[tuple[str, BaseException]] = []
-        for step in (":ROUT:OPEN:CARD ALL", ":ROUT:FUNC NCON"):
-            try:
-                self.write(step)
-            except BaseException as exc:  # noqa: BLE001 - every step must be tried, even through a Ctrl-C
-                log.error("%s: shutdown step %r failed: %r", self.name, step, exc)
-                failures.append((step, exc))
-        self.isShutdown = True
-        interrupt = next((e for _, e in failures if not isinstance(e, Exception)), None)
-        if interrupt is not None:
-            raise interrupt
-        if failures:
-            raise ShutdownError(self.name, failures)
+        self.shutdown_steps((":ROUT:OPEN:CARD ALL", ":ROUT:FUNC NCON"))
 
 
 class KeysightB2200A(KeysightSwitchMainframe):

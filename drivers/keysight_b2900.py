@@ -25,12 +25,10 @@ leading to 90 % trailing edge).
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
 
-from .errors import ShutdownError
 from .roles import ROLE_SMU, SMUSpec
 from .scpi import (
     SCPIMixin,
@@ -41,8 +39,6 @@ from .scpi import (
     scpi_number,
     show,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = ["B2900Channel", "KeysightB2900"]
 
@@ -271,19 +267,7 @@ class KeysightB2900(SCPIMixin, Instrument):
         steps = [f":OUTP{c} OFF" for c in ids]
         steps.append(f":ABOR (@{','.join(ids)})")
         steps += [f":SOUR{c}:FUNC:SHAP DC;:SOUR{c}:VOLT 0;:SOUR{c}:CURR 0" for c in ids]
-        failures: list[tuple[str, BaseException]] = []
-        for step in steps:
-            try:
-                self.write(step)
-            except BaseException as exc:  # noqa: BLE001 - every step must be tried, even through a Ctrl-C
-                log.error("%s: shutdown step %r failed: %r", self.name, step, exc)
-                failures.append((step, exc))
-        self.isShutdown = True
-        interrupt = next((e for _, e in failures if not isinstance(e, Exception)), None)
-        if interrupt is not None:
-            raise interrupt
-        if failures:
-            raise ShutdownError(self.name, failures)
+        self.shutdown_steps(steps)
 
 
 class KeysightB2901A(KeysightB2900):
