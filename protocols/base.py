@@ -17,7 +17,8 @@ import pandas as pd
 from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
-from .params import ParameterError, Spec, check_value, short
+from .params import ParameterError, Spec, applied_values, check_value, short
+from .results import Results
 
 Cell = tuple[int, int]
 Columns = dict[str, tuple[Any, str, str]]     # name -> (dtype, unit, description)
@@ -152,23 +153,38 @@ class Protocol:
         if allowed := env.width_violation(value) or env.energy_violation(amplitude, value):
             out.append(Violation(self.label, name, value, allowed))
 
-    def pulse_shape(self, out: list[Violation], env: SafetyEnvelope, width: float, gate_voltage: float | None,
-                    **amplitudes: float) -> None:
-        """Check a pulse step: each named bit-line amplitude (V), the gate voltage (V, None = the station's
-        read gate) and the width (s) at the largest amplitude."""
-        for name, value in amplitudes.items():
-            self.voltage(out, env, "bit_line", name, value)
-        if gate_voltage is not None:
-            self.voltage(out, env, "word_line", "gate_voltage", gate_voltage)
-        self.width(out, env, "width", width, max(abs(v) for v in amplitudes.values()))
-
     def check(self, env: SafetyEnvelope) -> list[Violation]:
-        """Everything this step will apply, checked against the envelope before any write."""
+        """Everything this step will apply, checked against the envelope before any write: every parameter
+        declared with ``applies=`` (see :data:`~rramlab.protocols.params.APPLIES`), pulse widths at the largest
+        declared pulse amplitude. A protocol adds checks between its own values with :meth:`extra_checks`."""
+        out: list[Violation] = []
+        applied = applied_values(self.params)
+        amplitude = max((abs(v) for _, kind, v in applied if kind == "pulse"), default=0.0)
+        for name, kind, value in applied:
+            if kind in ("bit_line", "pulse"):
+                self.voltage(out, env, "bit_line", name, value)
+            elif kind == "word_line":
+                self.voltage(out, env, "word_line", name, value)
+            elif kind == "limit":
+                self.limit(out, env, name, value)
+            elif kind == "nplc":
+                self.nplc(out, env, name, value)
+            elif kind == "width":
+                self.width(out, env, name, value, amplitude)
+        return out + self.extra_checks(env)
+
+    def extra_checks(self, env: SafetyEnvelope) -> list[Violation]:
+        """Checks the declarations cannot express (e.g. every target inside a programming band)."""
         return []
 
     def units(self) -> int:
         """Total progress units (sum of :attr:`CellDone.work`) of the step: one per cell by default."""
         return len(self.cells)
+
+    def units_given(self, results: Results) -> int:
+        """Progress units once the earlier steps' results are known (the runner's progress total); default
+        :meth:`units`."""
+        return self.units()
 
     def pulses_per_cell(self) -> dict[Cell, int]:
         """Worst-case number of pulses each cell receives in this step (preflight sums them per recipe)."""
@@ -180,10 +196,11 @@ class Protocol:
         n = self.units()
         return dict.fromkeys(self.tables, (n, n))
 
-    def run(self, station: CellStation, context: dict[str, Any],
+    def run(self, station: CellStation, results: Results,
             resume: Resume | None = None) -> Iterator[Event]:  # pragma: no cover
-        """Drive ``station`` through the step, yielding records and stop points; with ``resume``, skip
-        the finished units and continue where the step stopped."""
+        """Drive ``station`` through the step, yielding records and stop points; ``results`` holds what earlier
+        steps produced (and takes what this one produces, see :mod:`.results`); with ``resume``, skip the
+        finished units and continue where the step stopped."""
         raise NotImplementedError
 
     # --- resume ------------------------------------------------------------------------------
@@ -199,5 +216,5 @@ class Protocol:
         """Progress units already done in a resumed step (one per finished unit by default)."""
         return len(resume.done) if resume else 0
 
-    def restore(self, context: dict[str, Any], resume: Resume) -> None:
+    def restore(self, results: Results, resume: Resume) -> None:
         """Rebuild what later steps take from this one (e.g. programmed cells) from its committed rows."""

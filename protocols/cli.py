@@ -145,10 +145,16 @@ def _tables(run: Any, names: tuple[str, ...] | None = None) -> dict[str, Any]:
 
 def _summary(path: Path) -> dict[str, Any]:
     """The summary figures of a run, with its exit status."""
-    from rramlab.analysis.summary import SUMMARY_TABLES, summarize
+    from rramlab.analysis.plugins import LazyTables
+    from rramlab.analysis.summary import summarize
 
     run = _open_quietly(path)
-    out = {"exit_status": run.exit_status, **summarize(_tables(run, SUMMARY_TABLES))}   # not the per-point tables
+
+    def table(name: str) -> Any:
+        return _tables(run, (name,))[name]
+
+    # a table is read only when a section asks for it: never the per-point tables of the built-in sections
+    out = {"exit_status": run.exit_status, **summarize(LazyTables(list(run.tables), table))}
     if run.skipped:
         out["skipped"] = run.skipped
     return out

@@ -14,15 +14,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from rramlab.drivers.capabilities import CellStation, Reading
-from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Resume, Violation
+from .base import CELL_COLUMNS, Cell, CellDone, Event, Protocol, Record, Resume
 from .params import GATE, ProtocolParams, param
+from .results import Results
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,11 @@ class EnduranceParams(ProtocolParams):
     checkpoint schedule, min_on_off ratio and fail_after checkpoints below it. The ranges bound the
     checkpoint schedule to at most 100 × 9 + 1 cycle numbers."""
 
-    set_voltage: float = param(1.5, 0.0, 20.0, "V", "SET amplitude")
-    reset_voltage: float = param(-1.5, -20.0, 0.0, "V", "RESET amplitude")
-    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
-    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    set_voltage: float = param(1.5, 0.0, 20.0, "V", "SET amplitude", applies="pulse")
+    reset_voltage: float = param(-1.5, -20.0, 0.0, "V", "RESET amplitude", applies="pulse")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)", applies="width")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)",
+                                       applies="word_line")
     cycles: int = param(1000, 1, 1_000_000_000, doc="SET/RESET cycles per cell", integer=True)
     pulses_per_half: int = param(10, 1, 10_000, doc="identical pulses per SET and per RESET half", integer=True)
     points_per_decade: int = param(5, 1, 100, doc="read checkpoints per decade of cycles", integer=True)
@@ -63,11 +63,6 @@ class Endurance(Protocol):
                              "failed_at": (np.int64, "", "first cycle of the failing run of checkpoints (0: none)")},
     }
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        p, out = self.params, []
-        self.pulse_shape(out, env, p.width, p.gate_voltage, set_voltage=p.set_voltage, reset_voltage=p.reset_voltage)
-        return out
-
     def units(self) -> int:
         return len(self.cells) * len(self.params.checkpoints())
 
@@ -94,7 +89,7 @@ class Endurance(Protocol):
         n = len(self.cells)
         return {"endurance": (self.units(), self.units()), "endurance_result": (n, n)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         checkpoints = p.checkpoints()
         done = resume.table("endurance") if resume else None

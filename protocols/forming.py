@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
 from .params import GATE, ProtocolParams, flag, param
+from .results import Results
 
 SWEEP_COLUMNS = {**CELL_COLUMNS, "attempt": (np.int32, "", "forming attempt from 1"),
                  "branch": (str, "", "'form' or 'reset'"), "v": (np.float64, "V", "bit-line voltage"),
@@ -43,21 +43,24 @@ def forming_ramp(p: FormingParams) -> tuple[list[float], list[float]]:
 class FormingParams(ProtocolParams):
     """Voltages V, currents A. current_limit is mandatory (the bit-line source limit during the ramp)."""
 
-    current_limit: float | None = param(None, 1e-12, 0.1, "A", "bit-line limit during the ramp (mandatory)")
-    v_start: float = param(0.0, 0.0, 20.0, "V", "first ramp voltage (<= v_stop)")
-    v_stop: float = param(4.0, 0.1, 20.0, "V", "last ramp voltage")
+    current_limit: float | None = param(None, 1e-12, 0.1, "A", "bit-line limit during the ramp (mandatory)",
+                                        applies="limit")
+    v_start: float = param(0.0, 0.0, 20.0, "V", "first ramp voltage (<= v_stop)", applies="bit_line")
+    v_stop: float = param(4.0, 0.1, 20.0, "V", "last ramp voltage", applies="bit_line")
     v_step: float = param(0.01, 1e-4, 1.0, "V", "ramp step")
-    gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage during the ramp")
+    gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage during the ramp", applies="word_line")
     jump_current: float = param(50e-6, 1e-9, 0.1, "A", "current that marks forming (< current_limit)")
-    nplc: float = param(1.0, 0.001, 25, "PLC", "integration time per ramp point")
+    nplc: float = param(1.0, 0.001, 25, "PLC", "integration time per ramp point", applies="nplc")
     fine_from: float | None = param(None, 0.0, 20.0, "V", "coarse-then-fine ramp: below this voltage, coarse_step "
                                     "steps of coarse_nplc (unset: one ramp of v_step steps)")
     coarse_step: float = param(0.1, 1e-4, 1.0, "V", "ramp step below fine_from")
-    coarse_nplc: float = param(0.01, 0.001, 25, "PLC", "integration time per point below fine_from")
+    coarse_nplc: float = param(0.01, 0.001, 25, "PLC", "integration time per point below fine_from",
+                                applies="nplc")
     attempts: int = param(1, 1, 100, doc="ramps per cell (<= safety.max_forming_attempts)", integer=True)
-    reset_voltage: float = param(-1.4, -20.0, 0.0, "V", "end of the first RESET sweep")
+    reset_voltage: float = param(-1.4, -20.0, 0.0, "V", "end of the first RESET sweep", applies="bit_line")
     reset_step: float = param(0.02, 1e-4, 1.0, "V", "RESET sweep step")
-    reset_gate_voltage: float = param(1.2, *GATE, "V", "gate voltage during the RESET sweep")
+    reset_gate_voltage: float = param(1.2, *GATE, "V", "gate voltage during the RESET sweep",
+                                       applies="word_line")
     contact_check: bool = flag(True, "read a few cells at low bias first; stop if none answers (station file "
                                "[contact])")
 
@@ -86,14 +89,8 @@ class Forming(Protocol):
                           "min_current": (np.float64, "A", "contact threshold (every cell below it: no contact)")},
     }
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
+    def extra_checks(self, env: SafetyEnvelope) -> list[Violation]:
         p, out = self.params, []
-        self.voltage(out, env, "bit_line", "v_stop", p.v_stop)
-        self.voltage(out, env, "bit_line", "reset_voltage", p.reset_voltage)
-        self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
-        self.voltage(out, env, "word_line", "reset_gate_voltage", p.reset_gate_voltage)
-        self.limit(out, env, "current_limit", p.current_limit)
-        self.nplc(out, env, "nplc", p.nplc)
         if p.attempts > env.max_forming_attempts:
             out.append(Violation(self.label, "attempts", p.attempts,
                                  f"<= {env.max_forming_attempts} (safety.max_forming_attempts)"))
@@ -115,7 +112,7 @@ class Forming(Protocol):
         return {"forming": (n, n), "forming_sweep": (n * typical, n * p.attempts * (ramp + reset)),
                 "contact_check": (min(n, 4), min(n, 64))}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         assert p.current_limit is not None
         levels, nplc = forming_ramp(p)

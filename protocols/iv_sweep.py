@@ -4,28 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from rramlab.drivers.capabilities import CellStation
-from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Resume, Violation
+from .base import CELL_COLUMNS, CellDone, Event, Protocol, Record, Resume
 from .forming import staircase
 from .params import GATE, ProtocolParams, param
+from .results import Results
 
 
 @dataclass(frozen=True)
 class IVSweepParams(ProtocolParams):
     """Voltages V, currents A; switching below 1.5 V for CMO/HfOx (arXiv 2502.04524)."""
 
-    current_limit: float | None = param(None, 1e-12, 0.1, "A", "bit-line limit during the sweeps (mandatory)")
-    v_set_max: float = param(1.5, 0.05, 20.0, "V", "top of the SET sweep")
-    v_reset_min: float = param(-1.5, -20.0, -0.05, "V", "bottom of the RESET sweep")
+    current_limit: float | None = param(None, 1e-12, 0.1, "A", "bit-line limit during the sweeps (mandatory)",
+                                        applies="limit")
+    v_set_max: float = param(1.5, 0.05, 20.0, "V", "top of the SET sweep", applies="bit_line")
+    v_reset_min: float = param(-1.5, -20.0, -0.05, "V", "bottom of the RESET sweep", applies="bit_line")
     v_step: float = param(0.02, 1e-4, 1.0, "V", "sweep step")
-    gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage")
-    nplc: float = param(0.1, 0.001, 25, "PLC", "integration time per point")
+    gate_voltage: float = param(1.2, *GATE, "V", "word-line (gate) voltage", applies="word_line")
+    nplc: float = param(0.1, 0.001, 25, "PLC", "integration time per point", applies="nplc")
     cycles: int = param(1, 1, 10_000, doc="SET/RESET loops per cell", integer=True)
 
 
@@ -37,22 +37,13 @@ class IVSweep(Protocol):
                            "i": (np.float64, "A", "bit-line current"),
                            "compliance": (bool, "bool", "source at its limit"), "t": (np.float64, "s", "time")}}
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        p, out = self.params, []
-        self.voltage(out, env, "bit_line", "v_set_max", p.v_set_max)
-        self.voltage(out, env, "bit_line", "v_reset_min", p.v_reset_min)
-        self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
-        self.limit(out, env, "current_limit", p.current_limit)
-        self.nplc(out, env, "nplc", p.nplc)
-        return out
-
     def expected_rows(self) -> dict[str, tuple[int, int]]:
         p = self.params
         points = 2 * len(staircase(0.0, p.v_set_max, p.v_step)) + 2 * len(staircase(0.0, p.v_reset_min, p.v_step)) - 2
         n = len(self.cells) * p.cycles * points
         return {"iv_sweep": (n, n)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         assert p.current_limit is not None
         up = staircase(0.0, p.v_set_max, p.v_step)

@@ -21,6 +21,18 @@ from typing import Any
 
 GATE = (0.1, 20.0)      # V: the word-line (gate) voltages a recipe may name; the station envelope bounds them further
 
+#: What a declared value may be on the bench (``applies=`` of :func:`param`, :func:`number`, ...); the preflight
+#: checks each declared value against the station's safety envelope (:meth:`Protocol.check`):
+APPLIES = {
+    "bit_line": "a DC bit-line voltage (V): within safety.max_voltage.bit_line",
+    "pulse": "a bit-line pulse amplitude (V): within safety.max_voltage.bit_line; the widths are checked at the "
+             "largest amplitude (safety.max_pulse_energy)",
+    "word_line": "a word-line (gate) voltage (V): within safety.max_voltage.word_line",
+    "limit": "the bit-line current limit (A): mandatory, within safety.current_limit.bit_line",
+    "nplc": "an integration time (PLC): within safety.nplc",
+    "width": "a pulse width (s): within safety.min/max_pulse_width and the pulse-energy bound",
+}
+
 
 class ParameterError(ValueError):
     """A protocol parameter (or a step's cells) that a recipe cannot use; the message names the key."""
@@ -41,6 +53,8 @@ class Spec:
     columns: tuple[tuple[str, Spec], ...] = ()  # "rows": each row is a list with one entry per column
     min_len: int = 0
     max_len: int = 0
+    applies: str = ""                           # what the value is on the bench, checked by the preflight:
+    #                                             see APPLIES ("" = nothing the station envelope bounds)
 
     def allowed(self) -> str:
         """What a number may be, for messages, e.g. "within [0.0, 20.0] V"."""
@@ -125,14 +139,24 @@ def _check_list(name: str, value: Any, spec: Spec) -> None:
             check_value(f"{name}[{i}][{j}] ({column})", item[j], column_spec)
 
 
-def number(lo: float, hi: float, unit: str = "", *, integer: bool = False, choices: tuple[Any, ...] = ()) -> Spec:
-    """The spec of a list item or table column: a number within [lo, hi] (or one of ``choices``)."""
-    return Spec("int" if integer or choices else "float", lo, hi, unit, choices=choices)
+def _applies(applies: str) -> str:
+    if applies and applies not in APPLIES:
+        raise ValueError(f"applies={applies!r}: one of {sorted(APPLIES)}")
+    return applies
 
 
-def param(default: Any, lo: float, hi: float, unit: str = "", doc: str = "", *, integer: bool = False) -> Any:
-    """A dataclass field holding a number within [lo, hi] ``unit``; default None = optional (station value)."""
-    spec = Spec("int" if integer else "float", lo, hi, unit, doc, optional=default is None)
+def number(lo: float, hi: float, unit: str = "", *, integer: bool = False, choices: tuple[Any, ...] = (),
+           applies: str = "") -> Spec:
+    """The spec of a list item or table column: a number within [lo, hi] (or one of ``choices``); ``applies``
+    says what it is on the bench (see :data:`APPLIES`), so the preflight checks it against the envelope."""
+    return Spec("int" if integer or choices else "float", lo, hi, unit, choices=choices, applies=_applies(applies))
+
+
+def param(default: Any, lo: float, hi: float, unit: str = "", doc: str = "", *, integer: bool = False,
+          applies: str = "") -> Any:
+    """A dataclass field holding a number within [lo, hi] ``unit``; default None = optional (station value);
+    ``applies`` says what it is on the bench (see :data:`APPLIES`), so the preflight checks it."""
+    spec = Spec("int" if integer else "float", lo, hi, unit, doc, optional=default is None, applies=_applies(applies))
     return field(default=default, metadata={"spec": spec})
 
 
@@ -173,3 +197,25 @@ class ProtocolParams:
     def check_cells(self, n_cells: int) -> None:
         """Bounds that depend on how many cells the step acts on (e.g. the work it would allocate)."""
 
+
+
+def applied_values(params: Any) -> list[tuple[str, str, Any]]:
+    """(name, applies, value) of every declared value of ``params`` that is applied on the bench: scalar fields
+    as ``name``, list items as ``name[i]``, table columns as ``name.column`` (one entry per row); fields with
+    ``applies=""`` are not listed. Optional values left unset (None) are listed only for ``limit`` (mandatory)."""
+    out: list[tuple[str, str, Any]] = []
+    for f in fields(params):
+        spec = f.metadata.get("spec")
+        value = getattr(params, f.name)
+        if spec is None:
+            continue
+        if spec.kind in ("float", "int") and spec.applies:
+            if value is not None or spec.applies == "limit":
+                out.append((f.name, spec.applies, value))
+        elif spec.kind == "list" and spec.item is not None and spec.item.applies and value is not None:
+            out.extend((f"{f.name}[{i}]", spec.item.applies, v) for i, v in enumerate(value))
+        elif spec.kind == "rows" and value is not None:
+            for j, (column, column_spec) in enumerate(spec.columns):
+                if column_spec.applies:
+                    out.extend((f"{f.name}.{column}", column_spec.applies, row[j]) for row in value)
+    return out

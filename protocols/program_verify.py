@@ -12,7 +12,6 @@ import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -32,10 +31,13 @@ from .base import (
     require,
 )
 from .params import GATE, ProtocolParams, list_param, number, param, rows_param, short
+from .results import Programmed, ProgrammedCell, Results
+from .retention import RETENTION_COLUMNS, retention_row
 
 PAPER_BANDS = [[0.0, 30e-6, 1.35, -1.5], [30e-6, 60e-6, 1.35, -1.3], [60e-6, 1.0, 1.5, -1.3]]
-BAND_COLUMNS = {"g_low": number(0.0, 1.0, "S"), "g_high": number(0.0, 1.0, "S"), "v_set": number(1e-3, 20.0, "V"),
-                "v_reset": number(-20.0, -1e-3, "V")}
+BAND_COLUMNS = {"g_low": number(0.0, 1.0, "S"), "g_high": number(0.0, 1.0, "S"),
+                "v_set": number(1e-3, 20.0, "V", applies="pulse"),
+                "v_reset": number(-20.0, -1e-3, "V", applies="pulse")}
 MAX_EVENTS = 100_000     # programming events (cells × rounds) in one step; split a larger step
 
 
@@ -51,15 +53,21 @@ class ProgramVerifyParams(ProtocolParams):
     target_min: float = param(10e-6, 1e-9, 1e-2, "S", "lowest target when targets is unset")
     target_max: float = param(90e-6, 1e-9, 1e-2, "S", "highest target when targets is unset (>= target_min)")
     max_iterations: int = param(1000, 1, 1_000_000, doc="pulses per programming at most", integer=True)
-    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
-    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)", applies="width")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)",
+                                       applies="word_line")
     bands: list[list[float]] = rows_param(PAPER_BANDS, BAND_COLUMNS, max_len=100,
                                           doc="[g_low, g_high, v_set, v_reset]: pulse amplitudes per target band")
     rounds: int = param(1, 1, 1000, doc="times each cell is programmed (targets rotate)", integer=True)
     reset_first: int = param(0, 0, 1000, doc="RESET pulses before each programming", integer=True)
+    read_after: list[float] = list_param([], number(1e-3, 3600.0, "s"), max_len=100, min_len=0,
+                                         doc="reads of each programmed cell at these times after its programming, "
+                                             "before the next one (table retention: relaxation from τ ≈ 1 s)")
 
     def cross_check(self) -> None:
         require("target_max", self.target_max, self.target_min, 1e-2, "S")
+        if list(self.read_after) != sorted(set(self.read_after)):
+            raise ParameterError(f"read_after must be increasing times (s), got {short(self.read_after)}")
         for i, (g_low, g_high, _, _) in enumerate(self.bands):
             if not g_low < g_high:
                 raise ParameterError(f"bands[{i}]: each band is [g_low < g_high, v_set > 0, v_reset < 0], got "
@@ -92,6 +100,7 @@ class ProgramVerify(Protocol):
                                   "iterations": (np.int32, "", "pulses applied"),
                                   "converged": (bool, "bool", "last read inside the acceptance range"),
                                   "t_done": (np.float64, "s", "time of the last read")},
+        "retention": RETENTION_COLUMNS,
     }
 
     def assignments(self) -> list[tuple[int, int, float]]:
@@ -103,19 +112,13 @@ class ProgramVerify(Protocol):
         return [(r, c, float(targets[(k + j * stride) % len(targets)]))
                 for j in range(p.rounds) for k, (r, c) in enumerate(self.cells)]
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        p, out = self.params, []
+    def extra_checks(self, env: SafetyEnvelope) -> list[Violation]:
+        out = []
         for _, _, target in self.assignments():
             try:
-                p.band(target)
+                self.params.band(target)
             except ParameterError as e:
                 out.append(Violation(self.label, "targets", target, str(e)))
-        for _, _, v_set, v_reset in p.bands:
-            self.voltage(out, env, "bit_line", "bands.v_set", v_set)
-            self.voltage(out, env, "bit_line", "bands.v_reset", v_reset)
-        self.width(out, env, "width", p.width, max(max(abs(b[2]), abs(b[3])) for b in p.bands))
-        if p.gate_voltage is not None:
-            self.voltage(out, env, "word_line", "gate_voltage", p.gate_voltage)
         return out
 
     def units(self) -> int:
@@ -126,25 +129,28 @@ class ProgramVerify(Protocol):
         events = Counter((row, col) for row, col, _ in self.assignments())
         return {cell: n * per_event for cell, n in events.items()}
 
-    def restore(self, context: dict[str, Any], resume: Resume) -> None:
-        """Programmed cells (target, final G, time) of the finished assignments, for later steps."""
-        programmed = context.setdefault("programmed", {})
+    def restore(self, results: Results, resume: Resume) -> None:
+        """Programmed cells of the finished assignments, for later steps."""
+        programmed = results.setdefault(Programmed)
         df = resume.table("program_verify_result")
+        read_until = max(self.params.read_after, default=0.0)
         if df is not None:
-            for row, col, target, g, t in zip(df["row"], df["col"], df["target"], df["g_final"], df["t_done"],
-                                              strict=True):
-                programmed[(int(row), int(col))] = (float(target), float(g), float(t))
+            for row, col, target, acc, g, t, ok in zip(df["row"], df["col"], df["target"], df["acceptance"],
+                                                       df["g_final"], df["t_done"], df["converged"], strict=True):
+                programmed.record((row, col), ProgrammedCell(float(target), float(g), float(t), bool(ok), float(acc),
+                                                             read_until))
 
     def expected_rows(self) -> dict[str, tuple[int, int]]:
         """Verify reads: about 100 iterations per programming typically (the paper's 0.2 % needs ~120), every
         allowed iteration at worst."""
         n = len(self.assignments())
-        cap = self.params.max_iterations
-        return {"program_verify": (n * (1 + min(cap, 100)), n * (1 + cap)), "program_verify_result": (n, n)}
+        cap, reads = self.params.max_iterations, len(self.params.read_after)
+        return {"program_verify": (n * (1 + min(cap, 100)), n * (1 + cap)), "program_verify_result": (n, n),
+                "retention": (n * reads, n * reads)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
-        programmed = context.setdefault("programmed", {})
+        programmed = results.setdefault(Programmed)
         for key, (row, col, target) in self.pending(self.assignments(), resume):
             v_set, v_reset = p.band(target)
             common = {"row": row, "col": col, "target": target, "acceptance": p.acceptance}
@@ -162,6 +168,13 @@ class ProgramVerify(Protocol):
             converged = abs(g - target) <= band and math.isfinite(g)
             yield Record("program_verify_result", {**common, "g_final": g, "iterations": it, "converged": converged,
                                                    "t_done": r.t})
-            programmed[(row, col)] = (target, g, r.t)
+            done = ProgrammedCell(target, g, r.t, converged, p.acceptance, max(p.read_after, default=0.0))
+            for tau in p.read_after:                   # relaxation from τ ≈ 1 s, before the next cell is programmed
+                if r.t + tau - station.clock.now() > 0:
+                    station.release()                  # no bias while the cell relaxes
+                station.clock.wait_until(r.t + tau)
+                read = station.read(row, col)
+                yield Record("retention", retention_row(row, col, done, read.conductance, read.t))
+            programmed.record((row, col), done)
             yield CellDone((row, col), key=key)
         station.release()

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from rramlab.drivers.capabilities import CellStation
-from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import (
     CELL_COLUMNS,
@@ -22,9 +20,9 @@ from .base import (
     Protocol,
     Record,
     Resume,
-    Violation,
 )
 from .params import GATE, ProtocolParams, number, param, rows_param
+from .results import Results
 
 MAX_TRAIN = 1_000_000                # pulses in one pulse train (blocks and alternating pairs together)
 
@@ -33,9 +31,10 @@ MAX_TRAIN = 1_000_000                # pulses in one pulse train (blocks and alt
 class PulseParams(ProtocolParams):
     """amplitude V (+ SET, − RESET), width s, gate_voltage V (None = station read gate), count pulses."""
 
-    amplitude: float = param(1.35, -20.0, 20.0, "V", "pulse amplitude (+ SET, - RESET)")
-    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
-    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    amplitude: float = param(1.35, -20.0, 20.0, "V", "pulse amplitude (+ SET, - RESET)", applies="pulse")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)", applies="width")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)",
+                                       applies="word_line")
     count: int = param(1, 1, 1_000_000, doc="pulses per cell, each followed by a read", integer=True)
 
 
@@ -47,11 +46,6 @@ class Pulse(Protocol):
                         "g": (np.float64, "S", "conductance read after the pulse"),
                         "t": (np.float64, "s", "time of the read")}}
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        p, out = self.params, []
-        self.pulse_shape(out, env, p.width, p.gate_voltage, amplitude=p.amplitude)
-        return out
-
     def pulses_per_cell(self) -> dict[Cell, int]:
         return dict.fromkeys(self.cells, self.params.count)
 
@@ -59,7 +53,7 @@ class Pulse(Protocol):
         n = len(self.cells) * self.params.count
         return {"pulse": (n, n)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         for key, (row, col) in self.pending(self.cells, resume):
             for n in range(1, p.count + 1):
@@ -74,10 +68,11 @@ class Pulse(Protocol):
 class PulseTrainParams(ProtocolParams):
     """blocks: [[sign, count], …] (+1 SET, −1 RESET); then alternating_pairs SET/RESET pairs."""
 
-    set_voltage: float = param(1.35, 0.0, 20.0, "V", "SET amplitude")
-    reset_voltage: float = param(-1.3, -20.0, 0.0, "V", "RESET amplitude")
-    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)")
-    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)")
+    set_voltage: float = param(1.35, 0.0, 20.0, "V", "SET amplitude", applies="pulse")
+    reset_voltage: float = param(-1.3, -20.0, 0.0, "V", "RESET amplitude", applies="pulse")
+    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)", applies="width")
+    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)",
+                                       applies="word_line")
     blocks: list[list[int]] = rows_param([[1, 400], [-1, 400], [1, 400], [-1, 400]],
                                          {"sign": number(-1, 1, choices=(1, -1)),
                                           "count": number(1, MAX_TRAIN, integer=True)},
@@ -107,11 +102,6 @@ class PulseTrain(Protocol):
                               "g": (np.float64, "S", "conductance read after pulse n"),
                               "t": (np.float64, "s", "time of the read")}}
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        p, out = self.params, []
-        self.pulse_shape(out, env, p.width, p.gate_voltage, set_voltage=p.set_voltage, reset_voltage=p.reset_voltage)
-        return out
-
     def pulses_per_cell(self) -> dict[Cell, int]:
         return dict.fromkeys(self.cells, self.params.n_pulses())
 
@@ -119,7 +109,7 @@ class PulseTrain(Protocol):
         n = len(self.cells) * len(self.params.signs())
         return {"pulse_train": (n, n)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         signs = p.signs()
         for key, (row, col) in self.pending(self.cells, resume):

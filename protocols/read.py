@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from rramlab.drivers.capabilities import CellStation
-from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation
+from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume
 from .params import ProtocolParams, param
+from .results import Results
 
 
 @dataclass(frozen=True)
@@ -20,8 +19,9 @@ class ReadParams(ProtocolParams):
     """voltage: read voltage on the bit line (V, None = station default); nplc: integration (PLC, None =
     station default); repeats: reads per cell."""
 
-    voltage: float | None = param(None, -1.0, 1.0, "V", "bit-line read voltage, |voltage| >= 1 mV (unset: station)")
-    nplc: float | None = param(None, 0.001, 25, "PLC", "integration time (unset: station)")
+    voltage: float | None = param(None, -1.0, 1.0, "V", "bit-line read voltage, |voltage| >= 1 mV (unset: station)",
+                                  applies="bit_line")
+    nplc: float | None = param(None, 0.001, 25, "PLC", "integration time (unset: station)", applies="nplc")
     repeats: int = param(1, 1, 10_000, doc="reads per cell", integer=True)
 
     def cross_check(self) -> None:
@@ -37,18 +37,11 @@ class Read(Protocol):
                        "v": (np.float64, "V", "read voltage"), "i": (np.float64, "A", "current"),
                        "g": (np.float64, "S", "conductance i/v"), "t": (np.float64, "s", "time of the read")}}
 
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        out: list[Violation] = []
-        if self.params.voltage is not None:
-            self.voltage(out, env, "bit_line", "voltage", self.params.voltage)
-        self.nplc(out, env, "nplc", self.params.nplc)
-        return out
-
     def expected_rows(self) -> dict[str, tuple[int, int]]:
         n = len(self.cells) * self.params.repeats
         return {"read": (n, n)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
         for key, (row, col) in self.pending(self.cells, resume):
             for n in range(1, p.repeats + 1):

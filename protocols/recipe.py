@@ -28,7 +28,7 @@ from rramlab.analysis.dataset_schema import validate_name
 from rramlab.drivers.station_config import parse_toml, read_text_file
 
 from .base import ParameterError, Protocol
-from .catalog import PROTOCOLS
+from .catalog import ProtocolRegistryError, protocol_class, protocol_names
 from .cells import parse_cells
 from .params import short
 from .preflight import PreflightError
@@ -81,7 +81,7 @@ class Recipe:
         """Protocol instances for an array of rows × cols; ParameterError names the file, the step and the key."""
         out = []
         for spec in self.steps:
-            cls = PROTOCOLS[spec.protocol]
+            cls = protocol_class(spec.protocol)
             try:
                 params = cls.make_params(spec.params)
                 cells = parse_cells(spec.cells, rows, cols)
@@ -155,9 +155,13 @@ def _step(i: int, t: Any) -> StepSpec:
     _keys(t, ["name", "protocol", "params", "cells"], where)
     protocol = t.get("protocol")
     if protocol is None:
-        raise RecipeError(f"{where}.protocol: missing; allowed: {', '.join(sorted(PROTOCOLS))}")
-    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
-        raise RecipeError(f"{where}.protocol: {short(protocol)} unknown; allowed: {', '.join(sorted(PROTOCOLS))}")
+        raise RecipeError(f"{where}.protocol: missing; allowed: {', '.join(protocol_names())}")
+    if not isinstance(protocol, str) or protocol not in protocol_names():
+        raise RecipeError(f"{where}.protocol: {short(protocol)} unknown; allowed: {', '.join(protocol_names())}")
+    try:
+        cls = protocol_class(protocol)
+    except ProtocolRegistryError as e:
+        raise RecipeError(f"{where}.protocol: {e}") from None
     label = t.get("name", protocol)
     if not isinstance(label, str) or len(label) > 64:
         raise RecipeError(f"{where}.name: expected a name of 1-64 characters, got {short(label)}")
@@ -173,7 +177,7 @@ def _step(i: int, t: Any) -> StepSpec:
                           "{ rows = \"0-3\", cols = \"0-7\" } or { first = 32 }")
     spec = StepSpec(label, protocol, dict(params), t["cells"], i)
     try:
-        PROTOCOLS[protocol].make_params(params)       # every parameter by type and range, now
+        cls.make_params(params)                       # every parameter by type and range, now
     except (TypeError, ValueError) as e:
         raise RecipeParameterError(f"{spec.where}: {e}") from None
     return spec

@@ -18,8 +18,25 @@ from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
 from .params import ProtocolParams, list_param, number, param
+from .results import Programmed, ProgrammedCell, Results
 
 MAX_SCHEDULE = 10_000     # reads per cell
+RETENTION_COLUMNS = {**CELL_COLUMNS, "target": (np.float64, "S", "programmed target (NaN: unknown)"),
+                     "acceptance": (np.float64, "", "acceptance range of the programming, fraction of target "
+                                                    "(NaN: unknown)"),
+                     "converged": (bool, "bool", "the programming ended inside its acceptance range (false: "
+                                                 "not converged or not programmed in this run)"),
+                     "g0": (np.float64, "S", "conductance at programming (last verify read)"),
+                     "t_prog": (np.float64, "s", "time of programming"),
+                     "tau": (np.float64, "s", "actual time since programming"),
+                     "g": (np.float64, "S", "conductance read"), "t": (np.float64, "s", "time of the read")}
+
+
+def retention_row(row: int, col: int, programmed: ProgrammedCell, g: float, t: float) -> dict[str, Any]:
+    """A ``retention`` table row: the read (g S at t s) of a cell programmed as ``programmed``."""
+    return {"row": row, "col": col, "target": programmed.target, "acceptance": programmed.acceptance,
+            "converged": programmed.converged, "g0": programmed.g, "t_prog": programmed.t,
+            "tau": t - programmed.t, "g": g, "t": t}
 
 
 @dataclass(frozen=True)
@@ -57,11 +74,7 @@ class Retention(Protocol):
     name = "retention"
     rows_complete = True
     Params = RetentionParams
-    tables = {"retention": {**CELL_COLUMNS, "target": (np.float64, "S", "programmed target (NaN: unknown)"),
-                            "g0": (np.float64, "S", "conductance at programming (last verify read)"),
-                            "t_prog": (np.float64, "s", "time of programming"),
-                            "tau": (np.float64, "s", "actual time since programming"),
-                            "g": (np.float64, "S", "conductance read"), "t": (np.float64, "s", "time of the read")}}
+    tables = {"retention": RETENTION_COLUMNS}
 
     def check(self, env: SafetyEnvelope) -> list[Violation]:
         return []
@@ -69,6 +82,20 @@ class Retention(Protocol):
     def units(self) -> int:
         """Progress in reads: every cell at every τ of the schedule."""
         return len(self.cells) * len(self.params.schedule())
+
+    @staticmethod
+    def _skipped(taus: np.ndarray, programmed: ProgrammedCell | None) -> int:
+        """Reads of the schedule that the programming step already made (τ ≤ its read_until)."""
+        if programmed is None or programmed.read_until <= 0.0:
+            return 0
+        return int(np.searchsorted(taus, programmed.read_until * (1 + 1e-9), side="right"))
+
+    def units_given(self, results: Results) -> int:
+        """Reads still to make once earlier steps are known: reads a programming step already made are not
+        repeated."""
+        programmed = results.get(Programmed) or Programmed()
+        taus = self.params.schedule()
+        return sum(len(taus) - self._skipped(taus, programmed.get(cell)) for cell in self.cells)
 
     def units_done(self, resume: Resume | None) -> int:
         df = resume.table("retention") if resume else None
@@ -78,34 +105,38 @@ class Retention(Protocol):
         n = self.units()
         return {"retention": (n, n)}
 
-    def run(self, station: CellStation, context: dict[str, Any], resume: Resume | None = None) -> Iterator[Event]:
+    def run(self, station: CellStation, results: Results, resume: Resume | None = None) -> Iterator[Event]:
         p = self.params
-        programmed = context.get("programmed", {})
-        start: dict[tuple[int, int], tuple[float, float, float]] = {}
+        programmed = results.get(Programmed) or Programmed()
+        start: dict[tuple[int, int], ProgrammedCell] = {}
         reads_done: dict[tuple[int, int], int] = {}
+        taus = p.schedule()
         done = resume.table("retention") if resume else None
         if done is not None:                          # a resumed step: each cell goes on from its last read
-            for row, col, target, g0, t_prog in zip(done["row"], done["col"], done["target"], done["g0"],
-                                                    done["t_prog"], strict=True):
+            mine = done.sort_values("t", kind="stable")
+            for row, col, target, acc, ok, g0, t_prog in zip(mine["row"], mine["col"], mine["target"],
+                                                             mine["acceptance"], mine["converged"], mine["g0"],
+                                                             mine["t_prog"], strict=True):
                 cell = (int(row), int(col))
-                start.setdefault(cell, (float(target), float(g0), float(t_prog)))
+                start.setdefault(cell, ProgrammedCell(float(target), float(g0), float(t_prog), bool(ok), float(acc)))
                 reads_done[cell] = reads_done.get(cell, 0) + 1
         for cell in self.cells:
+            reads_done[cell] = reads_done.get(cell, 0) + self._skipped(taus, programmed.get(cell))
             if cell in start:
                 continue
-            if cell in programmed:
-                start[cell] = programmed[cell]
+            before = programmed.get(cell)
+            if before is not None:
+                start[cell] = before
             else:
                 r = station.read(*cell)
-                start[cell] = (float("nan"), r.conductance, r.t)
-        taus = p.schedule()
-        queue = [(t_prog + taus[k], k, cell) for cell, (_, _, t_prog) in start.items()
+                start[cell] = ProgrammedCell(float("nan"), r.conductance, r.t, False)
+        queue = [(prog.t + taus[k], k, cell) for cell, prog in start.items()
                  if (k := reads_done.get(cell, 0)) < len(taus)]
         heapq.heapify(queue)
         pending = 0                                   # reads since the last durability point
         while queue:
             t_due, k, (row, col) = heapq.heappop(queue)
-            target, g0, t_prog = start[(row, col)]
+            prog = start[(row, col)]
             if t_due - station.clock.now() > p.idle_after:
                 station.release()                     # no bias while the cells relax
                 if pending:
@@ -113,10 +144,9 @@ class Retention(Protocol):
                     pending = 0
             station.clock.wait_until(t_due)
             r = station.read(row, col)
-            yield Record("retention", {"row": row, "col": col, "target": target, "g0": g0, "t_prog": t_prog,
-                                       "tau": r.t - t_prog, "g": r.conductance, "t": r.t})
+            yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))
             if k + 1 < len(taus):
-                heapq.heappush(queue, (t_prog + taus[k + 1], k + 1, (row, col)))
+                heapq.heappush(queue, (prog.t + taus[k + 1], k + 1, (row, col)))
             pending += 1
             if pending == p.flush_every:
                 yield CellDone(None, work=pending)

@@ -41,6 +41,7 @@ from rramlab.drivers.station import Station
 from .base import CellDone, Protocol, Resume
 from .preflight import prepare
 from .recipe import Recipe, parse_recipe
+from .results import Results
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +352,7 @@ class _Engine:
         self._durability_point([])
 
     def _steps(self, plan: _ResumePlan | None, signals: _Signals) -> None:
-        context: dict[str, Any] = {}
+        results = Results()
         existing = {s.index: s for s in plan.run.steps} if plan else {}
         finished_units = plan.run.state.units if plan else {}
         for k, proto in enumerate(self.protocols):
@@ -359,7 +360,7 @@ class _Engine:
             if k in existing:
                 rows = {name: _rows_of(plan.run, name, proto.label) for name in proto.tables if name in plan.run.tables}
                 resume = Resume(frozenset(finished_units.get(k, set())), rows)
-                proto.restore(context, resume)
+                proto.restore(results, resume)
                 if existing[k].status == "completed":
                     continue
                 step = self.writer.resume_step(k, f"resumed in session {self.writer.session}")
@@ -370,8 +371,8 @@ class _Engine:
             self.current = proto
             for name, columns in proto.tables.items():
                 self._table(name, columns)
-            total, done = proto.units(), proto.units_done(resume)
-            for event in proto.run(self.station, context, resume):
+            total, done = proto.units_given(results), proto.units_done(resume)
+            for event in proto.run(self.station, results, resume):
                 if isinstance(event, CellDone):
                     now = self._durability_point([(step.index, event.key)] if event.key is not None else [])
                     self.station.checkpoint()

@@ -12,6 +12,7 @@ from rramlab.drivers.station import Station
 from rramlab.protocols.base import CellDone, ParameterError, Record
 from rramlab.protocols.catalog import PROTOCOLS
 from rramlab.protocols.forming import staircase
+from rramlab.protocols.results import Programmed, Results
 
 _tags = itertools.count()
 
@@ -23,12 +24,12 @@ def station(query: str = "") -> Station:
 
 
 def run(st: Station, name: str, params: dict[str, Any], cells: list[tuple[int, int]],
-        context: dict[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:
+        results: Results | None = None) -> dict[str, list[dict[str, Any]]]:
     proto = PROTOCOLS[name].from_mapping(params, cells)
     assert proto.check(st.envelope) == []
     out: dict[str, list[dict[str, Any]]] = {t: [] for t in proto.tables}
     done = 0
-    for ev in proto.run(st, {} if context is None else context):
+    for ev in proto.run(st, Results() if results is None else results):
         if isinstance(ev, Record):
             assert set(ev.values) == set(proto.tables[ev.table])      # every declared column, nothing else
             out[ev.table].append(ev.values)
@@ -134,7 +135,7 @@ def test_retention_log_schedule_with_actual_times() -> None:
     st = station()
     cells = [(5, 0), (5, 1)]
     formed(st, cells)
-    ctx: dict[str, Any] = {}
+    ctx = Results()
     run(st, "program_verify", {"acceptance": 0.02, "targets": [50e-6]}, cells, ctx)
     rows = run(st, "retention", {"t_first": 1.0, "horizon": 1e5, "points_per_decade": 2, "also_at": [3600.0]},
                cells, ctx)["retention"]
@@ -144,7 +145,7 @@ def test_retention_log_schedule_with_actual_times() -> None:
         planned = np.array(sorted({*np.round(10 ** (np.arange(11) / 2), 9).tolist(), 3600.0}))
         assert tau.size == planned.size and np.all(np.diff(tau) > 0)
         assert np.all(tau >= planned) and np.all(tau < planned + 0.5)     # never early; late reads keep real τ
-        assert mine[0]["g0"] == ctx["programmed"][cell][1]
+        assert mine[0]["g0"] == ctx.get(Programmed)[cell].g and mine[0]["converged"]
     times = [r["t"] for r in rows]
     assert times == sorted(times)                                        # interleaved in time order
 
