@@ -14,13 +14,15 @@ repeats). Periphery effects (I/O quantization, IR drop) are not modelled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .programming import PUBLISHED_PROGRAMMING_NOISE, ProgrammingNoise
-from .retention import AIHWKIT_RELAXATION, TEN_YEARS, RelaxationFit, tau_label
+from .retention import AIHWKIT_RELAXATION, TEN_YEARS, RelaxationFit, reads_at, tau_label
 
 US = 1e6
 #: Read-noise constants of §6 (Lombardo DRC 2024 as implemented in aihwkit).
@@ -120,3 +122,90 @@ def expected_rmse(noise: ProgrammingNoise, relaxation: RelaxationFit, t: float, 
         mean, var = 0.0, prog_var
     scale = 2.0 / span
     return float(np.sqrt(size / 3.0 * (var + mean**2)) * scale)
+
+
+#: reads within this factor of a time count as measured at it (nearest in log, as :func:`reads_at`)
+MEASURED_FACTOR = 1.5
+MIN_MEASURED = 8          # programming events with a read near a time, for a measured figure
+NEAREST = 8               # a device's deviation is drawn from the events with the nearest targets
+
+
+def measured_deviations(retention: pd.DataFrame, t: float, factor: float = MEASURED_FACTOR) -> pd.DataFrame:
+    """Per converged programming event, its read nearest ``t`` (s after programming, within ``factor``):
+    columns ``target`` (S), ``delta`` = g − target (S: programming error, relaxation and read noise together,
+    as measured) and ``tau`` (s, actual). Events that did not converge (``converged`` false) are left out."""
+    d = retention[np.isfinite(retention["target"].to_numpy(float))]
+    if "converged" in d:
+        d = d[d["converged"].to_numpy(bool)]
+    sel = reads_at(d, t, factor)
+    sel = sel[np.isfinite(sel["g"].to_numpy(float))]
+    return pd.DataFrame({"target": sel["target"].to_numpy(float), "delta": (sel["g"] - sel["target"]).to_numpy(float),
+                         "tau": sel["tau"].to_numpy(float)})
+
+
+def _rmse(g_target: np.ndarray, g: np.ndarray, x: np.ndarray, w: np.ndarray, g_min: float, g_max: float) -> float:
+    w_dev = (np.clip(g, g_min, g_max) - g_min) / (g_max - g_min) * 2.0 - 1.0
+    return float(np.mean((x @ w_dev.T - x @ w.T) ** 2))
+
+
+def mvm_error_measured(retention: pd.DataFrame, noise: ProgrammingNoise | None = None,
+                       relaxation: RelaxationFit | None = None, *, times: Sequence[float] = PAPER_TIMES,
+                       size: int = 64, vectors: int = 1000, repeats: int = 4, seed: int = 0,
+                       g_min: float = G_MIN, g_max: float = G_MAX) -> dict[str, Any]:
+    """RMSE of a ``size``×``size`` MVM (weights → [g_min, g_max] as :func:`mvm_error`) from what was measured.
+
+    At each time t (s after programming) with reads of at least :data:`MIN_MEASURED` converged programming events
+    near t (:func:`measured_deviations`), each device's conductance is its target plus the measured deviation
+    g − target of one of the :data:`NEAREST` events with the nearest targets, drawn at random: programming
+    error, relaxation and read noise exactly as measured, none of them added again. Beyond the last measured
+    time, and only there, the deviation is extrapolated: ``noise`` (σ(G) of the programming) and ``relaxation``
+    (mean shift and spread at t; its spread was fitted to reads, so read noise is in it already), source
+    "extrapolated". Before the first measured time: no figure (source "not measured").
+
+    Returns ``rmse_by_time`` (weight units, None without a figure), ``source_by_time``, ``n_by_time``
+    (events used) and ``tau_median_by_time`` (s, actual read times) keyed by :func:`tau_label`, and settings.
+    """
+    rng = np.random.default_rng(seed)
+    measured = {t: measured_deviations(retention, t) for t in times}
+    usable = [t for t, m in measured.items() if len(m) >= MIN_MEASURED]
+    last = max(usable, default=-math.inf)
+    sq = dict.fromkeys(times, 0.0)
+    source: dict[float, str] = {}
+    for t in times:
+        if t in usable:
+            source[t] = "measured"
+        elif t > last and noise is not None and relaxation is not None and t > 0 and \
+                all(math.isfinite(v) for v in (noise.slope, noise.intercept, relaxation.a, relaxation.b, relaxation.c)):
+            source[t] = "extrapolated"
+        else:
+            source[t] = "not measured"
+    for _ in range(repeats):
+        w = rng.uniform(-1.0, 1.0, (size, size))
+        x = rng.uniform(-1.0, 1.0, (vectors, size))
+        g_target = g_min + (w + 1.0) / 2.0 * (g_max - g_min)
+        for t in times:
+            if source[t] == "measured":
+                m = measured[t].sort_values("target", kind="stable")
+                targets, deltas = m["target"].to_numpy(float), m["delta"].to_numpy(float)
+                k = min(NEAREST, len(targets))
+                pos = np.clip(np.searchsorted(targets, g_target), 0, len(targets))        # nearest-k window
+                start = np.clip(pos - k // 2, 0, len(targets) - k)
+                g = g_target + deltas[start + rng.integers(0, k, size=g_target.shape)]
+            elif source[t] == "extrapolated":
+                assert noise is not None and relaxation is not None
+                log_t = math.log(t)
+                spread = np.sqrt(noise.sigma(g_target) ** 2 + (relaxation.b * log_t + relaxation.c) ** 2)
+                g = g_target - relaxation.a * log_t + spread * rng.standard_normal(g_target.shape)
+            else:
+                continue
+            sq[t] += _rmse(g_target, g, x, w, g_min, g_max)
+    label = {t: tau_label(t) if t else "0s" for t in times}
+    return {
+        "rmse_by_time": {label[t]: (math.sqrt(sq[t] / repeats) if source[t] != "not measured" else None)
+                         for t in times},
+        "source_by_time": {label[t]: source[t] for t in times},
+        "n_by_time": {label[t]: len(measured[t]) for t in times},
+        "tau_median_by_time": {label[t]: float(np.median(measured[t]["tau"])) if len(measured[t]) else None
+                               for t in times},
+        "size": size, "vectors": vectors, "repeats": repeats, "seed": seed, "g_min": g_min, "g_max": g_max,
+    }

@@ -15,7 +15,8 @@ points dominate. Standard errors are scaled by the reduced χ² of the weighted 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -217,3 +218,41 @@ def number_of_states(states: pd.DataFrame, *, threshold: float = 0.1, extra_sigm
         "states": table["target"].to_numpy(float)[kept] if "target" in table else mu[kept],
         "pairs": pairs,
     }
+
+
+def levels_in_window(sigma: Callable[[float], float], g_low: float, g_high: float, *,
+                     threshold: float = 0.1, max_levels: int = 10_000) -> int:
+    """How many levels the window [g_low, g_high] (S) holds when each level is a normal of spread ``sigma(G)``
+    (S) and neighbours may overlap by less than ``threshold`` (:func:`gaussian_overlap`): levels packed from
+    g_low upwards, each as close to the last as the criterion allows; 0 for an empty or invalid window."""
+    if not (math.isfinite(g_low) and math.isfinite(g_high) and g_high >= g_low):
+        return 0
+    g, n = g_low, 1
+    while n < max_levels:
+        s = float(sigma(g))
+        if not (math.isfinite(s) and s >= 0.0):
+            return 0                                  # no spread known: no count
+        if s == 0.0:
+            return max_levels                         # noiseless levels: the cap
+        lo, hi = g, g + 1.0 * s
+        while gaussian_overlap(g, s, hi, float(sigma(hi))) >= threshold:    # bracket the next level
+            lo, hi = hi, hi + (hi - g)
+        for _ in range(60):                                                  # bisect to the criterion
+            mid = 0.5 * (lo + hi)
+            if gaussian_overlap(g, s, mid, float(sigma(mid))) >= threshold:
+                lo = mid
+            else:
+                hi = mid
+        if hi > g_high:
+            break
+        g, n = hi, n + 1
+    return n
+
+
+def pooled_relative_sigma(results: pd.DataFrame) -> float:
+    """σ(G)/G pooled over the converged cells of ``program_verify_result`` rows: the sample std (ddof=1) of
+    (g_final − target)/target; NaN with fewer than 2 converged cells. For steps with one cell per target, where
+    no per-target spread exists."""
+    ok = results["converged"].to_numpy(bool) & np.isfinite(results["g_final"].to_numpy(float))
+    rel = ((results["g_final"] - results["target"]) / results["target"]).to_numpy(float)[ok]
+    return float(np.std(rel, ddof=1)) if rel.size >= 2 else float("nan")

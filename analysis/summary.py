@@ -4,10 +4,14 @@
 ±inf become None). Voltages in V, conductances in µS where the key says ``_uS``, fractions as fractions.
 
 Sections: ``forming`` (table ``forming``), ``switching`` (``iv_sweep``), ``open_loop``
-(``pulse_train``), ``program_verify`` keyed "0.2%", "2%", … (``program_verify_result``),
-``retention`` (``retention``), ``endurance`` (``endurance``, ``endurance_result``) and ``mvm`` (64×64
-MVM RMSE from the measured programming-noise fit of the tightest acceptance and the measured relaxation
-fit; needs program-verify and retention).
+(``pulse_train``), ``program_verify`` keyed by recipe step (``program_verify_result``; one section per step,
+two steps at the same acceptance stay apart), ``retention`` (``retention``), ``endurance`` (``endurance``,
+``endurance_result``), ``mvm`` keyed by acceptance ("0.2%", …: 64×64 MVM RMSE from the retention reads at
+each time, extrapolated only beyond the last measured time and marked so; needs retention reads of programmed
+cells), and one section per installed package's summary (:mod:`.plugins`).
+
+States are counted from converged programmings only; the cells that did not converge are counted and listed
+apart. The state criterion: neighbouring levels overlap by less than 10 % (:func:`number_of_states`).
 """
 
 from __future__ import annotations
@@ -23,13 +27,23 @@ import pandas as pd
 from .dataset_reader import RunData, open_run
 from .endurance import endurance_stats
 from .forming import forming_stats
-from .mvm import mvm_error
+from .mvm import mvm_error_measured
 from .open_loop import open_loop_metrics, open_loop_stats
-from .programming import ProgrammingNoise, number_of_states, program_verify_by_acceptance
+from .plugins import LazyTables, plugin_summaries
+from .programming import (
+    ProgrammingNoise,
+    acceptance_label,
+    levels_in_window,
+    number_of_states,
+    pooled_relative_sigma,
+    program_verify_stats,
+)
 from .retention import TEN_YEARS, RelaxationFit, fit_relaxation, reads_at, relaxation_curve, retention_stats
 from .switching import switching_stats, switching_voltages
 
 US = 1e6
+STATE_OVERLAP = 0.1       # neighbouring states overlap by less than this (the paper's 35 targets: 9.6 % at 10 min)
+UNCONVERGED_LISTED = 20   # unconverged programmings listed by cell in a section (all are counted)
 TablesLike = Mapping[str, pd.DataFrame] | RunData | str | os.PathLike
 
 
@@ -61,31 +75,64 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _program_verify(df: pd.DataFrame) -> dict[str, Any]:
-    out = {}
-    for label, s in program_verify_by_acceptance(df).items():
-        out[label] = {
-            "acceptance": s["acceptance"], "n_cells": s["n_cells"], "n_targets": s["n_targets"],
-            "sigma_slope": s["slope"], "sigma_slope_se": s["slope_se"],
-            "sigma_intercept_uS": s["intercept_uS"], "sigma_intercept_se_uS": s["intercept_se_uS"],
-            "mean_iterations": s["mean_iterations"], "median_iterations": s["median_iterations"],
-            "success_rate": s["success_rate"],
-        }
+def _unconverged(df: pd.DataFrame) -> dict[str, Any]:
+    bad = df[~df["converged"].to_numpy(bool)]
+    return {"n_unconverged": len(bad),
+            "unconverged": [[int(r), int(c), float(t)] for r, c, t in
+                            zip(bad["row"], bad["col"], bad["target"], strict=True)][:UNCONVERGED_LISTED]}
+
+
+def _pv_step(df: pd.DataFrame) -> dict[str, Any]:
+    """One program-verify step: noise fit, iterations, converged/unconverged, states and levels in the window."""
+    s = program_verify_stats(df)
+    out: dict[str, Any] = {
+        "acceptance": s["acceptance"], "acceptance_label": acceptance_label(s["acceptance"]),
+        "n_cells": s["n_cells"], "n_converged": s["n_converged"], "n_targets": s["n_targets"],
+        "sigma_slope": s["slope"], "sigma_slope_se": s["slope_se"],
+        "sigma_intercept_uS": s["intercept_uS"], "sigma_intercept_se_uS": s["intercept_se_uS"],
+        "mean_iterations": s["mean_iterations"], "median_iterations": s["median_iterations"],
+        "success_rate": s["success_rate"], **_unconverged(df),
+    }
+    per = s["per_target"]
+    if int((per["n_used"] >= 2).sum()) >= 2 and math.isfinite(s["slope"]):
+        sigma, model = ProgrammingNoise(s["slope"], s["intercept_uS"] / US).sigma, "per-target fit"
+        states = number_of_states(per, threshold=STATE_OVERLAP)
+    else:                                   # one cell per target: a pooled relative spread
+        rel = pooled_relative_sigma(df)
+        sigma, model = (lambda g: rel * g), "pooled (g_final - target)/target"
+        table = pd.DataFrame({"target": per["target"], "g_mean": per["target"], "sigma": rel * per["target"]})
+        states = number_of_states(table[per["n_used"] >= 1], threshold=STATE_OVERLAP)
+    conv = df[df["converged"].to_numpy(bool)]
+    lo, hi = (float(conv["target"].min()), float(conv["target"].max())) if len(conv) else (math.nan, math.nan)
+    out.update({"sigma_model": model, "n_states": states["n_states"],
+                "adjacent_overlap_max": states["adjacent_overlap_max"], "state_overlap": STATE_OVERLAP,
+                "window_uS": [lo * US, hi * US],
+                "levels_in_window": levels_in_window(sigma, lo, hi, threshold=STATE_OVERLAP)})
     return out
 
 
+def _program_verify(df: pd.DataFrame) -> dict[str, Any]:
+    """One section per recipe step (the ``step`` column), else per acceptance."""
+    if "step" in df and df["step"].astype(str).str.len().gt(0).all():
+        return {str(step): _pv_step(group) for step, group in df.groupby("step", sort=False)}
+    return {acceptance_label(acc): _pv_step(group) for acc, group in df.groupby("acceptance", sort=True)}
+
+
 def _retention(df: pd.DataFrame, fit: RelaxationFit) -> dict[str, Any]:
-    stats = retention_stats(df)
+    stats = retention_stats(df, taus=(1.0, 3600.0, TEN_YEARS))
+    first = df.groupby([df[k] for k in ("row", "col", "t_prog")])["tau"].min()
     out: dict[str, Any] = {
         "mean_shift_uS": {k: v["mean_shift_uS"] for k, v in stats.items()},
         "sigma_uS": {k: v["sigma_uS"] for k, v in stats.items()},
         "n": {k: v["n"] for k, v in stats.items()},
+        "tau_actual_mean": {k: v["tau_actual_mean"] for k, v in stats.items()},
+        "first_read_tau_median": float(first.median()) if len(first) else math.nan,
         "fit": fit.as_uS(),
         # a fit over too short a span can extrapolate to a negative spread: no figure then (NaN -> null)
         "extrapolated_10y": {"mean_shift_uS": float(fit.mean_shift(TEN_YEARS)) * US,
                              "sigma_uS": _positive_or_nan(float(fit.sigma(TEN_YEARS))) * US},
     }
-    states = _states_10min(df)
+    states = _states_at(df, 600.0)
     if states is not None:
         out["states_10min"] = states
     return out
@@ -95,40 +142,55 @@ def _positive_or_nan(value: float) -> float:
     return value if value > 0 else math.nan
 
 
-def _states_10min(df: pd.DataFrame) -> dict[str, Any] | None:
-    """Distinguishable states 10 min after programming: each target a normal with the pooled spread of
-    g − target over all cells (relaxation is level-independent, arXiv 2502.04524), as in the paper's
-    "35 targets, 9.6 % overlap after 10 min"."""
+def _states_at(df: pd.DataFrame, tau: float) -> dict[str, Any] | None:
+    """Distinguishable states ``tau`` s after programming, from converged programmings only: each target a normal
+    with the pooled spread of g − target (relaxation is level-independent, arXiv 2502.04524), as in the paper's
+    "35 targets, 9.6 % overlap after 10 min"; the levels the programmed window holds at that spread."""
     if "target" not in df:
         return None
-    reads = reads_at(df, 600.0)
+    reads = reads_at(df, tau)
     reads = reads[np.isfinite(reads["target"]) & np.isfinite(reads["g"])]
-    if len(reads) < 2:
+    converged = reads["converged"].to_numpy(bool) if "converged" in reads else np.ones(len(reads), bool)
+    good = reads[converged]
+    if len(good) < 2:
         return None
-    sigma = float((reads["g"] - reads["target"]).std(ddof=1))
-    targets = np.unique(reads["target"].to_numpy(float))
+    sigma = float((good["g"] - good["target"]).std(ddof=1))
+    targets = np.unique(good["target"].to_numpy(float))
     table = pd.DataFrame({"target": targets, "g_mean": targets, "sigma": sigma})
-    states = number_of_states(table)
-    return {"sigma_uS": sigma * US, **{k: states[k] for k in ("n_targets", "n_states", "adjacent_overlap_mean",
-                                                               "adjacent_overlap_max", "threshold")}}
+    states = number_of_states(table, threshold=STATE_OVERLAP)
+    lo, hi = float(targets.min()), float(targets.max())
+    return {"sigma_uS": sigma * US, "n_events": len(good), "n_unconverged": int((~converged).sum()),
+            **{k: states[k] for k in ("n_targets", "n_states", "adjacent_overlap_mean", "adjacent_overlap_max",
+                                      "threshold")},
+            "window_uS": [lo * US, hi * US], "levels_in_window": levels_in_window(lambda g: sigma, lo, hi,
+                                                                                   threshold=STATE_OVERLAP)}
 
 
-def _mvm(pv: dict[str, Any], fit: RelaxationFit) -> dict[str, Any] | None:
-    tight = min(pv.values(), key=lambda s: s["acceptance"], default=None)
-    if tight is None or not all(math.isfinite(v) for v in (tight["sigma_slope"], tight["sigma_intercept_uS"],
-                                                           fit.a, fit.b, fit.c)):
-        return None
-    noise = ProgrammingNoise(tight["sigma_slope"], tight["sigma_intercept_uS"] / US)
-    result = mvm_error(noise, fit)
-    return {"acceptance": tight["acceptance"], "rmse": result["rmse_by_time"]}
+def _mvm(retention: pd.DataFrame, pv: dict[str, Any], fit: RelaxationFit) -> dict[str, Any]:
+    """Per acceptance present in the retention reads: the MVM error from the measured deviations."""
+    out: dict[str, Any] = {}
+    if "acceptance" not in retention:
+        return out
+    for acc, group in retention[np.isfinite(retention["acceptance"].to_numpy(float))].groupby("acceptance"):
+        sections = [s for s in pv.values() if s["acceptance"] == acc]
+        noise = None
+        if sections and all(math.isfinite(v) for v in (sections[-1]["sigma_slope"],
+                                                       sections[-1]["sigma_intercept_uS"])):
+            noise = ProgrammingNoise(sections[-1]["sigma_slope"], sections[-1]["sigma_intercept_uS"] / US)
+        r = mvm_error_measured(group, noise, fit)
+        out[acceptance_label(acc)] = {"acceptance": float(acc), "rmse": r["rmse_by_time"],
+                                      "source": r["source_by_time"], "n": r["n_by_time"],
+                                      "tau_median": r["tau_median_by_time"]}
+    return out
 
 
 def summarize(tables: TablesLike) -> dict[str, Any]:
     """JSON-able summary of the analysis of every table present (see the module docstring).
 
     Keys include ``forming.yield``, ``forming.v_form_mean``, ``forming.v_form_std`` (V);
-    ``program_verify["0.2%"|"2%"]`` with ``sigma_slope``, ``sigma_intercept_uS``, ``mean_iterations``,
-    ``success_rate``; ``retention.mean_shift_uS`` and ``retention.sigma_uS`` with ``1h`` and ``10y``.
+    ``program_verify[<step>]`` with ``acceptance``, ``sigma_slope``, ``sigma_intercept_uS``, ``mean_iterations``,
+    ``success_rate``, ``n_unconverged``, ``n_states``, ``levels_in_window``; ``retention.mean_shift_uS`` and
+    ``retention.sigma_uS`` with ``1s``, ``1h`` and ``10y``; ``mvm[<acceptance>].rmse`` and ``.source``.
     """
     t = tables_of(tables, SUMMARY_TABLES)
     out: dict[str, Any] = {}
@@ -145,8 +207,17 @@ def summarize(tables: TablesLike) -> dict[str, Any]:
         out["retention"] = _retention(t["retention"], fit)
     if "endurance" in t:
         out["endurance"] = endurance_stats(t["endurance"], t.get("endurance_result"))
-    if "program_verify" in out and fit is not None:
-        mvm = _mvm(out["program_verify"], fit)
-        if mvm is not None:
+    if fit is not None:
+        mvm = _mvm(t["retention"], out.get("program_verify", {}), fit)
+        if mvm:
             out["mvm"] = mvm
+    out.update({k: v for k, v in plugin_summaries(_all_tables(tables)).items() if k not in out})
     return jsonable(out)
+
+
+def _all_tables(source: TablesLike) -> Mapping[str, pd.DataFrame]:
+    """Every table of ``source``, read when asked for (plugin summaries name their own tables)."""
+    if isinstance(source, Mapping):
+        return source
+    run = source if isinstance(source, RunData) else open_run(source)
+    return LazyTables(list(run.tables), run.table)

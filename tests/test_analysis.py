@@ -150,8 +150,9 @@ def retention_table(cells: int = 2000, seed: int = 3, horizon: float = TEN_YEARS
     target = TARGETS[cell % TARGETS.size]
     g0 = target * (1.0 + 0.001 * rng.uniform(-1, 1, cells))[cell]
     shift = (-A * np.log(tau) + (B * np.log(tau) + C) * rng.standard_normal(tau.size)) / US
-    return pd.DataFrame({"row": cell // 64, "col": cell % 64, "target": target, "g0": g0, "t_prog": 100.0 + cell,
-                         "tau": tau, "g": g0 + shift, "t": 100.0 + cell + tau})
+    return pd.DataFrame({"row": cell // 64, "col": cell % 64, "target": target, "acceptance": 0.002,
+                         "converged": True, "g0": g0, "t_prog": 100.0 + cell, "tau": tau, "g": g0 + shift,
+                         "t": 100.0 + cell + tau})
 
 
 # -- forming -----------------------------------------------------------------------------------------
@@ -450,11 +451,12 @@ def test_summary_keys_and_json():
         pv = s["program_verify"][label]
         assert pv["sigma_slope"] == pytest.approx(ar / math.sqrt(3), rel=0.3)
         assert {"sigma_intercept_uS", "mean_iterations", "success_rate"} <= set(pv)
-    assert set(s["retention"]["mean_shift_uS"]) == {"1h", "10y"} and set(s["retention"]["sigma_uS"]) == {"1h", "10y"}
+    assert set(s["retention"]["mean_shift_uS"]) == {"1s", "1h", "10y"} == set(s["retention"]["sigma_uS"])
     assert s["retention"]["mean_shift_uS"]["10y"] == pytest.approx(-1.74, abs=0.3)
     assert s["switching"]["v_set_mean"] == pytest.approx(0.8)
     assert s["open_loop"]["n_states_mean"] == pytest.approx(20, abs=2)
-    assert set(s["mvm"]["rmse"]) == {"1s", "1h", "1d", "10y"}
+    assert set(s["mvm"]) == {"0.2%"} and set(s["mvm"]["0.2%"]["rmse"]) == {"1s", "1h", "1d", "10y"}
+    assert set(s["mvm"]["0.2%"]["source"].values()) == {"measured"}
     assert _plain(s)
     json.dumps(s, allow_nan=False)
 

@@ -104,7 +104,7 @@ def test_demo_switching_below_one_and_a_half_volts(demo: dict[str, Any]) -> None
 
 @pytest.mark.parametrize(("label", "slope"), [("2%", 0.01129), ("0.2%", 0.001069)])
 def test_demo_programming_noise_slopes(demo: dict[str, Any], label: str, slope: float) -> None:
-    pv = demo["summary"]["program_verify"][label]
+    pv = by_acceptance(demo["summary"], label)
     assert pv["n_targets"] == 32 and pv["success_rate"] >= 0.95
     # Published σ(G) slope (arXiv 2502.04524) within 3 standard errors of the fit plus 10 %.
     assert within(pv["sigma_slope"], slope, 3 * pv["sigma_slope_se"] + 0.1 * slope), pv
@@ -126,11 +126,18 @@ def test_demo_relaxation_matches_the_published_law(demo: dict[str, Any], label: 
     assert within(r["fit"]["a_uS"], 0.0890, 0.25 * 0.0890)
 
 
+def by_acceptance(summary: dict[str, Any], label: str) -> dict[str, Any]:
+    """The one program-verify section (one per step) at acceptance ``label`` ("2%")."""
+    (section,) = [s for s in summary["program_verify"].values() if s["acceptance_label"] == label]
+    return section
+
+
 def test_demo_mvm_error_grows_with_time_as_published(demo: dict[str, Any]) -> None:
-    rmse = demo["summary"]["mvm"]["rmse"]
-    assert demo["summary"]["mvm"]["acceptance"] == 0.002
-    # arXiv 2502.04524, MVM (published ≈ 0.05-0.06 at 1 s, 0.2-0.25 at 10 y). The 1 s figure is extrapolated from the
-    # relaxation fit (no read at 1 s yet) and scatters with the die: 0.029-0.057 over seeds 1-9 (measured, 32 cells)
+    mvm = demo["summary"]["mvm"]["0.2%"]
+    rmse = mvm["rmse"]
+    # every time measured: the program-verify step reads each cell 1 s after programming, retention runs to 10 y
+    assert set(mvm["source"].values()) == {"measured"} and mvm["n"]["1s"] >= 120 and mvm["n"]["10y"] >= 31
+    # arXiv 2502.04524, MVM (published ≈ 0.05-0.06 at 1 s, 0.2-0.25 at 10 y)
     assert 0.025 < rmse["1s"] < 0.08 and 0.15 < rmse["10y"] < 0.35
     assert rmse["1s"] < rmse["1h"] < rmse["1d"] < rmse["10y"]
 
