@@ -309,12 +309,18 @@ def _rows_text(path: Path) -> str:
     return ", ".join(f"{name} {len(df)} rows" for name, df in _tables(run).items()) or "no rows"
 
 
-def _write_figures(console: Console, run_file: Path, directory: Path) -> int:
-    """Write the report figures; 0, or 1 (with a message, no partial files) when they could not be written."""
-    from rramlab.analysis.plots import save_report_figures
+def _write_figures(console: Console, run_file: Path, directory: Path, figures: dict[str, Any] | None = None) -> int:
+    """Write the report figures (each labelled with its run and die/array; ``figures``: already drawn); 0,
+    or 1 (with a message, no partial files) when they could not be written."""
+    from rramlab.analysis.plots import FIGURE_TABLES, save_figures, save_report_figures
+    from rramlab.analysis.report_html import figure_label, run_info
 
     try:
-        paths = save_report_figures(_tables(_open_quietly(run_file)), directory)
+        if figures is not None:
+            paths = save_figures(figures, directory)
+        else:
+            run = _open_quietly(run_file)
+            paths = save_report_figures(_tables(run, FIGURE_TABLES), directory, label=figure_label(run_info(run)))
     except OSError as e:
         _say(console, f"--figures {directory}: not written: {e.strerror or e}")
         return EXIT_FAILED
@@ -462,10 +468,63 @@ def cmd_info(args: argparse.Namespace, console: Console, sig: CliSignals) -> int
     return 0
 
 
+def _check_report_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any file is read, --html/--csv/--figures paths the report could not write."""
+    if args.html:
+        html = Path(args.html)
+        if html.is_dir():
+            raise IsADirectoryError(f"--html {html} is a directory; give a file name")
+        if not html.parent.is_dir():
+            raise FileNotFoundError(f"--html {html}: directory {html.parent} does not exist")
+        if any(html.resolve() == Path(f).resolve() for f in args.files):
+            raise FileExistsError(f"--html {html} is one of the run files; give another name")
+    for option, value in (("--csv", args.csv), ("--figures", args.figures)):
+        if value and Path(value).exists() and not Path(value).is_dir():
+            raise NotADirectoryError(f"{option} {value} exists and is not a directory")
+
+
 def cmd_report(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
-    summary = _summary(Path(args.file))
-    console.print_json(json.dumps(summary, default=_json_default))
-    return _write_figures(console, Path(args.file), Path(args.figures)) if args.figures else 0
+    """Summary JSON of each run file (one file: its summary; several: keyed by file), and optionally PNG
+    figures, one HTML page over all files, CSV tables."""
+    from rramlab.analysis.export_csv import export_run_csv, unique_stems
+
+    _check_report_outputs(args)
+    files = [Path(f) for f in args.files]
+    summaries = {str(f): _summary(f) for f in files}        # every file readable before anything is written
+    out = summaries[str(files[0])] if len(files) == 1 else summaries
+    console.print_json(json.dumps(out, default=_json_default))
+    code = 0
+    stems = unique_stems(files)
+    reports = None
+    if args.html:                         # figures drawn once, for the page and the PNGs
+        from rramlab.analysis.report_html import load_run_report
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkippedRowsWarning)
+            reports = [load_run_report(f) for f in files]
+    if args.figures:
+        for k, (f, stem) in enumerate(zip(files, stems, strict=True)):
+            target = Path(args.figures) if len(files) == 1 else Path(args.figures) / stem
+            code = _write_figures(console, f, target, reports[k].figures if reports else None) or code
+    if args.csv:
+        try:
+            written = [p for f, stem in zip(files, stems, strict=True) for p in export_run_csv(f, args.csv, stem)]
+        except OSError as e:
+            _say(console, f"--csv {args.csv}: not written: {e.strerror or e}")
+            code = EXIT_FAILED
+        else:
+            console.print(escape(f"{len(written)} CSV tables written to {args.csv}"))
+    if reports is not None:
+        from rramlab.analysis.report_html import write_report_html
+
+        try:
+            figures = write_report_html(reports, args.html)
+        except OSError as e:
+            _say(console, f"--html {args.html}: not written: {e.strerror or e}")
+            code = EXIT_FAILED
+        else:
+            console.print(escape(f"{args.html}: {len(files)} run(s), {len(figures)} figures"))
+    return code
 
 
 def cmd_recover(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
@@ -580,9 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a run file (also a live, stopped or damaged one)")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
-    p = sub.add_parser("report", help="summary figures (JSON) and plots of a run file")
-    p.add_argument("file")
-    p.add_argument("--figures", help="directory for PNG figures")
+    p = sub.add_parser("report", help="summary figures (JSON), plots, an HTML page and CSV tables of run files")
+    p.add_argument("files", nargs="+", metavar="FILE", help="run file(s); with several, the JSON is keyed by file")
+    p.add_argument("--figures", metavar="DIR", help="directory for PNG figures (several files: DIR/<file stem>/)")
+    p.add_argument("--html", metavar="OUT.html", help="one self-contained HTML page over all files: run metadata, "
+                   "steps, summary figures side by side and every plot")
+    p.add_argument("--csv", metavar="DIR", help="every table of every file as DIR/<file stem>.<table>.csv, units "
+                   "in the header")
     p.set_defaults(func=cmd_report)
     v = sub.add_parser("recover", help="build a readable run file from what survived (journal or damaged file)")
     v.add_argument("file")

@@ -516,8 +516,9 @@ def test_plot_functions_return_figures_with_expected_content():
 def test_save_report_figures_writes_pngs(tmp_path):
     paths = save_report_figures(all_tables(), tmp_path / "report")
     names = sorted(p.name for p in paths)
-    assert names == sorted(["forming.png", "iv_loops.png", "open_loop.png", "programming_noise.png", "endurance.png",
-                            "programmed_cdfs.png", "relaxation.png", "mvm_rmse.png"])
+    assert names == sorted(["forming.png", "iv_loops.png", "switching_voltages.png", "open_loop.png",
+                            "programming_noise.png", "endurance.png", "programmed_cdfs.png", "iterations.png",
+                            "relaxation.png", "retention_levels.png", "retention_cdfs.png", "mvm_rmse.png"])
     for p in paths:
         assert Path(p).is_file() and Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert save_report_figures({"retention": retention_table(5).iloc[:0]}, tmp_path / "empty") == []

@@ -152,8 +152,9 @@ def test_demo_endurance_keeps_the_window_open(demo: dict[str, Any]) -> None:
 
 def test_demo_writes_the_report_figures(demo: dict[str, Any]) -> None:
     names = sorted(p.name for p in (demo["cwd"] / "figures").glob("*.png"))
-    assert names == ["endurance.png", "forming.png", "iv_loops.png", "mvm_rmse.png", "programmed_cdfs.png",
-                     "programming_noise.png", "relaxation.png"]
+    assert names == ["endurance.png", "forming.png", "iterations.png", "iv_loops.png", "mvm_rmse.png",
+                     "program_verify_traces.png", "programmed_cdfs.png", "programming_noise.png", "relaxation.png",
+                     "retention_cdfs.png", "retention_levels.png", "switching_voltages.png"]
     for name in names:
         assert (demo["cwd"] / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
