@@ -124,6 +124,22 @@ def expected_rmse(noise: ProgrammingNoise, relaxation: RelaxationFit, t: float, 
     return float(np.sqrt(size / 3.0 * (var + mean**2)) * scale)
 
 
+def annotate_retention(retention: pd.DataFrame, results: pd.DataFrame | None) -> pd.DataFrame:
+    """``retention`` with ``acceptance`` and ``converged`` columns: as recorded, or — in files written before the
+    retention table carried them — from the program-verify result row of the same programming (same row and
+    col, ``t_done`` = ``t_prog``); NaN / false where no such row exists."""
+    if "acceptance" in retention and "converged" in retention:
+        return retention
+    out = retention.drop(columns=[c for c in ("acceptance", "converged") if c in retention])
+    if results is None or not len(results):
+        return out.assign(acceptance=np.nan, converged=False)
+    keys = results[["row", "col", "t_done", "acceptance", "converged"]].rename(columns={"t_done": "t_prog"})
+    keys = keys.drop_duplicates(["row", "col", "t_prog"], keep="last")
+    merged = out.merge(keys, on=["row", "col", "t_prog"], how="left")
+    merged.index = out.index
+    return merged.assign(converged=merged["converged"].fillna(False).astype(bool))
+
+
 #: reads within this factor of a time count as measured at it (nearest in log, as :func:`reads_at`)
 MEASURED_FACTOR = 1.5
 MIN_MEASURED = 8          # programming events with a read near a time, for a measured figure
@@ -160,9 +176,11 @@ def mvm_error_measured(retention: pd.DataFrame, noise: ProgrammingNoise | None =
     error, relaxation and read noise exactly as measured, none of them added again. Beyond the last measured
     time, and only there, the deviation is extrapolated: ``noise`` (σ(G) of the programming) and ``relaxation``
     (mean shift and spread at t; its spread was fitted to reads, so read noise is in it already), source
-    "extrapolated". Before the first measured time: no figure (source "not measured").
+    "extrapolated". Before the first measured time, or with no measured time at all: no figure (source "not
+    measured").
 
-    Returns ``rmse_by_time`` (weight units, None without a figure), ``source_by_time``, ``n_by_time``
+    Returns ``times`` (s), ``rmse`` (weight units, NaN without a figure) and ``source`` aligned with them;
+    ``rmse_by_time`` (None without a figure), ``source_by_time``, ``n_by_time``
     (events used) and ``tau_median_by_time`` (s, actual read times) keyed by :func:`tau_label`, and settings.
     """
     rng = np.random.default_rng(seed)
@@ -174,7 +192,7 @@ def mvm_error_measured(retention: pd.DataFrame, noise: ProgrammingNoise | None =
     for t in times:
         if t in usable:
             source[t] = "measured"
-        elif t > last and noise is not None and relaxation is not None and t > 0 and \
+        elif usable and t > last and noise is not None and relaxation is not None and t > 0 and \
                 all(math.isfinite(v) for v in (noise.slope, noise.intercept, relaxation.a, relaxation.b, relaxation.c)):
             source[t] = "extrapolated"
         else:
@@ -200,9 +218,10 @@ def mvm_error_measured(retention: pd.DataFrame, noise: ProgrammingNoise | None =
                 continue
             sq[t] += _rmse(g_target, g, x, w, g_min, g_max)
     label = {t: tau_label(t) if t else "0s" for t in times}
+    rmse = [math.sqrt(sq[t] / repeats) if source[t] != "not measured" else math.nan for t in times]
     return {
-        "rmse_by_time": {label[t]: (math.sqrt(sq[t] / repeats) if source[t] != "not measured" else None)
-                         for t in times},
+        "times": [float(t) for t in times], "rmse": rmse, "source": [source[t] for t in times],
+        "rmse_by_time": {label[t]: (None if math.isnan(r) else r) for t, r in zip(times, rmse, strict=True)},
         "source_by_time": {label[t]: source[t] for t in times},
         "n_by_time": {label[t]: len(measured[t]) for t in times},
         "tau_median_by_time": {label[t]: float(np.median(measured[t]["tau"])) if len(measured[t]) else None

@@ -28,8 +28,15 @@ from matplotlib.figure import Figure
 
 from .endurance import window_by_cycle
 from .forming import forming_stats
-from .mvm import mvm_error
-from .programming import PUBLISHED_PROGRAMMING_NOISE, ProgrammingNoise, acceptance_label, program_verify_by_acceptance
+from .mvm import annotate_retention, mvm_error, mvm_error_measured
+from .plugins import plugin_figures
+from .programming import (
+    PUBLISHED_PROGRAMMING_NOISE,
+    ProgrammingNoise,
+    acceptance_label,
+    program_verify_by_acceptance,
+    program_verify_stats,
+)
 from .retention import (
     AIHWKIT_RELAXATION,
     TEN_YEARS,
@@ -39,7 +46,7 @@ from .retention import (
     relaxation_curve,
     tau_label,
 )
-from .summary import TablesLike, tables_of
+from .summary import TablesLike, all_tables, tables_of
 from .switching import switching_voltages
 
 US = 1e6
@@ -404,10 +411,32 @@ def plot_mvm_rmse(results: Mapping[str, Mapping[str, Any]]) -> Figure:
     fig, (ax,) = _figure()
     for label, r in results.items():
         t, e = np.asarray(r["times"], float), np.asarray(r["rmse"], float)
-        ax.plot(t[t > 0], e[t > 0], "o-", label=label)
+        source = np.asarray(r.get("source", ["measured"] * len(t)))
+        ok = (t > 0) & np.isfinite(e)
+        line, = ax.plot(t[ok], e[ok], "o-", label=label, markevery=list(np.flatnonzero(source[ok] != "extrapolated")))
+        extrapolated = ok & (source == "extrapolated")
+        if extrapolated.any():                   # open markers: beyond the last measured time
+            ax.plot(t[extrapolated], e[extrapolated], "o", color=line.get_color(), mfc="none",
+                    label=f"{label}: extrapolated")
     ax.set(xscale="log", xlabel="time after programming (s)", ylabel="RMSE (weight units)", title="64×64 MVM error")
     if ax.lines:
         ax.legend(fontsize="small")
+    return fig
+
+
+def program_verify_by_step(results: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """:func:`program_verify_stats` per recipe step ("<step> (<acceptance>)"), else per acceptance."""
+    if "step" in results and results["step"].astype(str).str.len().gt(0).all():
+        return {f"{step} ({acceptance_label(group['acceptance'].iloc[0])})": program_verify_stats(group)
+                for step, group in results.groupby("step", sort=False)}
+    return program_verify_by_acceptance(results)
+
+
+def _error_figure(title: str, text: str) -> Figure:
+    fig, (ax,) = _figure()
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.0, 0.5, text[:300], wrap=True, fontsize="small", va="center")
     return fig
 
 
@@ -415,7 +444,8 @@ def report_figures(source: TablesLike, label: str | None = None) -> dict[str, Fi
     """Every report figure whose tables exist (non-empty) in ``source`` (run file path, RunData or a
     name → DataFrame mapping), keyed by figure name; ``label`` (e.g. the run and die) is set as each
     figure's super-title."""
-    tables = {name: df for name, df in tables_of(source, FIGURE_TABLES).items() if len(df)}
+    every = all_tables(source)
+    tables = {name: df for name, df in tables_of(every, FIGURE_TABLES).items() if len(df)}
     figures: dict[str, Figure] = {}
     if "forming" in tables:
         figures["forming"] = plot_forming(tables["forming"])
@@ -431,7 +461,7 @@ def report_figures(source: TablesLike, label: str | None = None) -> dict[str, Fi
     if "program_verify_result" in tables or "program_verify" in tables:
         figures["iterations"] = plot_iterations(tables.get("program_verify_result", tables.get("program_verify")))
     if "program_verify_result" in tables:
-        stats = program_verify_by_acceptance(tables["program_verify_result"])
+        stats = program_verify_by_step(tables["program_verify_result"])
         figures["programming_noise"] = plot_programming_noise(stats)
         figures["programmed_cdfs"] = plot_programmed_cdfs(tables["program_verify_result"])
     if "retention" in tables:
@@ -439,16 +469,25 @@ def report_figures(source: TablesLike, label: str | None = None) -> dict[str, Fi
         if "target" in tables["retention"]:
             figures["retention_levels"] = plot_retention_levels(tables["retention"])
         figures["retention_cdfs"] = plot_retention_cdfs(tables["retention"])
-    if "program_verify_result" in tables and "retention" in tables:
+    if "retention" in tables:
         times = (1.0, 3600.0, 86400.0, 604800.0, TEN_YEARS)
+        ret = annotate_retention(tables["retention"], tables.get("program_verify_result"))
+        fit = fit_relaxation(relaxation_curve(ret))
         mvm = {f"published AR {acceptance_label(a)}": mvm_error(a, times=times) for a in (0.002, 0.02)}
-        fit = fit_relaxation(relaxation_curve(tables["retention"]))
-        for name, s in stats.items():
-            if np.isfinite([s["slope"], s["intercept_uS"], fit.a, fit.b, fit.c]).all():
-                mvm[f"measured AR {name}"] = mvm_error(s, fit, times=times)
+        pv = tables.get("program_verify_result")
+        for acc, group in ret[np.isfinite(ret["acceptance"].to_numpy(float))].groupby("acceptance"):
+            noise = None
+            if pv is not None and (pv["acceptance"] == acc).any():
+                s = program_verify_stats(pv[pv["acceptance"] == acc])
+                noise = ProgrammingNoise(s["slope"], s["intercept_uS"] / 1e6)
+            mvm[f"measured AR {acceptance_label(acc)}"] = mvm_error_measured(group, noise, fit, times=times)
         figures["mvm_rmse"] = plot_mvm_rmse(mvm)
     if "read_disturb" in tables:
         figures["read_disturb"] = plot_read_disturb(tables["read_disturb"])
+    extra, errors = plugin_figures(every)
+    figures.update(extra)
+    for name, error in errors.items():
+        figures[f"{name}_error"] = _error_figure(f"{name}: figures not drawn", error)
     if label:
         for fig in figures.values():
             fig.suptitle(label, fontsize="small")

@@ -25,8 +25,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from .dataset_reader import RunData, SkippedRowsWarning, open_run
-from .plots import FIGURE_TABLES, report_figures
-from .summary import SUMMARY_TABLES, summarize, tables_of
+from .plots import report_figures
+from .summary import all_tables, summarize
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -126,12 +126,12 @@ def load_run_report(path: str | os.PathLike[str]) -> RunReport:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedRowsWarning)   # skipped parts are listed in the summary
         run = open_run(path, locking=False)
-        tables = tables_of(run, tuple(dict.fromkeys((*SUMMARY_TABLES, *FIGURE_TABLES))))
-    info = run_info(run)
-    summary = {"exit_status": run.exit_status, **summarize(tables)}
-    if run.skipped:
-        summary["skipped"] = run.skipped
-    return RunReport(info, summary, report_figures(tables, figure_label(info)))
+        tables = all_tables(run)           # each table read once, when a section or figure asks for it
+        info = run_info(run)
+        summary = {"exit_status": run.exit_status, **summarize(tables)}
+        if run.skipped:
+            summary["skipped"] = run.skipped
+        return RunReport(info, summary, report_figures(tables, figure_label(info)))
 
 
 def flatten(summary: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -27,7 +27,7 @@ import pandas as pd
 from .dataset_reader import RunData, open_run
 from .endurance import endurance_stats
 from .forming import forming_stats
-from .mvm import mvm_error_measured
+from .mvm import annotate_retention, mvm_error_measured
 from .open_loop import open_loop_metrics, open_loop_stats
 from .plugins import LazyTables, plugin_summaries
 from .programming import (
@@ -204,19 +204,21 @@ def summarize(tables: TablesLike) -> dict[str, Any]:
         out["program_verify"] = _program_verify(t["program_verify_result"])
     fit = fit_relaxation(relaxation_curve(t["retention"])) if "retention" in t else None
     if fit is not None:
-        out["retention"] = _retention(t["retention"], fit)
+        out["retention"] = _retention(annotate_retention(t["retention"], t.get("program_verify_result")), fit)
     if "endurance" in t:
         out["endurance"] = endurance_stats(t["endurance"], t.get("endurance_result"))
     if fit is not None:
-        mvm = _mvm(t["retention"], out.get("program_verify", {}), fit)
+        mvm = _mvm(annotate_retention(t["retention"], t.get("program_verify_result")), out.get("program_verify", {}),
+                   fit)
         if mvm:
             out["mvm"] = mvm
-    out.update({k: v for k, v in plugin_summaries(_all_tables(tables)).items() if k not in out})
+    out.update({k: v for k, v in plugin_summaries(all_tables(tables)).items() if k not in out})
     return jsonable(out)
 
 
-def _all_tables(source: TablesLike) -> Mapping[str, pd.DataFrame]:
-    """Every table of ``source``, read when asked for (plugin summaries name their own tables)."""
+def all_tables(source: TablesLike) -> Mapping[str, pd.DataFrame]:
+    """Every table of ``source`` (a mapping as it is; a run file or RunData: each table read when first asked
+    for), for sections and figures that name their own tables."""
     if isinstance(source, Mapping):
         return source
     run = source if isinstance(source, RunData) else open_run(source)

@@ -143,18 +143,20 @@ def _tables(run: Any, names: tuple[str, ...] | None = None) -> dict[str, Any]:
         return {name: run.table(name) for name in run.tables if names is None or name in names}
 
 
+def _lazy_tables(run: Any) -> Any:
+    """The run's tables, each read (quietly) when first asked for."""
+    from rramlab.analysis.plugins import LazyTables
+
+    return LazyTables(list(run.tables), lambda name: _tables(run, (name,))[name])
+
+
 def _summary(path: Path) -> dict[str, Any]:
     """The summary figures of a run, with its exit status."""
-    from rramlab.analysis.plugins import LazyTables
     from rramlab.analysis.summary import summarize
 
     run = _open_quietly(path)
-
-    def table(name: str) -> Any:
-        return _tables(run, (name,))[name]
-
     # a table is read only when a section asks for it: never the per-point tables of the built-in sections
-    out = {"exit_status": run.exit_status, **summarize(LazyTables(list(run.tables), table))}
+    out = {"exit_status": run.exit_status, **summarize(_lazy_tables(run))}
     if run.skipped:
         out["skipped"] = run.skipped
     return out
@@ -312,7 +314,7 @@ def _rows_text(path: Path) -> str:
 def _write_figures(console: Console, run_file: Path, directory: Path, figures: dict[str, Any] | None = None) -> int:
     """Write the report figures (each labelled with its run and die/array; ``figures``: already drawn); 0,
     or 1 (with a message, no partial files) when they could not be written."""
-    from rramlab.analysis.plots import FIGURE_TABLES, save_figures, save_report_figures
+    from rramlab.analysis.plots import save_figures, save_report_figures
     from rramlab.analysis.report_html import figure_label, run_info
 
     try:
@@ -320,7 +322,7 @@ def _write_figures(console: Console, run_file: Path, directory: Path, figures: d
             paths = save_figures(figures, directory)
         else:
             run = _open_quietly(run_file)
-            paths = save_report_figures(_tables(run, FIGURE_TABLES), directory, label=figure_label(run_info(run)))
+            paths = save_report_figures(_lazy_tables(run), directory, label=figure_label(run_info(run)))
     except OSError as e:
         _say(console, f"--figures {directory}: not written: {e.strerror or e}")
         return EXIT_FAILED

@@ -17,7 +17,15 @@ from scipy.stats import norm
 from rramlab.analysis.dataset import RunMetadata, RunWriter
 from rramlab.analysis.endurance import endurance_stats, window_by_cycle
 from rramlab.analysis.forming import forming_stats
-from rramlab.analysis.mvm import expected_rmse, mvm_error, read_noise_sigma
+from rramlab.analysis.mvm import (
+    G_MAX,
+    G_MIN,
+    annotate_retention,
+    expected_rmse,
+    mvm_error,
+    mvm_error_measured,
+    read_noise_sigma,
+)
 from rramlab.analysis.open_loop import open_loop_metrics, open_loop_stats
 from rramlab.analysis.plots import (
     plot_endurance,
@@ -35,6 +43,7 @@ from rramlab.analysis.programming import (
     ProgrammingNoise,
     acceptance_label,
     gaussian_overlap,
+    levels_in_window,
     number_of_states,
     program_verify_by_acceptance,
     program_verify_stats,
@@ -536,3 +545,49 @@ def test_extrapolated_spread_is_withheld_when_the_fit_goes_negative():
     r = summarize({"retention": df})["retention"]
     assert r["fit"]["b_uS"] < 0 and r["extrapolated_10y"]["sigma_uS"] is None
     assert r["extrapolated_10y"]["mean_shift_uS"] < 0                   # the mean still extrapolates
+
+
+# -- figures from what was measured -------------------------------------------------------------------------------
+
+def test_mvm_from_measured_reads_marks_extrapolation_and_gaps():
+    short = retention_table(400, horizon=86400.0)                    # reads from 1 s to 1 day only
+    fit = fit_relaxation(relaxation_curve(short))
+    noise = ProgrammingNoise(0.001, 0.0)
+    r = mvm_error_measured(short, noise, fit, times=(1.0, 3600.0, TEN_YEARS), vectors=200, repeats=2)
+    assert r["source_by_time"] == {"1s": "measured", "1h": "measured", "10y": "extrapolated"}
+    # measured: the deviations already hold every noise; E = √(size/3·E[e²]) with e = 2δ/span (uniform inputs)
+    reads = reads_at(short[short["converged"]], 3600.0)
+    delta = (reads["g"] - reads["target"]).to_numpy(float)
+    expected = math.sqrt(64 / 3 * np.mean((2 * delta / (G_MAX - G_MIN)) ** 2))
+    assert r["rmse_by_time"]["1h"] == pytest.approx(expected, rel=0.05)
+    late = short[short["tau"] > 100.0]                                # nothing read near 1 s
+    gap = mvm_error_measured(late, noise, fit, times=(1.0, 3600.0))
+    assert gap["source_by_time"]["1s"] == "not measured" and gap["rmse_by_time"]["1s"] is None
+    assert math.isnan(gap["rmse"][0]) and gap["rmse_by_time"]["1h"] > 0
+    unconverged = short.assign(converged=False)
+    assert mvm_error_measured(unconverged, noise, fit, times=(3600.0,))["source_by_time"]["1h"] == "not measured"
+
+
+def test_retention_of_an_older_file_takes_acceptance_and_converged_from_the_programming_rows():
+    ret = retention_table(3).drop(columns=["acceptance", "converged"])
+    events = ret.drop_duplicates(["row", "col", "t_prog"])
+    pv = pd.DataFrame({"row": events["row"], "col": events["col"], "t_done": events["t_prog"], "acceptance": 0.02,
+                       "converged": [True, False, True]})
+    out = annotate_retention(ret, pv)
+    by_cell = out.groupby("col")["converged"].first().tolist()
+    assert by_cell == [True, False, True] and (out["acceptance"] == 0.02).all() and len(out) == len(ret)
+    assert not annotate_retention(ret, None)["converged"].any()
+
+
+def test_levels_in_window_packs_levels_at_the_overlap_criterion():
+    d = 2 * 0.8e-6 * 1.6448536269514722            # equal spreads: 2Φ(−d/2σ) = 0.1
+    assert levels_in_window(lambda g: 0.8e-6, 10e-6, 85e-6) == int(75e-6 // d) + 1
+    # σ ∝ G: level k+1 sits at g·(1 + zσ)/(1 − zσ); count them with a plain loop
+    z, rel, g, n = 1.6448536269514722, 0.01, 10e-6, 1
+    while True:
+        nxt = g * (1 + z * rel) / (1 - z * rel)
+        if nxt > 85e-6:
+            break
+        g, n = nxt, n + 1
+    assert abs(levels_in_window(lambda x: rel * x, 10e-6, 85e-6) - n) <= 1
+    assert levels_in_window(lambda g: float("nan"), 10e-6, 85e-6) == 0

@@ -101,6 +101,8 @@ PACKAGE = {
         ispp_custom = "ispp_custom:IsppCustom"
         [project.entry-points."rramlab.summaries"]
         ispp_custom = "ispp_custom:summary"
+        [project.entry-points."rramlab.figures"]
+        ispp_custom = "ispp_custom:figures"
         [tool.setuptools]
         py-modules = ["ispp_custom"]
     """,
@@ -145,6 +147,13 @@ PACKAGE = {
                 return None
             df = tables["ispp_custom"]
             return {"pulses": int(len(df)), "g_last_uS": float(df["g"].iloc[-1] * 1e6)}
+
+        def figures(tables):
+            from matplotlib.figure import Figure
+            fig = Figure()
+            df = tables["ispp_custom"]
+            fig.add_subplot().plot(df["v"], df["g"] * 1e6, "o")
+            return {"g_vs_v": fig}
     ''',
 }
 
@@ -198,6 +207,8 @@ def test_an_installed_package_adds_a_protocol_that_check_and_run_accept(installe
     assert s["exit_status"] == "completed" and 2 <= s["ispp_custom"]["pulses"] <= 12       # the package's summary
     proc = cli(installed, tmp_path, "info", "r.h5")
     assert "ispp_custom" in proc.stdout
+    proc = cli(installed, tmp_path, "report", "r.h5", "--figures", "figs")
+    assert proc.returncode == 0 and (tmp_path / "figs" / "ispp_custom_g_vs_v.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(("params", "message"), [
