@@ -78,6 +78,10 @@ LOOP_PULSES = 200                # pulses per verify call: a bounded reply and c
 LINE_FREQUENCY_MIN = 50.0        # Hz: the longest power-line cycle, for a loop call's time-out
 POINT_OVERHEAD = 0.01            # s per reading or pulse beyond its integration, for a loop call's time-out
 LOOPS_SCRIPT = "rramlab_loops"   # the TSP script holding the on-instrument loops (keithley2600_loops.tsp)
+READ_CHUNK = 60_000              # readings per repeated-read call: the capacity of the dynamic buffer the driver makes
+#                                  (smuX.makebuffer(READ_CHUNK)); a driver bound below the >140,000 readings the
+#                                  manual gives a dedicated buffer (bufferVar.capacity), not a manual figure
+READ_BUFFER = "rramlab_reads"    # Lua global of that buffer, one per channel: rramlab_reads_a / rramlab_reads_b
 
 
 
@@ -414,6 +418,75 @@ class SMUChannel(Channel):
         seconds = (max_pulses + 1) * (n / LINE_FREQUENCY_MIN + width + POINT_OVERHEAD)
         amplitude, current, t = self.parent.loop_reply(command, seconds)
         return LoopTrace(tuple(amplitude), tuple(current), (False,) * len(current), tuple(t))
+
+    # ------------------------------------------------------------ repeated reads
+    repeat_chunk = READ_CHUNK
+
+    def read_chunk_command(self, voltage: float, count: int) -> str:
+        """The TSP text of one call of :meth:`read_repeated_chunk` (validated; nothing is sent)."""
+        v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= READ_CHUNK:
+            raise ValueError(f"count must be an integer within [1, {READ_CHUNK}] (smuX.measure.count readings per "
+                             f"call, at most the capacity of the reading buffer smuX.makebuffer({READ_CHUNK})), "
+                             f"got {count!r}")
+        n, b = self.node, f"{READ_BUFFER}_{self.id}"
+        return (f"if {b} == nil then {b} = {n}.makebuffer({READ_CHUNK}) end {b}.clear() "
+                f"{n}.source.levelv = {v} {n}.measure.count = {count} "
+                f"print({n}.measure.i({b}), {b}.n, errorqueue.count) "
+                f"{n}.measure.count = 1 {n}.source.levelv = 0")
+
+    def read_repeated_chunk(self, voltage: float, count: int, nplc: float) -> float:
+        """``count`` current readings at ``voltage`` V made by the instrument in one call; returns the last (A).
+
+        One write and one read (2600B Reference Manual, 2600BS-901-01): a dynamic reading buffer of
+        :data:`READ_CHUNK` readings made once per instrument session (``smuX.makebuffer()``: "Use bufferSize to
+        designate the number of readings the buffer can store"; ``bufferVar.capacity``: "A user-defined
+        dynamically allocated buffer has a fixed capacity that is set when the buffer is created") and cleared
+        (``bufferVar.clear()``); the source at ``voltage``; ``smuX.measure.count = count``; ``smuX.measure.i(buffer)``
+        stores every reading in the buffer and returns only the last (``smuX.measure.Y()``: "If the instrument is
+        configured to return multiple readings for a measurement and readingBuffer is specified, all readings are
+        available in readingBuffer, but only the last measurement is returned as reading"; without a buffer the
+        count is ignored); the measure delay only before the first reading and ``smuX.measure.interval`` (0 by
+        default) between readings (``smuX.measure.count``); the reply prints the last reading, ``bufferVar.n`` and
+        ``errorqueue.count``; then the count back to 1 and the source to 0 V. ``count`` within [1,
+        :data:`READ_CHUNK`] and ``voltage`` within -200 … 200 V (ValueError before anything is written); ``nplc``
+        (the channel's present integration, PLC) sizes the VISA time-out of the reply. A non-zero error count
+        drains the queue into :class:`InstrumentError`; fewer readings than ``count`` is a :class:`ReplyError`."""
+        command = self.read_chunk_command(voltage, count)
+        n = _validate_nplc(nplc, NPLC)
+        parent = self.parent
+        seconds = count * (n / LINE_FREQUENCY_MIN + POINT_OVERHEAD)
+        connection = getattr(parent.adapter, "connection", None)
+        timeout = getattr(connection, "timeout", None)
+        if isinstance(timeout, (int, float)):                 # a VISA session (ms); not a test double
+            connection.timeout = max(timeout, (seconds + 10.0) * 1000.0)
+        try:
+            reply = parent.ask(command)
+        finally:
+            if isinstance(timeout, (int, float)):
+                connection.timeout = timeout
+        current, stored, errors = parse_numbers(reply, 3, command)
+        if errors != 0.0:
+            parent.check_errors()
+            raise InstrumentError([], parent.name, f"errorqueue.count was {errors:g} after {count} readings")
+        if stored != count:
+            raise ReplyError(command, reply, f"{count} readings stored in the buffer, not {stored:g}")
+        return current
+
+    def read_repeated(self, voltage: float, n: int, nplc: float) -> float:
+        """``n`` current readings at ``voltage`` V (any n >= 1), in calls of at most :data:`READ_CHUNK`
+        readings (:meth:`read_repeated_chunk`, back at 0 V between calls); returns the last reading (A)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1 (readings), got {n!r}")
+        self.read_chunk_command(voltage, min(n, READ_CHUNK))        # everything checked before the first write
+        _validate_nplc(nplc, NPLC)
+        current = float("nan")
+        done = 0
+        while done < n:
+            count = min(n - done, READ_CHUNK)
+            current = self.read_repeated_chunk(voltage, count, nplc)
+            done += count
+        return current
 
     # ----------------------------------------------------------------- buffers
     @staticmethod

@@ -213,3 +213,17 @@ class BenchClock(Instrument, Protocol):
     def now(self) -> float: ...
     def wait(self, seconds: float) -> None: ...
     def wait_until(self, t: float) -> None: ...
+
+
+@runtime_checkable
+class RepeatedRead(Protocol):
+    """Optional channel capability: many reads of one cell at one voltage, made by the instrument.
+
+    ``read_repeated(voltage, n, nplc)``: source ``voltage`` V, make ``n`` current readings back to back at the
+    channel's present integration (``nplc`` PLC, given for the reply's time-out), then return to 0 V; returns the
+    last reading (A). The readings of one instrument call are kept in a reading buffer and not sent; at most
+    ``repeat_chunk`` readings per call (the buffer's capacity), ``n`` is split into such calls."""
+
+    repeat_chunk: int
+
+    def read_repeated(self, voltage: float, n: int, nplc: float) -> float: ...

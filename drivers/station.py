@@ -28,6 +28,7 @@ from .roles import (
     ROLE_MATRIX,
     ROLE_SMU,
     OutputSwitch,
+    RepeatedRead,
     SourceMeasureChannel,
     StaircaseLoop,
     SwitchMatrix,
@@ -480,6 +481,34 @@ class Station:
         self._bias(gate)
         self._set(self.smu_bl, "nplc", n)
         current = self._sourcing(lambda: self.smu_bl.measure_current_at(v), 0.0)   # back at 0 V afterwards
+        return Reading(row, col, v, current, self.clock.now())
+
+    def read_many(self, row: int, col: int, n: int, *, voltage: float | None = None, nplc: float | None = None,
+                  gate_voltage: float | None = None) -> Reading:
+        """``n`` reads of cell (row, col) back to back, each as :meth:`read` makes it (``voltage`` V on the bit
+        line, default the station's read voltage; ``nplc`` PLC; gate ``gate_voltage`` V); returns the last, at
+        the time the reads ended. Made by the instrument when the bit-line channel offers it
+        (:class:`~.roles.RepeatedRead`, station ``loops = "auto"``: the readings stay in its buffer), else by the
+        PC, one :meth:`read` round trip each (slow but the same reads). Reads are not pulses: nothing is charged
+        to the pulse budget. Back at 0 V afterwards."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an integer >= 1 (reads), got {n!r}")
+        rc = self.read_conditions
+        n_plc = self.check_nplc(rc.nplc if nplc is None else nplc)
+        v = self.check_voltage("bit_line", rc.voltage if voltage is None else voltage, "read voltage")
+        gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
+                                  "gate voltage")
+        self.check_cell(row, col)
+        channel = self.smu_bl
+        if not (self.config.loops == "auto" and offers(channel, RepeatedRead)):
+            last = self.read(row, col, voltage=v, nplc=n_plc, gate_voltage=gate)
+            for _ in range(n - 1):
+                last = self.read(row, col, voltage=v, nplc=n_plc, gate_voltage=gate)
+            return last
+        self.connect(row, col)
+        self._bias(gate)
+        self._set(channel, "nplc", n_plc)
+        current = self._sourcing(lambda: channel.read_repeated(v, n, n_plc), 0.0)      # back at 0 V afterwards
         return Reading(row, col, v, current, self.clock.now())
 
     def _prepare_pulse(self, row: int, col: int, amplitude: float, width: float,

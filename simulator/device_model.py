@@ -31,6 +31,17 @@ Pieces of the model
   (clamped) state and is not clamped itself, so a cell sitting at a conductance bound reads with the same
   noise as anywhere else (see "Defects and clamping").
 
+* **Read disturb** (sub-threshold bias), deterministic, no random draw: a formed, working cell held at a cell
+  voltage 0 < |V_cell| < V_th for t seconds moves toward its polarity's bound, the edge of its clamp window
+  (G_b = Gmax_i + 2 µS for V > 0, Gmin_i - 2 µS for V < 0, where the kinetics clip; a state at the edge stays
+  there), ``G_b - (G_b - G) exp(-(t/τ_rd) sinh(|V_cell|/V_rd))``: field-accelerated ionic hopping
+  (sinh law), zero at 0 V, linear in the time under bias, so a read of shorter integration disturbs less.
+  It acts on the programmed value (``g_prog``) and leaves the relaxation clock running: the disturb is a
+  slow drift of the state, not a write.  Magnitude and sources: ``read_disturb_*`` in device_params.py
+  (1 % of the way to the bound after 10^6 reads of 20 ms at 0.2 V).  The electrical model applies every
+  non-zero bias it holds (:meth:`ArrayModel.apply_bias`), so reads disturb through the same path as pulses;
+  :meth:`ArrayModel.read_series` takes n reads under one steady bias in one vectorized step.
+
 Read-noise calibration
 ----------------------
 With variance ρ = ln(10)/(2 n_dec) per component the spread of ``read(t0 + τ) - read(t0)`` grows by
@@ -68,6 +79,7 @@ are identical for both settings.  All randomness comes from the one ``numpy.rand
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -151,6 +163,9 @@ class ArrayModel:
         # ---- scalars used on every call ----
         self._early_slope = p.relax_sigma_intercept / -math.log(p.relax_onset)
         self._k_rd = p.read_noise_k / math.log(10.0)   # K log10(G/µS) = _k_rd * ln(G/µS)
+        # |V_applied| below this cannot form or switch any cell: the electrical model's reads (0.2 V) are
+        # applied as the read disturb only (half the switching threshold, the bias the circuit used to ignore)
+        self._weak_bias = 0.5 * p.switching_threshold
 
     # ------------------------------------------------------------------ helpers
     def flat_index(self, row: np.ndarray | int, col: np.ndarray | int) -> np.ndarray:
@@ -265,9 +280,24 @@ class ArrayModel:
         if v.ndim and v.size == 1:
             v = v.reshape(())
         scalar_v = v.ndim == 0
-        if duration <= 0.0 or (scalar_v and abs(float(v)) < p.switching_threshold and not self._n_pristine):
+        if duration <= 0.0:
+            return
+        if scalar_v and abs(float(v)) < p.switching_threshold and (
+                not self._n_pristine or abs(float(v)) < self._weak_bias):
+            # below the switching threshold (and far below forming: a weak bias draws nothing for pristine
+            # cells): only the read disturb, which draws no random number
+            if float(v) != 0.0:
+                self._disturb(np.asarray(index, dtype=np.intp).reshape(-1), float(v), v_gate, duration)
             return
         idx = np.asarray(index, dtype=np.intp).reshape(-1)
+        if not scalar_v:
+            weak = np.abs(v) < self._weak_bias
+            if weak.any():                   # weak biases: the disturb only; the rest as before
+                vg = np.broadcast_to(np.asarray(v_gate, dtype=float), idx.shape)
+                self._disturb(idx[weak], v[weak], vg[weak], duration)
+                if weak.all():
+                    return
+                idx, v, v_gate = idx[~weak], v[~weak], vg[~weak]
         if idx.size == 1 and scalar_v and self._scalar_fast_path and np.size(v_gate) == 1:
             i = int(idx[0])
             if self._d2d[7, i] > 0.0:  # formed, not stuck: scalar fast path, same physics and draws
@@ -287,6 +317,9 @@ class ArrayModel:
                            duration if hold is None else max(hold, duration), final)
         # `act` was gathered before forming, so a cell formed by this bias does not also switch
         switch = (act > 0.0) & (np.abs(v_cell) >= p.switching_threshold)
+        below = (act > 0.0) & ~switch & (v_cell != 0.0)
+        if below.any():
+            self._disturb_cells(idx[below], v_cell[below], duration)
         if not switch.any():
             return
         if scalar_v:
@@ -351,6 +384,130 @@ class ArrayModel:
         self.t_prog[cells] = t_end
         self.rel_walk[cells] = 0.0
         self.rel_var[cells] = 0.0
+
+    # ------------------------------------------------------------------ read disturb
+    def disturb_factor(self, v_cell: np.ndarray | float, duration: float) -> np.ndarray | float:
+        """Read-disturb exponent (t/τ_rd) sinh(|V_cell|/V_rd) of a bias of v_cell (V) held `duration` s; the
+        state moves the fraction 1 - exp(-factor) of the way to its bound.  0 at 0 V."""
+        p = self.params
+        return duration * np.sinh(np.abs(v_cell) / p.read_disturb_voltage_scale) / p.read_disturb_time
+
+    def _disturb(self, idx: np.ndarray, v: float | np.ndarray, v_gate: Any, duration: float) -> None:
+        """Read disturb of cells `idx` held at v_applied `v` (V) with gate `v_gate` (V) for `duration` s: the
+        cell voltage from the programmed conductance through the access transistor; formed, working cells only."""
+        if idx.size == 1 and np.ndim(v) == 0 and np.size(v_gate) == 1:
+            i = idx.item()
+            if self._d2d.item(7, i) > 0.0:
+                g = self.g_prog.item(i)
+                vg = v_gate.item() if isinstance(v_gate, np.ndarray) else float(v_gate)
+                v_cell = self.transistor_one(g, float(v), vg) / g
+                if v_cell != 0.0:
+                    self._disturb_one(i, v_cell, duration)
+            return
+        act = self._d2d[7, idx] > 0.0
+        if not act.any():
+            return
+        cells = idx[act]
+        va = np.broadcast_to(np.asarray(v, dtype=float), idx.shape)[act]
+        vg = np.broadcast_to(np.asarray(v_gate, dtype=float), idx.shape)[act]
+        v_cell = self.transistor(self.g_prog[cells], va, vg, va < 0.0)[0]
+        self._disturb_cells(cells, v_cell, duration)
+
+    def _disturb_cells(self, cells: np.ndarray, v_cell: np.ndarray, duration: float) -> None:
+        """Move formed, working `cells` at cell voltages v_cell (V, |v_cell| < V_th) toward their bound."""
+        f = self.disturb_factor(v_cell, duration)
+        bound = np.where(v_cell > 0.0, self._d2d[6, cells], self._d2d[5, cells])
+        self.g_prog[cells] = bound - (bound - self.g_prog[cells]) * np.exp(-f)
+
+    def _disturb_one(self, i: int, v_cell: float, duration: float) -> None:
+        """Scalar :meth:`_disturb_cells` for one formed, working cell i."""
+        p = self.params
+        f = duration * math.sinh(abs(v_cell) / p.read_disturb_voltage_scale) / p.read_disturb_time
+        bound = self._d2d.item(6, i) if v_cell > 0.0 else self._d2d.item(5, i)
+        self.g_prog[i] = bound - (bound - self.g_prog.item(i)) * math.exp(-f)
+
+    def read_series(self, i: int, t0: float, dt: float, n: int, t_int: float, v_applied: float, v_gate: float,
+                    extra: int = 0, commit_draw: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """n reads of formed cell i at t0 + k·dt (s), k = 1 … n, under one steady bias v_applied (V, gate
+        v_gate V) below the switching threshold, each integrating t_int s, in one vectorized step; the cell was
+        read (and its bias committed) at t0.  Before each read the bias held dt since the previous one is
+        applied (the read disturb), then the state (relaxation walk) and the 1/f read noise are advanced exactly
+        as :meth:`conductance` does read by read.  Random draws come in the order n single reads would make
+        them: per read [a zero-step relaxation draw of the commit (``commit_draw``, see :meth:`apply_bias`),
+        the relaxation step, the read-noise components, ``extra`` caller draws] (each only where the single
+        read makes it).  Returns (conductances, S, shape (n,); the caller's draws, shape (n, extra))."""
+        p = self.params
+        if self.pristine.item(i):
+            raise ValueError("read_series needs a formed cell (a pristine cell reads without noise)")
+        k = np.arange(1, n + 1, dtype=float)
+        t = t0 + k * dt
+        act = self._d2d.item(7, i)
+        lo, hi = self._d2d.item(5, i), self._d2d.item(6, i)
+        noise = self.noise
+        n_tau = self.noise_tau.size
+        walk_draw = noise and act > 0.0
+        cols = int(commit_draw and walk_draw) + int(walk_draw) + (n_tau if noise else 0) + extra
+        z = self.rng.standard_normal((n, cols)) if cols else np.zeros((n, 0))
+        c = int(commit_draw and walk_draw)
+        # read disturb: the bias held dt before each read (deterministic, the same factor each time)
+        g_prog0 = self.g_prog.item(i)
+        if act > 0.0:
+            v_cell = self.transistor_one(g_prog0, v_applied, v_gate) / g_prog0
+            if abs(v_cell) >= p.switching_threshold:
+                raise ValueError(f"read_series: |V_cell| = {abs(v_cell)} V reaches the switching threshold")
+            bound = self._d2d.item(6, i) if v_cell > 0.0 else self._d2d.item(5, i)
+            f1 = float(self.disturb_factor(v_cell, dt)) if v_cell != 0.0 else 0.0
+            g_prog = bound - (bound - g_prog0) * np.exp(-f1 * k)
+        else:
+            g_prog = np.full(n, g_prog0)
+        # relaxation: the Brownian walk in σ²-time, one step per read
+        lt = np.log(np.maximum(t - self.t_prog.item(i), p.relax_onset))
+        late = np.maximum(lt, 0.0)
+        sig = p.relax_sigma_intercept + p.relax_sigma_slope * late + self._early_slope * np.minimum(lt, 0.0)
+        var = np.maximum.accumulate(np.maximum(sig * sig, self.rel_var.item(i)))
+        walk0 = self.rel_walk.item(i)
+        if walk_draw:
+            step = np.sqrt(np.diff(var, prepend=self.rel_var.item(i))) * z[:, c]
+            walk = walk0 + np.cumsum(step)
+            c += 1
+            self.rel_walk[i] = walk[-1]
+        else:
+            walk = np.full(n, walk0)
+        self.rel_var[i] = var[-1]
+        self.g_prog[i] = g_prog[-1]
+        g = np.minimum(np.maximum(g_prog + act * (walk - p.relax_mean_slope * late), lo), hi)
+        if noise:
+            # 1/f read noise: each OU component an AR(1) recursion, advanced exactly per read
+            from scipy.signal import lfilter
+
+            xi = z[:, c:c + n_tau]
+            c += n_tau
+            gaps = np.diff(t, prepend=self.noise_t.item(i)).clip(min=0.0)
+            x_prev = self.noise_x[i].copy()
+            y = np.empty((n, n_tau))
+            uniform = np.allclose(gaps[1:], dt, rtol=1e-9, atol=0.0)
+            for j in range(n_tau):
+                inv = self._inv_tau[j]
+                if uniform:
+                    a1 = math.exp(-dt * inv)
+                    s1 = math.sqrt(-math.expm1(-2.0 * dt * inv))
+                    # first read from the last one before the series, the rest at the steady spacing dt
+                    a0 = math.exp(-gaps[0] * inv)
+                    first = x_prev[j] * a0 + math.sqrt(-math.expm1(-2.0 * gaps[0] * inv)) * xi[0, j]
+                    y[0, j] = first
+                    if n > 1:
+                        y[1:, j] = lfilter([1.0], [1.0, -a1], s1 * xi[1:, j], zi=[a1 * first])[0]
+                else:
+                    a = np.exp(-gaps * inv)
+                    s_ = np.sqrt(-np.expm1(-2.0 * gaps * inv))
+                    x = x_prev[j]
+                    for m in range(n):
+                        x = x * a[m] + s_[m] * xi[m, j]
+                        y[m, j] = x
+            self.noise_x[i] = y[-1]
+            self.noise_t[i] = t[-1]
+            g = g + self._k_rd * np.maximum(np.log(g * 1e6), 0.0) * (y @ self._window(t_int))
+        return g, z[:, c:c + extra]
 
     def set_stuck(self, index: np.ndarray, state: str, t: float) -> None:
         """Make cells stuck from now on (fault injection): "lrs" at ~1.1·Gmax_i, "hrs" at ~0.9·Gmin_i;
@@ -429,6 +586,8 @@ class ArrayModel:
         i_sat = 0.5 * k_eff * overdrive * overdrive + p.transistor_off_conductance * abs(v)
         v_cell = math.copysign(min(abs(current), i_sat), v) / g
         if abs(v_cell) < p.switching_threshold:
+            if v_cell != 0.0:
+                self._disturb_one(i, v_cell, duration)
             return
         bound, rate, v_ref = (gmax, r_set, p.v_ref_set) if v > 0.0 else (gmin, r_reset, p.v_ref_reset)
         f = min((duration / p.pulse_width_ref) * math.exp((abs(v_cell) - v_ref) / p.kinetic_voltage_scale),

@@ -6,7 +6,8 @@ Every number comes from arXiv 2502.04524 or the source named with it, and is con
 - ``unit``: SI unit of the value (``"1"`` for dimensionless numbers);
 - ``symbol``: the symbol used in the model description;
 - ``source``: provenance tag and origin, e.g. ``"[F✓] Fig. 1c"``, ``"[A] aihwkit reram.py"`` or
-  ``"[ASSUMP] ..."`` (a tunable default with no source behind it).
+  ``"[ASSUMP] ..."`` (a tunable default with no source behind it); ``[L]`` a law from the literature named
+  there, ``[F~]`` a published figure used as a bound, not fitted.
 
 ``DeviceParameters.provenance()`` lists all of them; ``DeviceParameters.profile(name)`` gives the
 "paper", "realistic" and "hfo2" defect profiles.
@@ -33,6 +34,15 @@ def _p(default: Any, unit: str, source: str, symbol: str = "") -> Any:
 # 2*rho*(ln(tau/(alpha*t_int)) + gamma + c_w) with gamma + c_w = 3/2 exactly; alpha = 2*e^1.5 turns that into
 # 2*rho*ln(tau/(2*t_int)), the asymptote of the aihwkit formula.  See device_model.py.
 _OU_WINDOW_SCALE = 2.0 * math.exp(1.5)
+
+# Read-disturb calibration (see the "read disturb" fields): a read bias of V_RD_REF at the cell held for a
+# cumulative T_RD_REF (10^6 reads of 1 PLC at 50 Hz, 20 ms each) moves the conductance the fraction F_RD_REF of
+# the way to its bound.  tau_rd follows from F = 1 - exp(-(T/tau_rd) sinh(V/V_rd)).
+_RD_VOLTAGE_SCALE = 0.07
+_RD_REF_VOLTAGE = 0.2
+_RD_REF_STRESS = 1e6 * 20e-3
+_RD_REF_FRACTION = 0.01
+_RD_TIME = _RD_REF_STRESS * math.sinh(_RD_REF_VOLTAGE / _RD_VOLTAGE_SCALE) / -math.log1p(-_RD_REF_FRACTION)
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,23 @@ class DeviceParameters:
         "so the read-difference spread equals the aihwkit formula with t_read -> t_int (device_model.py)",
         "α")
     read_voltage: float = _p(0.2, "V", "[ASSUMP] read voltage (unknown in the paper)", "V_read")
+    # ---- read disturb (sub-threshold bias); the mechanism in device_model.py --------------------------
+    read_disturb_voltage_scale: float = _p(
+        _RD_VOLTAGE_SCALE, "V",
+        "[L] sinh(V/V_rd) field-accelerated ionic hopping below the switching threshold (D. B. Strukov, "
+        "R. S. Williams, Appl. Phys. A 94, 515 (2009), 'Exponential ionic drift'; S. Menzel et al., Adv. Funct. "
+        "Mater. 21, 4487 (2011), SET time vs voltage over ~10 decades); V_rd = V0 of the SET/RESET kinetics "
+        "[ASSUMP], so that far above V_rd the disturb accelerates like the switching itself (×e per 70 mV); "
+        "sinh(0) = 0: no disturb at 0 V", "V_rd")
+    read_disturb_time: float = _p(
+        _RD_TIME, "s",
+        "[ASSUMP] calibration: 10^6 reads at V_cell = 0.2 V of 20 ms each (2e4 s under bias) move G 1 % of the way "
+        "to its bound (Gmax_i + 2 µS for V > 0, Gmin_i - 2 µS for V < 0), i.e. 0.42 µS from 50 µS; bounded by "
+        "[F~] P. Yao et al., Nature 577, 641 (2020), Extended Data Fig. 7 (TaOx/HfOx 1T1R, 10^6 read pulses of "
+        "0.2 V: the distributions of the states after 1, 10^5, 5×10^5 and 10^6 reads stay separated, the drift "
+        "well below the level spacing; the figure was used by its caption, not digitised, and its read-pulse "
+        "width is not used: if its total time under bias was shorter than 2e4 s, the bound per second is weaker)",
+        "τ_rd")
     # ---- defects (§12.8) ----------------------------------------------------------------------------
     p_form_fail: float = _p(0.0, "1", "[ASSUMP] never forms, stays ~1 nS; paper: 32/32 formed [F✓]", "")
     p_stuck_lrs: float = _p(0.0, "1", "[ASSUMP] forms over-formed, G ≈ Gmax_i·U(1, 1.2), ignores RESET", "")

@@ -214,13 +214,13 @@ class Circuit:
         key: tuple[Any, ...] | None = None
         if n == 1:
             _, vapp, vgate = self._one_current(self.model.g_prog.item(int(self.idx[0])))
-            if abs(vapp) >= self.v_th * 0.5:
+            if vapp != 0.0:                  # every bias acts on the cell; a read's is the read disturb
                 key = (int(self.idx[0]), vapp, vgate)
                 if key != self._seg_key:
                     self.seg_idx, self.seg_vapp, self.seg_vgate = self.idx, np.array([vapp]), np.array([vgate])
         elif n > 1:
             _, idx, vapp, vgate = self._bias(self._terminal_voltages())
-            active = np.abs(vapp) >= self.v_th * 0.5
+            active = vapp != 0.0
             self.seg_idx, self.seg_vapp, self.seg_vgate = idx[active], vapp[active], vgate[active]
             if self.seg_idx.size:
                 key = (self.seg_idx.tobytes(), self.seg_vapp.tobytes(), self.seg_vgate.tobytes())
@@ -310,6 +310,40 @@ class Circuit:
         if sel.any():
             g[sel] = self.model.conductance(idx[sel], now, t_int)
         return float(self._terminal_currents(self._terminal_voltages(), g)[ti])
+
+    def measure_current_series(self, name: str, t_int: float, t0: float, dt: float, n: int,
+                               extra: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+        """Currents (A) out of the HI terminal of source ``name`` for n more readings at t0 + k·dt, k = 1 … n
+        (s), each over an integration of t_int s, after a reading at t0 (:meth:`measure_current`), with the
+        steady bias in between applied to the array: what n calls of :meth:`measure_current` at those times give,
+        in one vectorized step (:meth:`ArrayModel.read_series`; ``extra`` caller draws per reading, returned
+        second). None, with nothing changed, when the circuit is not one formed cell under a voltage source
+        below its limit and below the switching threshold; the caller then reads one by one. The caller moves
+        the clock."""
+        s = self.sources[name]
+        if (self.idx.size != 1 or s.func != FUNC_DCVOLTS or s.output != OUTPUT_ON or s.in_compliance
+                or self.seg_start != t0):
+            return None
+        ti = self._terms.index(name)
+        if ti not in (self._bl0, self._sl0) or ti == self._bl0 == self._sl0:
+            return None
+        model = self.model
+        i = int(self.idx[0])
+        _, vwl, vbl, vsl = self._one_cell()
+        if vwl is None or vbl is None or vsl is None or model.pristine.item(i):
+            return None
+        vapp, vgate = vbl - vsl, vwl - vsl
+        g_top = 1.5 * max(model.g_prog.item(i), model.g_max.item(i))
+        if s.limit_applied and abs(model.transistor_one(g_top, vapp, vgate)) > s.limiti:
+            return None
+        g_now = model.g_prog.item(i)
+        if vapp != 0.0 and abs(model.transistor_one(g_now, vapp, vgate) / g_now) >= model.params.switching_threshold:
+            return None
+        commit_draw = (abs(vapp) >= model._weak_bias and model._n_pristine > 0 and model._d2d.item(7, i) > 0.0)
+        g, z = model.read_series(i, t0, dt, n, t_int, vapp, vgate, extra=extra, commit_draw=commit_draw)
+        cur = model.transistor(g, vapp, vgate, vapp < 0.0)[1] if vapp != 0.0 else np.zeros(n)
+        self.seg_start = t0 + n * dt
+        return (cur if ti == self._bl0 else -cur), z
 
     def measure_voltage(self, name: str) -> float:
         """Voltage (V) at the HI terminal of source ``name``."""

@@ -323,8 +323,12 @@ def test_kinetics_are_time_consistent() -> None:
     two.apply_bias(idx, 1.4, np.inf, 2e-6, t2 + 4e-6)
     np.testing.assert_allclose(one.g_prog, two.g_prog, rtol=1e-12)
     before = one.g_prog.copy()
-    one.apply_bias(idx, 0.5, np.inf, 1.0, t1 + 0.01)           # below V_th: no change
+    one.apply_bias(idx, 0.0, np.inf, 1.0, t1 + 0.01)           # 0 V: no change
     np.testing.assert_array_equal(one.g_prog, before)
+    one.apply_bias(idx, 0.5, np.inf, 1.0, t1 + 1.01)           # below V_th: no switching, only the read disturb
+    f = math.sinh(0.5 / P.read_disturb_voltage_scale) / P.read_disturb_time
+    hi = one.g_max + P.clip_margin
+    np.testing.assert_allclose(one.g_prog, hi - (hi - before) * math.exp(-f), rtol=1e-12)
 
 
 def test_transistor() -> None:
