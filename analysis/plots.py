@@ -54,7 +54,7 @@ MINUS = "\u2212"
 
 #: tables :func:`report_figures` reads (per-point tables such as ``forming_sweep`` are never loaded)
 FIGURE_TABLES = ("forming", "iv_sweep", "pulse_train", "endurance", "endurance_result", "program_verify",
-                 "program_verify_result", "retention", "read_disturb")
+                 "program_verify_result", "retention", "read_disturb", "ispp", "multilevel")
 
 #: read times (s) of :func:`plot_retention_cdfs`
 RETENTION_CDF_TIMES = (60.0, 3600.0, 86400.0, 604800.0, 31557600.0, TEN_YEARS)
@@ -233,10 +233,11 @@ def plot_programmed_cdfs(results: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_program_verify_traces(program_verify: pd.DataFrame, max_traces: int = 8) -> Figure:
+def plot_program_verify_traces(program_verify: pd.DataFrame, max_traces: int = 8, name: str | None = None) -> Figure:
     """G (µS) vs pulse number (``iteration``) of program-verify, one axes per acceptance: up to
     ``max_traces`` (cell, target) traces spread over the targets, each with its target as a dashed line
-    of the same colour; the title says how many of how many traces are shown."""
+    of the same colour; the title says how many of how many traces are shown (``name``: its first words, e.g.
+    "ISPP"; default the acceptance)."""
     groups = list(program_verify.groupby("acceptance", sort=True)) or [(float("nan"), program_verify)]
     fig, axes = _figure(len(groups), width=4.8)
     order = "seq" if "seq" in program_verify else "t"
@@ -249,8 +250,8 @@ def plot_program_verify_traces(program_verify: pd.DataFrame, max_traces: int = 8
             row, col, target = int(trace["row"].iloc[0]), int(trace["col"].iloc[0]), float(trace["target"].iloc[0])
             ax.plot(trace["iteration"], trace["g"] * US, ".-", ms=3, lw=0.8, color=color, label=f"({row}, {col})")
             ax.axhline(target * US, ls="--", lw=0.8, color=color)
-        name = f"AR {acceptance_label(acc)}" if np.isfinite(acc) else "program-verify"
-        ax.set(xlabel="pulse number", ylabel="G (µS)", title=f"{name}: {len(shown)} of {len(traces)} traces")
+        head = name or (f"AR {acceptance_label(acc)}" if np.isfinite(acc) else "program-verify")
+        ax.set(xlabel="pulse number", ylabel="G (µS)", title=f"{head}: {len(shown)} of {len(traces)} traces")
         if ax.lines:
             ax.legend(title="cell (dashed: target)", fontsize="x-small", ncols=2)
     return fig
@@ -424,6 +425,28 @@ def plot_mvm_rmse(results: Mapping[str, Mapping[str, Any]]) -> Figure:
     return fig
 
 
+def plot_multilevel(multilevel: pd.DataFrame, retention: pd.DataFrame | None = None) -> Figure:
+    """Conductance CDF of each level (converged programmings): right after programming, and at the settle read
+    (the first retention read of the same programming) when there is one; dashed lines at the level targets."""
+    good = multilevel[multilevel["converged"].to_numpy(bool)]
+    panels = [("after programming", good.assign(value=good["g_prog"]))]
+    if retention is not None and len(retention):
+        reads = retention.merge(good[["row", "col", "t_prog", "level"]], on=["row", "col", "t_prog"])
+        reads = reads.sort_values("tau").drop_duplicates(["row", "col", "t_prog"])
+        if len(reads):
+            panels.append((f"settle read (τ ≈ {reads['tau'].median():.3g} s)", reads.assign(value=reads["g"])))
+    fig, axes = _figure(len(panels), width=4.8)
+    levels = sorted(good["level"].unique())
+    for ax, (title, df) in zip(axes, panels, strict=True):
+        for color, level in zip(_level_colors(len(levels)), levels, strict=True):
+            values = df.loc[df["level"] == level, "value"].to_numpy(float) * US
+            if values.size:
+                _ecdf(ax, values, markers=True, color=color)
+                ax.axvline(float(df.loc[df["level"] == level, "target"].iloc[0]) * US, ls="--", lw=0.6, color=color)
+        ax.set(xlabel="G (µS)", ylabel="cumulative fraction", title=f"{len(levels)} levels, {title}")
+    return fig
+
+
 def program_verify_by_step(results: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """:func:`program_verify_stats` per recipe step ("<step> (<acceptance>)"), else per acceptance."""
     if "step" in results and results["step"].astype(str).str.len().gt(0).all():
@@ -484,6 +507,11 @@ def report_figures(source: TablesLike, label: str | None = None) -> dict[str, Fi
         figures["mvm_rmse"] = plot_mvm_rmse(mvm)
     if "read_disturb" in tables:
         figures["read_disturb"] = plot_read_disturb(tables["read_disturb"])
+    if "ispp" in tables:
+        figures["ispp_traces"] = plot_program_verify_traces(tables["ispp"].rename(columns={"pulse": "iteration"})
+                                                            .assign(acceptance=np.nan), name="ISPP")
+    if "multilevel" in tables:
+        figures["multilevel"] = plot_multilevel(tables["multilevel"], tables.get("retention"))
     extra, errors = plugin_figures(every)
     figures.update(extra)
     for name, error in errors.items():

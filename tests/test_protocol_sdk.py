@@ -34,11 +34,15 @@ AT_LIMITS: dict[str, dict[str, Any]] = {
                        "targets": [30e-6, 60e-6]},
     "retention": {"t_first": 1.0, "horizon": 100.0, "points_per_decade": 2},
     "endurance": {"cycles": 10, "pulses_per_half": 2, "points_per_decade": 2, "min_on_off": 1.0},
+    "read_disturb": {"reads": 1000, "nplc": 0.01, "points_per_decade": 3},
+    # 1 mS is out of any 1T1R cell's reach: every amplitude of the staircase up to v_stop is used
+    "ispp": {"v_start": 0.8, "v_step": 0.05, "v_stop": 1.0, "targets": [1e-3]},
+    "multilevel": {"levels": 2, "acceptance": 1e-5, "max_iterations": 3, "rounds": 2, "settle": 10.0},
 }
 
 
 def test_every_builtin_protocol_has_a_limit_case() -> None:
-    assert set(AT_LIMITS) == set(PROTOCOLS) - {"read_disturb"} or set(AT_LIMITS) == set(PROTOCOLS)
+    assert set(AT_LIMITS) == set(PROTOCOLS)
 
 
 @pytest.mark.parametrize("name", sorted(AT_LIMITS))
@@ -107,23 +111,24 @@ PACKAGE = {
         py-modules = ["ispp_custom"]
     """,
     "ispp_custom.py": '''
-        """A user's ISPP: SET pulses of rising amplitude until G reaches the target (no hand-written check)."""
+        """A user's ISPP (the README's worked example): no hand-written check, no context dict."""
         from dataclasses import dataclass
         import numpy as np
         from rramlab.protocols.base import CELL_COLUMNS, CellDone, Protocol, Record
         from rramlab.protocols.params import ProtocolParams, param
+        from rramlab.protocols.results import Programmed, ProgrammedCell
 
         @dataclass(frozen=True)
-        class IsppCustomParams(ProtocolParams):
+        class Params(ProtocolParams):
             v_start: float = param(0.9, 0.0, 10.0, "V", "first amplitude", applies="pulse")
             v_step: float = param(0.05, 0.001, 1.0, "V", "amplitude step")
-            steps: int = param(10, 1, 100, doc="pulses per cell", integer=True)
+            steps: int = param(10, 1, 100, doc="pulses per cell at most", integer=True)
             width: float = param(2.5e-6, 1e-9, 1e-3, "s", "pulse width", applies="width")
             target: float = param(60e-6, 1e-6, 1e-3, "S", "stop at this conductance")
 
         class IsppCustom(Protocol):
             name = "ispp_custom"
-            Params = IsppCustomParams
+            Params = Params
             tables = {"ispp_custom": {**CELL_COLUMNS, "v": (np.float64, "V", "amplitude"),
                                       "g": (np.float64, "S", "read after the pulse")}}
 
@@ -131,14 +136,16 @@ PACKAGE = {
                 return dict.fromkeys(self.cells, self.params.steps)
 
             def run(self, station, results, resume=None):
-                p = self.params
+                p, programmed = self.params, results.setdefault(Programmed)
                 for key, (row, col) in self.pending(self.cells, resume):
                     for k in range(p.steps):
-                        v = p.v_start + k * p.v_step
-                        r = station.pulse_read(row, col, v, p.width)
-                        yield Record("ispp_custom", {"row": row, "col": col, "v": v, "g": r.conductance})
+                        r = station.pulse_read(row, col, p.v_start + k * p.v_step, p.width)
+                        yield Record("ispp_custom", {"row": row, "col": col, "v": p.v_start + k * p.v_step,
+                                                     "g": r.conductance})
                         if r.conductance >= p.target:
                             break
+                    programmed.record((row, col), ProgrammedCell(p.target, r.conductance, r.t,
+                                                                 r.conductance >= p.target))
                     yield CellDone((row, col), key=key)
                 station.release()
 
@@ -209,6 +216,26 @@ def test_an_installed_package_adds_a_protocol_that_check_and_run_accept(installe
     assert "ispp_custom" in proc.stdout
     proc = cli(installed, tmp_path, "report", "r.h5", "--figures", "figs")
     assert proc.returncode == 0 and (tmp_path / "figs" / "ispp_custom_g_vs_v.png").stat().st_size > 1000
+
+
+def test_a_user_tests_the_package_protocol_in_three_lines(installed: dict[str, str], tmp_path: Path) -> None:
+    """The README's three-line test, run by pytest with the plugin installed with rramlab (no conftest)."""
+    (tmp_path / "test_mine.py").write_text(textwrap.dedent("""
+        def test_ispp_custom(rramlab_run):
+            out = rramlab_run("ispp_custom", {"v_start": 0.9}, cells=[(0, 0), (0, 1)], form=True)
+            assert (out.tables["ispp_custom"]["g"] > 0).all()
+    """))
+    (tmp_path / "test_lies.py").write_text(textwrap.dedent("""
+        def test_too_many_pulses(rramlab_run, monkeypatch):
+            from ispp_custom import IsppCustom
+            monkeypatch.setattr(IsppCustom, "pulses_per_cell", lambda self: dict.fromkeys(self.cells, 1))
+            rramlab_run("ispp_custom", {"v_start": 0.9, "target": 1e-3}, cells=[(0, 0)], form=True)
+    """))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+                           "-o", "addopts=", str(tmp_path)], cwd=tmp_path, env=installed, capture_output=True,
+                          text=True, timeout=600)
+    assert "1 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert "ContractError: ispp_custom: cells received more pulses than pulses_per_cell() declares" in proc.stdout
 
 
 @pytest.mark.parametrize(("params", "message"), [

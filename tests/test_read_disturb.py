@@ -21,6 +21,7 @@ from pymeasure.test import expected_protocol
 
 from rramlab.analysis.dataset import open_run
 from rramlab.analysis.read_disturb import read_disturb_drift
+from rramlab.analysis.summary import summarize
 from rramlab.drivers import Keithley2636B
 from rramlab.drivers.keithley2636b import READ_CHUNK
 from rramlab.drivers.roles import RepeatedRead, offers
@@ -345,3 +346,8 @@ def test_a_million_reads_on_four_cells_through_the_cli(tmp_path: Path, capsys: p
     summary = read_disturb_drift(df)
     assert len(summary) == 4 and (summary["n_last"] == 1_000_000).all()
     assert (summary["drift"] > 5 * US).all() and (summary["slope_per_decade"] > 0).all()
+    (section,) = summarize(tmp_path / "x.h5")["read_disturb"].values()          # the run summary's section
+    assert section["n_cells"] == 4 and section["reads"] == 1_000_000
+    rel = ((summary["g_last"] - summary["g_first"]) / summary["g_first"]).to_numpy()
+    assert section["rel_drift_median"] == pytest.approx(float(np.median(rel)))
+    assert section["rel_drift_worst"] == pytest.approx(float(rel[np.argmax(np.abs(rel))]))
