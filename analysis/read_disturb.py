@@ -18,10 +18,12 @@ def read_disturb_drift(df: pd.DataFrame) -> pd.DataFrame:
     """One row per cell (and step, read voltage and integration, when several): ``n_last`` reads in all,
     ``g_first`` (S, the first read) and ``g_last`` (S, the read at ``n_last``), ``drift`` = g_last - g_first (S),
     ``rel_drift`` = drift / g_first, ``slope_per_decade`` (S per decade of reads: least-squares slope of G against
-    log10 n_reads, NaN with fewer than 2 counts), ``stress_time`` (s from the first read to the last)."""
+    log10 n_reads, NaN with fewer than 2 counts), ``stress_time`` (s from the first read to the last). Rows with
+    no read count (n_reads < 1) or no reading (NaN) are left out."""
     keys = (["step"] if "step" in df.columns else []) + _KEYS
+    ok = (df["n_reads"].to_numpy(float) >= 1) & np.isfinite(df["g"].to_numpy(float))   # counts from 1; no NaN reads
     out = []
-    for key, cell in df.sort_values("n_reads", kind="stable").groupby(keys, sort=True):
+    for key, cell in df[ok].sort_values("n_reads", kind="stable").groupby(keys, sort=True):
         n = cell["n_reads"].to_numpy(dtype=float)
         g = cell["g"].to_numpy(dtype=float)
         t = cell["t"].to_numpy(dtype=float)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import pyvisa
 from conftest import SMU, bench_of, open_rm, writes
@@ -351,3 +352,11 @@ def test_a_million_reads_on_four_cells_through_the_cli(tmp_path: Path, capsys: p
     rel = ((summary["g_last"] - summary["g_first"]) / summary["g_first"]).to_numpy()
     assert section["rel_drift_median"] == pytest.approx(float(np.median(rel)))
     assert section["rel_drift_worst"] == pytest.approx(float(rel[np.argmax(np.abs(rel))]))
+
+
+def test_drift_leaves_out_rows_without_a_count_or_a_reading() -> None:
+    df = pd.DataFrame({"row": 0, "col": 0, "v_read": 0.2, "nplc": 1.0, "n_reads": [0, 1, 10, 100, 1000],
+                       "g": [float("nan"), 50e-6, 50.1e-6, float("nan"), 50.3e-6], "t": [0.0, 1.0, 2.0, 3.0, 4.0]})
+    (row,) = read_disturb_drift(df).to_dict("records")
+    assert row["n_last"] == 1000 and row["g_first"] == 50e-6 and row["drift"] == pytest.approx(0.3e-6)
+    assert row["slope_per_decade"] == pytest.approx(np.polyfit([0.0, 1.0, 3.0], [50e-6, 50.1e-6, 50.3e-6], 1)[0])
