@@ -64,6 +64,7 @@ class RunInfo:
     exit_status: str
     exit_message: str
     steps: tuple[Mapping[str, Any], ...]
+    sample: Mapping[str, Any] = dataclasses.field(default_factory=dict)   # operator, wafer, lot, die, notes, …
 
 
 @dataclasses.dataclass
@@ -92,6 +93,7 @@ def run_info(run: RunData) -> RunInfo:
     array = station.get("array", {}) if isinstance(station.get("array"), dict) else {}
     rows, cols = array.get("rows"), array.get("cols")
     size = f"{rows}×{cols}" if rows is not None and cols is not None else ""
+    sample = dict((meta.get("extras") or {}).get("sample") or {})
     steps = tuple({"index": s.index, "name": s.name, "protocol": s.protocol, "status": s.status,
                    "cells": len(s.cells), "start_time": s.start_time, "stop_time": s.stop_time or "",
                    "message": s.message} for s in run.steps)
@@ -101,9 +103,16 @@ def run_info(run: RunData) -> RunInfo:
         station=str((station.get("station") or {}).get("name", "")) if isinstance(station.get("station"), dict)
         else "",
         array=" ".join(str(x) for x in (array.get("topology", ""), size) if x),
-        die=str(meta.get("die") or (meta.get("extras") or {}).get("die") or ""),
+        die=_die(sample),
         start_time=str(meta.get("start_time") or ""), stop_time=str(meta.get("stop_time") or ""),
-        exit_status=run.exit_status, exit_message=run.exit_message, steps=steps)
+        exit_status=run.exit_status, exit_message=run.exit_message, steps=steps, sample=sample)
+
+
+def _die(sample: Mapping[str, Any]) -> str:
+    """"W12 3,4" from the sample metadata's wafer and die ("" without a die)."""
+    die = str(sample.get("die", "")).strip()
+    wafer = str(sample.get("wafer", "")).strip()
+    return f"{wafer} {die}".strip() if die else ""
 
 
 def die_label(info: RunInfo) -> str:
@@ -188,6 +197,7 @@ def _run_section(k: int, report: RunReport) -> str:
              _table(["file", "run id", "recipe", "station", "die / array", "start", "stop", "exit status"],
                     [[info.path, info.run_id, info.recipe, info.station, die_label(info), info.start_time,
                       info.stop_time, info.exit_status + (f": {info.exit_message}" if info.exit_message else "")]]),
+             *([_table(["sample", "value"], [[k, v] for k, v in info.sample.items()])] if info.sample else []),
              "<h3>steps</h3>",
              _table(["#", "name", "protocol", "status", "cells", "start", "stop", "message"],
                     [[s["index"], s["name"], s["protocol"], s["status"], s["cells"], s["start_time"], s["stop_time"],

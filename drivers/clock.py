@@ -72,8 +72,8 @@ class SystemClock:
 class BenchController(VisaRole, Instrument):
     """rramlab simulated-bench controller (SCPI): the bench's virtual clock.
 
-    Commands: ``*IDN?``, ``CLOCk:TIME?``, ``CLOCk:WAIT <s>``, ``CLOCk:WAIT:UNTil <t>``, ``SYSTem:ERRor?``,
-    ``*CLS``.
+    Commands: ``*IDN?``, ``CLOCk:TIME?``, ``CLOCk:EPOCh?``, ``CLOCk:WAIT <s>``, ``CLOCk:WAIT:UNTil <t>``,
+    ``SYSTem:ERRor?``, ``*CLS``.
     """
 
     ROLES = frozenset({ROLE_CLOCK})
@@ -82,6 +82,7 @@ class BenchController(VisaRole, Instrument):
         kwargs.setdefault("read_termination", "\n")
         kwargs.setdefault("write_termination", "\n")
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
+        self._origin: float | None = None
 
     @property
     def id(self) -> str:
@@ -128,7 +129,12 @@ class BenchController(VisaRole, Instrument):
             raise ValueError(f"wait_until must be finite, got {t!r} s")
         self.write(f"CLOCk:WAIT:UNTil {float(t)!r}")
 
-    origin_unix: float | None = None          # virtual time has no wall-clock origin
+    @property
+    def origin_unix(self) -> float:
+        """UTC epoch (s since 1970) of virtual t = 0: the simulated bench's calendar (``CLOCk:EPOCh?``)."""
+        if self._origin is None:
+            self._origin = float(self.ask("CLOCk:EPOCh?"))
+        return self._origin
 
     def continue_from(self, origin_unix: float) -> None:
         """Nothing to do: the bench's virtual clock runs on between sessions."""

@@ -22,6 +22,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from rramlab.drivers.station_config import (
 
 from .base import ParameterError
 from .preflight import PreflightError, prepare
-from .recipe import Recipe, RecipeError, demo_recipe, load_recipe, parse_recipe
+from .recipe import SAMPLE_KEYS, Recipe, RecipeError, demo_recipe, load_recipe, parse_meta_options, parse_recipe
 from .runner import ABORT_SIGNALS, ResumeRefused, RunResult, resume_run, run_recipe
 from .space import InsufficientSpaceError, check_free_space
 
@@ -371,22 +372,25 @@ def cmd_demo(args: argparse.Namespace, console: Console, sig: CliSignals) -> int
     check_outputs(out, args.json, args.figures)
     check_record(args.record, out)
     recipe, config = demo_recipe(), load_station_config(None)
+    meta = parse_meta_options(args.meta)
     _prepared(recipe, config, out, console)
     library = f"?seed={args.seed}@rramlab" if args.seed is not None else None
     with _station(config, library, args.record) as station:
-        return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, seed=args.seed, progress=bar),
+        return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, seed=args.seed, progress=bar,
+                                                             metadata=meta),
                         out, args.json, args.quiet, args.figures)
 
 
 def cmd_run(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     recipe = load_recipe(args.recipe)
+    meta = parse_meta_options(args.meta)
     config = load_station_config(args.station)
     out = Path(args.out) if args.out else _default_out(Path(args.recipe).stem)
     check_outputs(out, args.json, args.figures)
     check_record(args.record, out)
     _prepared(recipe, config, out, console)
     with _station(config, record=args.record) as station:
-        return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, progress=bar),
+        return _execute(console, sig, lambda bar: run_recipe(station, recipe, out, progress=bar, metadata=meta),
                         out, args.json, args.quiet, args.figures)
 
 
@@ -439,6 +443,15 @@ def cmd_info(args: argparse.Namespace, console: Console, sig: CliSignals) -> int
     for key in ("run_id", "package_version", "seed", "start_time", "stop_time", "host"):
         if meta.get(key) is not None:
             console.print(escape(f"  {key}: {meta[key]}"))
+    sample = dict((meta.get("extras") or {}).get("sample") or {})
+    for key in [*(k for k in SAMPLE_KEYS if k in sample), *sorted(k for k in sample if k not in SAMPLE_KEYS)]:
+        console.print(escape(f"  {key}: {sample[key]}"))
+    epoch = run.sessions[0].get("clock_epoch_unix") if run.sessions else None
+    if epoch is not None:
+        origin = datetime.fromtimestamp(float(epoch), timezone.utc).isoformat(timespec="milliseconds")
+        console.print(escape(f"  clock origin (t = 0 s of every t column): {origin} (UTC epoch {float(epoch):.3f} s"
+                             + (", the simulated bench's calendar)" if "@rramlab" in str(meta.get("station", ""))
+                                else ")")))
     for name, idn in (meta.get("instruments") or {}).items():
         console.print(escape(f"  instrument {name}: {idn}"))
     for s in run.sessions[1:]:
@@ -602,6 +615,12 @@ def _outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
 
+def _meta_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="sample metadata stored in the run file "
+                   "(repeatable; over the recipe's [metadata]), e.g. --meta operator=jdoe --meta wafer=W12 "
+                   "--meta die=3,4")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rramlab", description="ReRAM array characterization on real or simulated "
                                  "benches (any SMU and switch matrix with a registered driver), HDF5 datasets and "
@@ -614,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--record", metavar="FILE", help="record every VISA message to this transcript (JSON Lines; "
                    "never overwritten)")
     _outputs(d)
+    _meta_option(d)
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run a recipe on a station")
     r.add_argument("recipe", help="recipe TOML file")
@@ -624,6 +644,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "this transcript (JSON Lines; never overwritten); replay it with visa_library = "
                    "\"?replay=FILE@rramlab\"")
     _outputs(r)
+    _meta_option(r)
     r.set_defaults(func=cmd_run)
     u = sub.add_parser("resume", help="continue an interrupted, failed or killed run in the same file")
     u.add_argument("file", help="the run file (its journal is used if one exists)")

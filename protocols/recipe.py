@@ -18,6 +18,7 @@ array. Every message starts with the file and names the step and the key, e.g.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,6 +41,9 @@ else:  # pragma: no cover
 
 MAX_STEPS = 256
 MAX_TEXT = 10_000              # characters of the recipe's name or description
+MAX_META = 64                  # entries of a [metadata] table
+SAMPLE_KEYS = ("operator", "wafer", "lot", "die", "notes")   # the sample details rramlab info shows first
+_META_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
 class RecipeError(ValueError):
@@ -76,6 +80,7 @@ class Recipe:
     steps: list[StepSpec] = field(default_factory=list)
     text: str = ""
     source: str = ""                             # the file it was read from, for messages
+    metadata: dict[str, Any] = field(default_factory=dict)   # [metadata]: operator, wafer, lot, die, notes, …
 
     def build(self, rows: int, cols: int) -> list[Protocol]:
         """Protocol instances for an array of rows × cols; ParameterError names the file, the step and the key."""
@@ -126,11 +131,16 @@ def _text(t: dict[str, Any], key: str, where: str, default: str) -> str:
 
 
 def _parse(data: dict[str, Any], text: str, source: str) -> Recipe:
-    _keys(data, ["recipe", "steps"], "top level")
+    _keys(data, ["recipe", "steps", "metadata"], "top level")
     head = data.get("recipe", {})
     if not isinstance(head, dict):
         raise RecipeError(f"recipe: expected a [recipe] table, got {short(head)}")
+    misplaced = sorted(set(head) & {*SAMPLE_KEYS, "sample"})
+    if misplaced:
+        raise RecipeError(f"[recipe]: {', '.join(misplaced)} belong in a [metadata] table ([recipe] takes name and "
+                          f"description), e.g. [metadata] {misplaced[0]} = {short(head[misplaced[0]])}")
     _keys(head, ["name", "description"], "[recipe]")
+    metadata = check_metadata(data.get("metadata", {}), "[metadata]")
     name, description = _text(head, "name", "recipe", "recipe"), _text(head, "description", "recipe", "")
     steps_t = data.get("steps")
     if not isinstance(steps_t, list) or not steps_t:
@@ -145,7 +155,37 @@ def _parse(data: dict[str, Any], text: str, source: str) -> Recipe:
             raise RecipeError(f"steps[{i}].name: {spec.label!r} used twice; give each step its own name")
         labels.add(spec.label)
         steps.append(spec)
-    return Recipe(name, description, steps, text, source)
+    return Recipe(name, description, steps, text, source, metadata)
+
+
+def check_metadata(value: Any, where: str) -> dict[str, Any]:
+    """Sample metadata (operator, wafer, lot, die, notes or any other key): a table of at most MAX_META keys (a
+    letter, then letters, digits, ``_ . -``; ≤ 64 characters) holding text (≤ MAX_TEXT characters) or numbers;
+    RecipeError naming the key otherwise."""
+    if not isinstance(value, dict):
+        raise RecipeError(f"{where}: expected a table of key = value, got {short(value)}")
+    if len(value) > MAX_META:
+        raise RecipeError(f"{where}: at most {MAX_META} entries, got {len(value)}")
+    for key, v in value.items():
+        if not _META_KEY.match(str(key)):
+            raise RecipeError(f"{where}: key {short(key)} must start with a letter and hold only letters, digits, "
+                              "'_', '.' or '-' (at most 64 characters)")
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise RecipeError(f"{where}.{key}: text or a number, got {short(v)}")
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            raise RecipeError(f"{where}.{key}: at most {MAX_TEXT} characters, got {len(v)}")
+    return dict(value)
+
+
+def parse_meta_options(items: list[str] | None) -> dict[str, str]:
+    """``--meta KEY=VALUE`` options → {KEY: VALUE} (checked as a [metadata] table; RecipeError otherwise)."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"--meta {short(item)}: expected KEY=VALUE, e.g. --meta operator=jdoe")
+        out[key.strip()] = value
+    return check_metadata(out, "--meta")
 
 
 def _step(i: int, t: Any) -> StepSpec:

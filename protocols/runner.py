@@ -170,20 +170,23 @@ class _WriteAhead:
 def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int | None = None,
                progress: Callable[[str, int, int, float | None], None] | None = None,
                extras: dict[str, Any] | None = None, overwrite: bool = False,
-               durability: str = "flush") -> RunResult:
+               durability: str = "flush", metadata: dict[str, Any] | None = None) -> RunResult:
     """Run ``recipe`` on ``station`` into the run file ``out``.
 
     ``progress(step_label, done, total, simulated_time)`` is called at every cell boundary.
     Raises PreflightError (nothing sent, no file written) when the recipe leaves the safety envelope,
     BenchBusyError (nothing sent) when another process holds one of the instruments, FileExistsError
-    (nothing sent) when ``out`` or its journal exists. Any other exception is recorded in the file
-    (exit status "failed"), then re-raised after cleanup.
+    (nothing sent) when ``out`` or its journal exists. Any other exception is recorded in the file (exit status
+    "failed"), then re-raised after cleanup. ``metadata`` (e.g. from ``--meta``) goes over the recipe's
+    ``[metadata]``; both are stored as the run's sample metadata (``extras["sample"]``).
     """
     protocols = prepare(recipe, station.config)          # every input check: nothing sent on a refusal
     out = Path(out)
     station.lock(str(out))
+    sample = {**recipe.metadata, **(metadata or {})}
     meta = RunMetadata(recipe=recipe.text, station=station.config.text, instruments={},
-                       package_version=installed_version(), seed=seed, extras=extras or {})
+                       package_version=installed_version(), seed=seed,
+                       extras={**(extras or {}), **({"sample": sample} if sample else {})})
     writer = RunWriter(out, metadata=meta, overwrite=overwrite, durability=durability,
                        clock_epoch_unix=station.clock.origin_unix)
     return _Engine(station, writer, protocols, progress).execute(None)

@@ -52,6 +52,7 @@ class Bench:
         self.config = config
         self.name = config.name
         self.seed = config.seed
+        self.epoch = config.epoch            # UTC epoch (s) of simulated t = 0
         self.noise = config.noise
         self.clock = VirtualClock()
         self.timing = TimingModel(line_frequency=config.line_frequency, **config.timing)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,26 @@ class InstrumentConfig:
     tsplink_node: int | None = None     # TSP-Link node number: the TSP instruments that have one form a network
 
 
+DEFAULT_EPOCH_TEXT = "2025-01-01T00:00:00Z"
+
+
+def _epoch(value: Any) -> float:
+    """bench.epoch: an ISO 8601 UTC time (``2025-01-01T00:00:00Z``; a time zone offset is honoured) → s since 1970."""
+    if not isinstance(value, str):
+        raise BenchConfigError(f"bench.epoch: an ISO 8601 time such as {DEFAULT_EPOCH_TEXT!r}, got {value!r}")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BenchConfigError(f"bench.epoch: an ISO 8601 time such as {DEFAULT_EPOCH_TEXT!r}, got {value!r}") \
+            from None
+    if t.tzinfo is None:
+        raise BenchConfigError(f"bench.epoch: give the time zone (e.g. 'Z' for UTC), got {value!r}")
+    return t.timestamp()
+
+
+DEFAULT_EPOCH = _epoch(DEFAULT_EPOCH_TEXT)
+
+
 @dataclass
 class BenchConfig:
     name: str
@@ -78,6 +99,7 @@ class BenchConfig:
     noise: bool = True
     source_lines: str = "columns"
     line_frequency: float = 50.0
+    epoch: float = DEFAULT_EPOCH             # UTC epoch (s since 1970) of simulated t = 0 (bench key epoch, ISO 8601)
     transcript: int = TRANSCRIPT_ENTRIES     # entries kept (fewer when the messages are long; 0 = no transcript)
     device_overrides: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
@@ -194,7 +216,7 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
     """Validate a parsed bench TOML document (plus library-path overrides)."""
     _unknown(data, {"bench", "die", "controller", "timing", "instruments"}, "bench file")
     b = _need(data, "bench", dict, "bench file")
-    _unknown(b, {"name", "seed", "line_frequency", "noise", "transcript"}, "bench")
+    _unknown(b, {"name", "seed", "line_frequency", "noise", "transcript", "epoch"}, "bench")
     d = _need(data, "die", dict, "bench file")
     _unknown(d, {"rows", "cols", "profile", "noise", "source_lines", "overrides"}, "die")
     cfg = BenchConfig(name=str(b.get("name", "bench")), seed=_need(b, "seed", int, "bench"),
@@ -202,6 +224,7 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
                       profile=str(d.get("profile", "paper")), noise=bool(b.get("noise", d.get("noise", True))),
                       source_lines=str(d.get("source_lines", "columns")),
                       line_frequency=float(b.get("line_frequency", 50.0)),
+                      epoch=_epoch(b.get("epoch", DEFAULT_EPOCH_TEXT)),
                       transcript=_transcript_limit(b.get("transcript", True)),
                       device_overrides=dict(d.get("overrides", {})),
                       timing={k: float(v) for k, v in data.get("timing", {}).items()},

@@ -9,6 +9,7 @@ the bench answers at its own resource (default ``TCPIP0::rramlab-bench::inst0::I
 ``CLOCk:WAIT <s>``             let ``s`` seconds of simulated time pass
 ``CLOCk:WAIT:UNTil <t>``       let simulated time reach ``t`` (s); no-op if already past
 ``CLOCk:WALL?``                wall-clock seconds since the bench was built
+``CLOCk:EPOCh?``               UTC epoch (s since 1970) of simulated t = 0: the bench's simulated calendar
 ``BENCh:NAME?`` / ``:SEED?``   bench identity; ``BENCh:VERSion?`` the rramlab version
 ``SYSTem:ERRor[:NEXT]?``       ``0,"No error"`` or e.g. ``-113,"Undefined header"``
 ``*CLS`` ``*RST`` ``*OPC?``    as IEEE 488.2
@@ -67,6 +68,7 @@ class BenchController(EmulatedInstrument):
             (_header("*OPC?"), lambda a: "1"),
             (_header("CLOCk:TIME?"), lambda a: repr(self.clock.now)),
             (_header("CLOCk:WALL?"), lambda a: f"{self.clock.wall_elapsed:.6f}"),
+            (_header("CLOCk:EPOCh?"), lambda a: repr(bench.epoch)),
             (_header("CLOCk:WAIT:UNTil"), self._wait_until),
             (_header("CLOCk:WAIT"), self._wait),
             (_header("BENCh:NAME?"), lambda a: f'"{bench.name}"'),
