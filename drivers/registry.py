@@ -7,7 +7,7 @@ Drivers register in the ``rramlab.drivers`` entry-point group (``pyproject.toml`
 
 so a separate, installed package adds a driver without editing rramlab. A driver class declares the roles
 it fills (``ROLES``, see :mod:`.roles`) and the static facts a station file is checked against (``SMU``
-or ``MATRIX``). rramlab's own drivers are also listed here, so a source tree works before installation.
+``MATRIX`` or ``PROBER``). rramlab's own drivers are also listed here, so a source tree works before installation.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any
 
-from .roles import ROLE_CLOCK, ROLE_MATRIX, ROLE_SMU
+from .roles import ROLE_CLOCK, ROLE_MATRIX, ROLE_PROBER, ROLE_SMU
 
 GROUP = "rramlab.drivers"
 BUILTIN = {
@@ -29,8 +29,9 @@ BUILTIN = {
     "keysight_b2200a": "rramlab.drivers.keysight_b2200a:KeysightB2200A",
     "keysight_e5250a": "rramlab.drivers.keysight_e5250a:KeysightE5250A",
     "rramlab_bench_controller": "rramlab.drivers.clock:BenchController",
+    "mpi_sentio": "rramlab.drivers.mpi_sentio:MpiSentio",
 }
-ROLES = (ROLE_SMU, ROLE_MATRIX, ROLE_CLOCK)
+ROLES = (ROLE_SMU, ROLE_MATRIX, ROLE_CLOCK, ROLE_PROBER)
 
 
 class RegistryError(ValueError):
@@ -70,6 +71,9 @@ def driver_class(name: str) -> Any:
     if ROLE_MATRIX in roles and getattr(cls, "MATRIX", None) is None:
         raise RegistryError(f"driver {name!r} ({target}) fills the matrix role but declares no "
                             "MATRIX = MatrixSpec(...)")
+    if ROLE_PROBER in roles and getattr(cls, "PROBER", None) is None:
+        raise RegistryError(f"driver {name!r} ({target}) fills the prober role but declares no "
+                            "PROBER = ProberSpec(...)")
     return cls
 
 

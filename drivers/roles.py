@@ -8,7 +8,10 @@ Static facts a station file is validated against before anything is sent (channe
 matrix geometry) are class attributes (:class:`SMUSpec`, :class:`MatrixSpec`); what can only be learnt
 from the instrument (identity, installed cards, the closed set) is asked at open.
 
-All values are SI: V, A, s; ``nplc`` in power-line cycles.
+All values are SI: V, A, s; ``nplc`` in power-line cycles. The prober role is the exception where the
+instrument speaks other units: wafer and die geometry in mm/µm and the chuck temperature in °C, as the prober
+reports them; every such name carries its unit (``diameter_mm``, ``die_width_um``, ``temperature_c``) and
+nothing is converted silently.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 ROLE_SMU = "smu"
 ROLE_MATRIX = "matrix"
 ROLE_CLOCK = "clock"
+ROLE_PROBER = "prober"
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -227,3 +231,52 @@ class RepeatedRead(Protocol):
     repeat_chunk: int
 
     def read_repeated(self, voltage: float, n: int, nplc: float) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DiePosition:
+    """Where a wafer prober stands after a step: die ``column`` and ``row`` in the prober's map numbering
+    (may be negative) and the subsite ``site`` (0 = the die's reference site); ``last`` is True when the
+    prober flagged this die as the last of its stepping route."""
+
+    column: int
+    row: int
+    site: int = 0
+    last: bool = False
+
+
+@dataclass(frozen=True)
+class ProberSpec:
+    """What a prober driver knows without asking the instrument."""
+
+    temperature_range_c: tuple[float, float]   # °C, chuck set-points the driver accepts (checked before writing)
+    notes: dict[str, str] = field(default_factory=dict)   # where each figure comes from
+
+
+@runtime_checkable
+class Prober(Instrument, Protocol):
+    """A wafer prober: a round wafer map of dies, stepping along the prober's route, chuck contact and
+    separation, and a thermal chuck.
+
+    Units are the prober's, named in every argument: wafer diameter in mm, die size and offsets in µm, chuck
+    temperature in °C (``_c``). A step leaves the chuck at separation (the driver sets the prober's stepping
+    so); :meth:`contact` brings the probes down on the die. ``shutdown()`` separates the chuck (the station's
+    safe state calls it after every source is off and every relay open)."""
+
+    PROBER: ClassVar[ProberSpec]
+
+    def set_map(self, diameter_mm: float, die_width_um: float, die_height_um: float, *,
+                grid_offset_um: tuple[float, float] = (0.0, 0.0), edge_exclusion_um: float = 0.0) -> None: ...
+    def die_count(self) -> int: ...                                   # dies on the stepping route
+    def step_first_die(self) -> DiePosition: ...
+    def step_next_die(self) -> DiePosition | None: ...                # None: the route had ended
+    def step_die(self, column: int, row: int, site: int = 0) -> DiePosition: ...
+    def contact(self) -> float: ...                                   # chuck z after the move (µm)
+    def separate(self) -> float: ...
+
+    @property
+    def in_contact(self) -> bool: ...
+    def chuck_temperature_c(self) -> float: ...                       # °C, the chuck's present temperature
+    def chuck_temperature_setpoint_c(self) -> float: ...
+    def set_chuck_temperature_c(self, t_c: float) -> None: ...        # ValueError outside PROBER's range
+    def thermo_state(self) -> str: ...                                # "Heating", "Cooling", "Controlling", ...

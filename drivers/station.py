@@ -6,7 +6,8 @@ never vendor classes: drivers come from the registry by the name the station fil
 one cell at a time through the matrices (sources off while relays move; :class:`~.array_wiring.Router`,
 break-before-make, read-back), drives the word line (gate) and the bit line from two SMU channels, and
 checks every voltage, width and limit against the safety envelope before anything is written.
-``safe_state()`` goes by role: every source off first, then every matrix open, each in its own ``try``.
+``safe_state()`` goes by role: every source off first, then every matrix open, then every prober's chuck
+separated, each in its own ``try``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .recording import TranscriptRecorder
 from .registry import driver_class
 from .roles import (
     ROLE_MATRIX,
+    ROLE_PROBER,
     ROLE_SMU,
     OutputSwitch,
     RepeatedRead,
@@ -313,13 +315,15 @@ class Station:
         self.close()
 
     def safe_state(self) -> list[str]:
-        """By role: every source off at 0 V, then every relay open; each instrument in its own ``try``, even
+        """By role: every source off at 0 V, then every relay open, then every prober's chuck separated (probes
+        lifted off the wafer only once nothing is live on them); each instrument in its own ``try``, even
         through a Ctrl-C (re-raised once every instrument was tried). Returns what failed; after a failure
         the station is disarmed and forgets what it believed that instrument's settings were."""
         failures: list[str] = []
         pending: BaseException | None = None
         matrices_open = True
-        for inst in [*self.sources, *self.matrices.values()]:
+        probers = [i for i in self.instruments.values() if ROLE_PROBER in i.ROLES]
+        for inst in [*self.sources, *self.matrices.values(), *probers]:
             try:
                 inst.shutdown()
                 for ch in (self.smu_bl, self.smu_wl):
@@ -688,3 +692,36 @@ class Station:
                                f"({cells_text}); check the probes, the station file's wiring and that every "
                                "instrument is on the same bench (contact.min_current sets the threshold)")
         return report
+
+    # ------------------------------------------------------------------ prober
+    @property
+    def prober(self) -> Any:
+        """The instrument filling the prober role (a wafer prober with a thermal chuck), or None."""
+        return next((i for i in self.instruments.values() if ROLE_PROBER in i.ROLES), None)
+
+    def set_chuck_temperature_c(self, t_c: float, *, tolerance_c: float = 0.5, settle_s: float = 60.0,
+                                timeout_s: float = 3600.0, poll_s: float = 5.0) -> float:
+        """Bring the chuck to ``t_c`` °C and wait on the station clock until it has read within ``tolerance_c``
+        of it for ``settle_s`` s (the die follows the chuck); returns the measured temperature (°C). Refused
+        before any write outside ``safety.temperature_c`` or without a prober; TimeoutError after ``timeout_s``."""
+        if (allowed := self.envelope.temperature_violation(t_c)) is not None:
+            raise SafetyError(f"temperature_c = {t_c!r} not allowed: {allowed}")
+        prober = self.prober
+        if prober is None:
+            raise SafetyError("temperature_c: the station has no prober with a thermal chuck")
+        prober.set_chuck_temperature_c(float(t_c))
+        start = self.clock.now()
+        stable_since: float | None = None
+        while True:
+            now = self.clock.now()
+            measured = prober.chuck_temperature_c()
+            if abs(measured - t_c) <= tolerance_c:
+                stable_since = now if stable_since is None else stable_since
+                if now - stable_since >= settle_s:
+                    return measured
+            else:
+                stable_since = None
+            if now - start > timeout_s:
+                raise TimeoutError(f"chuck at {measured:.2f} °C, set to {t_c} °C: not within ±{tolerance_c} °C for "
+                                   f"{settle_s} s after {timeout_s} s")
+            self.clock.wait(poll_s)

@@ -34,8 +34,9 @@ else:  # pragma: no cover
 
 TERMINALS = ("bit_line", "word_line")
 LOOPS = ("auto", "pc")                    # station.loops: on-instrument loops where offered, or PC in the loop
-_RESOURCE = re.compile(r"^(GPIB\d*::\d+(::\d+)?|TCPIP\d*::[A-Za-z0-9_.\-]+::[A-Za-z0-9_.\-]+|"
-                       r"USB\d*::0x[0-9A-Fa-f]+::0x[0-9A-Fa-f]+::[A-Za-z0-9_.\-]+|ASRL[A-Za-z0-9/_.\-]+)::INSTR$")
+_RESOURCE = re.compile(r"^((GPIB\d*::\d+(::\d+)?|TCPIP\d*::[A-Za-z0-9_.\-]+::[A-Za-z0-9_.\-]+|"
+                       r"USB\d*::0x[0-9A-Fa-f]+::0x[0-9A-Fa-f]+::[A-Za-z0-9_.\-]+|ASRL[A-Za-z0-9/_.\-]+)::INSTR|"
+                       r"TCPIP\d*::[A-Za-z0-9_.\-]+::\d{1,5}::SOCKET)$")      # a raw socket (e.g. a prober's)
 _SEGMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]{0,31}):(\d{1,3}):(\d{1,4})(?:-(\d{1,4}))?$")
 # a path (no shell metacharacters), an optional ?key=value&... query, an optional @backend
 _LIBRARY = re.compile(r"^[A-Za-z0-9_./\\: \-]*(\?[A-Za-z0-9_.=&:/\-]*)?(@[A-Za-z0-9_]+)?$")
@@ -81,6 +82,7 @@ class SafetyEnvelope:
     max_forming_attempts: int = 3
     max_pulses_per_cell: int = 1_000_000
     g_max: float = 150e-6                    # conductance assumed for energy bounds (S)
+    temperature_c: tuple[float, float] | None = None   # °C chuck set-points allowed (None: no thermal chuck)
 
     # Each check returns None when the value is allowed, else what is allowed (for an error message).
     def voltage_violation(self, terminal: str, value: float) -> str | None:
@@ -109,6 +111,15 @@ class SafetyEnvelope:
         if math.isfinite(width) and self.min_pulse_width <= width <= self.max_pulse_width:
             return None
         return f"within [{self.min_pulse_width}, {self.max_pulse_width}] s (safety.min/max_pulse_width)"
+
+    def temperature_violation(self, t_c: float) -> str | None:
+        """Chuck temperature set-point ``t_c`` (°C, the prober's unit)."""
+        if self.temperature_c is None:
+            return "the station has no thermal chuck (safety.temperature_c unset)"
+        lo, hi = self.temperature_c
+        if math.isfinite(t_c) and lo <= t_c <= hi:
+            return None
+        return f"within [{lo}, {hi}] °C (safety.temperature_c)"
 
     def pulse_energy(self, amplitude: float, width: float) -> float:
         """Worst-case pulse energy V²·G_max·t (J) of a pulse of ``amplitude`` V and ``width`` s."""
@@ -341,8 +352,8 @@ def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
             raise StationConfigError(f"{where}.driver: {e}") from None
         resource = _text(t, "resource", where, max_len=256)
         if not _RESOURCE.match(resource) or ".." in resource:
-            raise StationConfigError(f"{where}.resource: {_short(resource)} is not a VISA INSTR address "
-                                     "(e.g. GPIB0::26::INSTR, TCPIP0::host::inst0::INSTR)")
+            raise StationConfigError(f"{where}.resource: {_short(resource)} is not a VISA INSTR or SOCKET address "
+                                     "(e.g. GPIB0::26::INSTR, TCPIP0::host::inst0::INSTR, TCPIP0::host::35555::SOCKET)")
         library = _text(t, "visa_library", where, "", max_len=512)
         if not _LIBRARY.match(library) or ".." in library:
             raise StationConfigError(f"{where}.visa_library: {_short(library)} is not a VISA library path "
@@ -494,7 +505,7 @@ def _segment(seg: str, where: str, matrices: dict[str, InstrumentEntry], termina
 def _safety(s: dict[str, Any], specs: dict[str, SMUSpec]) -> SafetyEnvelope:
     """The safety envelope; each bound also within what the terminal's SMU can do (``specs``)."""
     _no_extra(s, {"max_voltage", "current_limit", "max_pulse_width", "min_pulse_width", "max_pulse_energy",
-                  "max_forming_attempts", "max_pulses_per_cell", "g_max"}, "safety")
+                  "max_forming_attempts", "max_pulses_per_cell", "g_max", "temperature_c"}, "safety")
     mv = _get(s, "max_voltage", dict, "safety")
     cl = _get(s, "current_limit", dict, "safety")
     _no_extra(mv, set(TERMINALS), "safety.max_voltage")
@@ -516,11 +527,26 @@ def _safety(s: dict[str, Any], specs: dict[str, SMUSpec]) -> SafetyEnvelope:
         max_pulse_energy=_number(s, "max_pulse_energy", "safety", 1e-15, 1.0, "J", math.inf),
         max_forming_attempts=_integer(s, "max_forming_attempts", "safety", 1, 100, 3),
         max_pulses_per_cell=_integer(s, "max_pulses_per_cell", "safety", 1, 10**12, 1_000_000),
-        g_max=_number(s, "g_max", "safety", 1e-9, 0.1, "S", 150e-6))
+        g_max=_number(s, "g_max", "safety", 1e-9, 0.1, "S", 150e-6),
+        temperature_c=_temperature_range(s))
     if env.min_pulse_width > env.max_pulse_width:
         raise StationConfigError(f"safety.max_pulse_width: {env.max_pulse_width} s is below safety.min_pulse_width "
                                  f"= {env.min_pulse_width} s")
     return env
+
+
+def _temperature_range(s: dict[str, Any]) -> tuple[float, float] | None:
+    """safety.temperature_c = [low, high] (°C): the chuck set-points a recipe may ask for; unset: none."""
+    value = s.get("temperature_c")
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                                 and math.isfinite(v) for v in value)):
+        raise StationConfigError(f"safety.temperature_c: [low, high] in °C, e.g. [-40, 200], got {value!r}")
+    lo, hi = float(value[0]), float(value[1])
+    if not -273.15 < lo <= hi <= 600.0:
+        raise StationConfigError(f"safety.temperature_c: need -273.15 < low <= high <= 600 °C, got {value!r}")
+    return lo, hi
 
 
 DEFAULT_STATION = "sim_2636b_707b"

@@ -12,24 +12,25 @@ import atexit
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .bench_config import BenchConfig, load_bench_config
 from .clock import VirtualClock
 from .controller import BenchController
-from .device_model import ArrayModel
-from .device_params import DeviceParameters
+from .device_model import ArrayModel, ThermalHistory
+from .device_params import ZERO_CELSIUS, DeviceParameters
 from .electrical import Circuit
 from .events import EventLog, Transcript
 from .faults import FaultPlan
 from .instrument import EmulatedInstrument
 from .models import emulator_class
 from .timing import TimingModel
+from .wafer import Wafer
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -63,13 +64,20 @@ class Bench:
         self.internal_errors: list[str] = []
         self.writes = 0
         self.params = DeviceParameters.profile(config.profile).with_overrides(**config.device_overrides)
-        self.model = ArrayModel(config.rows, config.cols, self.params, self.rng, noise=config.noise)
+        # the chuck's temperature history, kelvin from here on (the bench file gives °C); every die shares it
+        self.thermal = ThermalHistory(self.params.temperature_ref, self.params.relax_activation_energy,
+                                      config.temperature_c + ZERO_CELSIUS)
+        self.model = ArrayModel(config.rows, config.cols, self.params, self.rng, noise=config.noise,
+                                thermal=self.thermal)
         row_terminals = {(i.name, row): term for i in config.instruments for row, term in i.rows.items()}
         column_pads = {(i.name, slot, col): pad for i in config.instruments
                        for (slot, col), pad in i.columns.items()}
         pads = config.pads()
         self.circuit = Circuit(self, self.model, pads, len(pads), row_terminals, column_pads,
                                sl_by_row=config.source_lines == "rows")
+        self.wafer = Wafer(self, config.wafer) if config.wafer is not None else None
+        if self.wafer is not None:
+            self.circuit.connected = False         # a wafer under a prober: nothing touched until contact
         self.instruments: dict[str, EmulatedInstrument] = {}
         self.by_name: dict[str, EmulatedInstrument] = {}
         for ic in config.instruments:
@@ -87,11 +95,41 @@ class Bench:
         if counts_path:  # for benchmarks: the traffic counts only (the event log's JSON would cost memory)
             atexit.register(self.dump_counts, Path(counts_path))
 
+    # ------------------------------------------------------------------ temperature (the chuck)
+    def temperature_k(self) -> float:
+        """Die temperature now (K)."""
+        return self.thermal.temperature(self.clock.now)
+
+    def temperature_c(self) -> float:
+        """Die temperature now (°C)."""
+        return self.temperature_k() - ZERO_CELSIUS
+
+    def set_temperature_c(self, t_c: float, at: float | None = None) -> None:
+        """The die is at ``t_c`` °C from virtual time ``at`` (s; default now) on: a prober's chuck reaching a
+        set-point. The relaxation of every cell continues on the Arrhenius clock (device_model.py, "Temperature")."""
+        self.thermal.set(float(t_c) + ZERO_CELSIUS, self.clock.now if at is None else at)
+
+    def set_temperature_source(self, source_c: Callable[[float], float] | None, at: float | None = None) -> None:
+        """From ``at`` (s; default now) on the die follows ``source_c(t)`` (°C at virtual time t s), e.g. a chuck's
+        ramp; the model samples it whenever it integrates. None holds the temperature reached. Call it again, with a
+        new function, before the chuck's law changes (a new set-point): the old one is integrated up to ``at`` first
+        (:meth:`~.device_model.ThermalHistory.set_source`)."""
+        src = None if source_c is None else (lambda t: float(source_c(t)) + ZERO_CELSIUS)
+        self.thermal.set_source(src, self.clock.now if at is None else at)
+
     def state(self) -> dict[str, object]:
         """Outputs and closed relays now (for logs and tests)."""
         return {"time": self.clock.now,
                 "outputs": {n: {"output": s.output, "levelv": s.levelv} for n, s in self.circuit.sources.items()},
                 "closed": {n: sorted(f"{p[0]}{p[1]}{p[2]:02d}" for p in pts) for n, pts in self.circuit.closed.items()}}
+
+    def prober_state(self, name: str | None = None) -> Any:
+        """The state of the bench's wafer prober (``name``, or the only one): die (column, row, site), contact,
+        chuck temperature (°C) — a :class:`~.sentio.ProberState`; None when the bench has no prober."""
+        probers = {n: i for n, i in self.by_name.items() if getattr(i, "KIND", "") == "prober"}
+        if name is not None:
+            return probers[name].state()  # type: ignore[attr-defined]
+        return next(iter(probers.values())).state() if probers else None  # type: ignore[attr-defined]
 
     @contextmanager
     def acting_for(self, client: int) -> Iterator[None]:

@@ -27,6 +27,7 @@ path unique)::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from dataclasses import dataclass, field
@@ -36,7 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .device_params import WaferParameters
 from .models import channels, models
+from .wafer import KINDS, WaferConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,6 +70,7 @@ class InstrumentConfig:
     rows: dict[str, str] = field(default_factory=dict)
     columns: dict[tuple[int, int], str] = field(default_factory=dict)
     tsplink_node: int | None = None     # TSP-Link node number: the TSP instruments that have one form a network
+    options: dict[str, Any] = field(default_factory=dict)   # a prober's validated tables (model.OPTIONS: map, chuck)
 
 
 DEFAULT_EPOCH_TEXT = "2025-01-01T00:00:00Z"
@@ -89,6 +93,14 @@ def _epoch(value: Any) -> float:
 DEFAULT_EPOCH = _epoch(DEFAULT_EPOCH_TEXT)
 
 
+def _temperature_c(value: Any) -> float:
+    """bench.temperature_c: the die's (chuck's) temperature at t = 0, °C (a prober's chuck may change it later)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -273.15 < value <= 1000.0:
+        raise BenchConfigError(f"bench.temperature_c: a temperature in °C above -273.15 (e.g. 25.0 or 85), got "
+                               f"{value!r}")
+    return float(value)
+
+
 @dataclass
 class BenchConfig:
     name: str
@@ -100,12 +112,14 @@ class BenchConfig:
     source_lines: str = "columns"
     line_frequency: float = 50.0
     epoch: float = DEFAULT_EPOCH             # UTC epoch (s since 1970) of simulated t = 0 (bench key epoch, ISO 8601)
+    temperature_c: float = 25.0              # die temperature at t = 0, °C (bench key temperature_c; model: kelvin)
     transcript: int = TRANSCRIPT_ENTRIES     # entries kept (fewer when the messages are long; 0 = no transcript)
     device_overrides: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     controller: str = DEFAULT_CONTROLLER
     instruments: list[InstrumentConfig] = field(default_factory=list)
     source: str = ""
+    wafer: WaferConfig | None = None         # [wafer]: a wafer of dies under a prober (None: one die, always touched)
 
     def pads(self) -> dict[str, int]:
         """Pad name → line number: WL1..WLrows, BL1..BLcols, SL1..SLn (n = cols or rows)."""
@@ -154,12 +168,14 @@ def _expand(spec: str, where: str) -> list[str]:
 
 def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> InstrumentConfig:
     where = f"instruments[{index}]"
-    _unknown(t, {"name", "model", "resource", "serial", "firmware", "cards", "rows", "columns", "tsplink_node"}, where)
     model = _need(t, "model", str, where)
     known = models()
     if model not in known:
         raise BenchConfigError(f"{where}.model: {model!r} is not emulated; allowed: {sorted(known)}")
     cls = known[model]
+    options = set(getattr(cls, "OPTIONS", ()))          # instrument-specific tables (a prober's map, chuck)
+    _unknown(t, {"name", "model", "resource", "serial", "firmware", "cards", "rows", "columns", "tsplink_node"}
+             | options, where)
     inst = InstrumentConfig(name=_need(t, "name", str, where), model=model,
                             resource=_need(t, "resource", str, where),
                             serial=str(t.get("serial", "0000000")), firmware=str(t.get("firmware", "1.0.0")))
@@ -170,10 +186,15 @@ def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> Instrume
         if not 1 <= node <= 64:
             raise BenchConfigError(f"{where}.tsplink_node: {node} outside 1..64")
         inst.tsplink_node = node
+    if options:
+        try:
+            inst.options = cls.options(t, where)
+        except ValueError as e:
+            raise BenchConfigError(str(e)) from None
     if cls.KIND != "matrix":
         extra = sorted({"cards", "rows", "columns"} & set(t))
         if extra:
-            raise BenchConfigError(f"{where}: {extra} only apply to switch matrices; {model} is an SMU")
+            raise BenchConfigError(f"{where}: {extra} only apply to switch matrices; {model} is a {cls.KIND}")
         return inst
     slots, shapes = cls.SLOTS, cls.CARDS
     cards = _need(t, "cards", dict, where)
@@ -211,12 +232,50 @@ def _instrument(t: dict[str, Any], index: int, pads: dict[str, int]) -> Instrume
     return inst
 
 
+_WAFER_NUMBERS = {"diameter_mm": (10.0, 450.0), "die_width_um": (100.0, 1e5), "die_height_um": (100.0, 1e5),
+                  "edge_exclusion_um": (0.0, 1e5)}
+
+
+def _wafer(w: Any) -> WaferConfig:
+    """``[wafer]``: geometry (diameter_mm, die_width_um, die_height_um, edge_exclusion_um), ``bad = { "c,r" =
+    "short" | "open" | "high_defect" | "good" }`` and ``overrides`` of the wafer parameters."""
+    if not isinstance(w, dict):
+        raise BenchConfigError(f"wafer: expected a table, got {w!r}")
+    _unknown(w, {*_WAFER_NUMBERS, "bad", "overrides"}, "wafer")
+    numbers = {}
+    for key, (lo, hi) in _WAFER_NUMBERS.items():
+        if key in w:
+            v = w[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+                raise BenchConfigError(f"wafer.{key}: a number within [{lo}, {hi}], got {v!r}")
+            numbers[key] = float(v)
+    bad: dict[tuple[int, int], str] = {}
+    for key, kind in dict(w.get("bad", {})).items():
+        parts = str(key).split(",")
+        if len(parts) != 2 or kind not in KINDS:
+            raise BenchConfigError(f"wafer.bad: '\"col,row\" = kind' with kind in {list(KINDS)}, got {key!r} = "
+                                   f"{kind!r}")
+        try:
+            bad[(int(parts[0]), int(parts[1]))] = str(kind)
+        except ValueError:
+            raise BenchConfigError(f"wafer.bad: die {key!r} must be two integers 'col,row'") from None
+    overrides = dict(w.get("overrides", {}))
+    known = {f.name for f in dataclasses.fields(WaferParameters)}
+    if set(overrides) - known:
+        raise BenchConfigError(f"wafer.overrides: unknown {sorted(set(overrides) - known)}; allowed: {sorted(known)}")
+    try:
+        WaferParameters(**overrides)
+    except (TypeError, ValueError) as e:
+        raise BenchConfigError(f"wafer.overrides: {e}") from None
+    return WaferConfig(**numbers, bad=bad or None, overrides=overrides or None)
+
+
 def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[str, str] | None = None
                        ) -> BenchConfig:
     """Validate a parsed bench TOML document (plus library-path overrides)."""
-    _unknown(data, {"bench", "die", "controller", "timing", "instruments"}, "bench file")
+    _unknown(data, {"bench", "die", "controller", "timing", "instruments", "wafer"}, "bench file")
     b = _need(data, "bench", dict, "bench file")
-    _unknown(b, {"name", "seed", "line_frequency", "noise", "transcript", "epoch"}, "bench")
+    _unknown(b, {"name", "seed", "line_frequency", "noise", "transcript", "epoch", "temperature_c"}, "bench")
     d = _need(data, "die", dict, "bench file")
     _unknown(d, {"rows", "cols", "profile", "noise", "source_lines", "overrides"}, "die")
     cfg = BenchConfig(name=str(b.get("name", "bench")), seed=_need(b, "seed", int, "bench"),
@@ -225,11 +284,12 @@ def parse_bench_config(data: dict[str, Any], source: str = "", overrides: dict[s
                       source_lines=str(d.get("source_lines", "columns")),
                       line_frequency=float(b.get("line_frequency", 50.0)),
                       epoch=_epoch(b.get("epoch", DEFAULT_EPOCH_TEXT)),
+                      temperature_c=_temperature_c(b.get("temperature_c", 25.0)),
                       transcript=_transcript_limit(b.get("transcript", True)),
                       device_overrides=dict(d.get("overrides", {})),
                       timing={k: float(v) for k, v in data.get("timing", {}).items()},
                       controller=str(data.get("controller", {}).get("resource", DEFAULT_CONTROLLER)),
-                      source=source)
+                      source=source, wafer=_wafer(data["wafer"]) if "wafer" in data else None)
     for key, value in (overrides or {}).items():
         if key == "seed":
             cfg.seed = _int(key, value)

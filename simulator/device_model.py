@@ -42,6 +42,23 @@ Pieces of the model
   non-zero bias it holds (:meth:`ArrayModel.apply_bias`), so reads disturb through the same path as pulses;
   :meth:`ArrayModel.read_series` takes n reads under one steady bias in one vectorized step.
 
+Temperature
+-----------
+The die sits on the prober's chuck at temperature T (K; :class:`ThermalHistory`, shared by the bench's dies).  The
+relaxation is a thermally activated ionic process, so it runs on an Arrhenius clock: its walk advances in
+*equivalent time at T_ref* (25 °C, where the aihwkit fits hold), ``dτ_eq = AF(T) dt``,
+``AF = exp(Ea/k (1/T_ref - 1/T))`` (``relax_activation_energy``; AF(85 °C) ≈ 1485 with Ea = 1.12 eV), and μ, σ
+above are evaluated at τ_eq instead of τ.  τ_eq of a cell is E(t) - E(t_prog), E(t) = ∫_0^t AF(T(s)) ds the
+bench's equivalent-time clock, so a temperature change in mid-relaxation continues the walk from where it was
+(a cell held τ1 at 25 °C and then τ2 at 85 °C is where a 25 °C cell is after τ1 + AF τ2), and the walk stays
+time-consistent (it is the same Brownian walk in σ²(τ_eq)).  The temperature history is piecewise constant
+(:meth:`ThermalHistory.set`, the chuck reaching a set-point) or follows a callable (:meth:`ThermalHistory.
+set_source`, sampled and integrated by Simpson's rule between evaluations).  At T = T_ref with no change the
+code path is the isothermal one, bit for bit.  Forming voltages and the SET/RESET reference voltages shift by
+``forming_voltage_temp_coeff`` / ``switching_voltage_temp_coeff`` (V/K) × (T - T_ref), both 0 (no published
+figure found, see device_params.py).  Not temperature dependent: the d2d draws, the transistor, the read
+noise and the read disturb (no calibrated figure).
+
 Read-noise calibration
 ----------------------
 With variance ρ = ln(10)/(2 n_dec) per component the spread of ``read(t0 + τ) - read(t0)`` grows by
@@ -79,13 +96,15 @@ are identical for both settings.  All randomness comes from the one ``numpy.rand
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .device_params import DeviceParameters
+from .device_params import BOLTZMANN_EV, DeviceParameters
 
-__all__ = ["NOT_STUCK", "STUCK_HRS", "STUCK_LRS", "ArrayModel"]
+__all__ = ["NOT_STUCK", "STUCK_HRS", "STUCK_LRS", "ArrayModel", "ThermalHistory"]
 
 # stuck codes
 NOT_STUCK = 0
@@ -103,11 +122,157 @@ def _window_weights_sq(tau: np.ndarray, window: float) -> np.ndarray:
     return np.where(small, series, exact)
 
 
+class ThermalHistory:
+    """The die temperature over virtual time and the Arrhenius clock it drives (module docstring, "Temperature").
+
+    Knots (t_k s, E_k s, AF_k, T_k K): the temperature is T_k from t_k on (a set-point) and the equivalent time
+    at T_ref, E(t) = ∫_0^t AF(T(s)) ds, is piecewise linear through the knots, with slope AF_k after the last one.
+    With a source (a callable t -> K) the history is sampled when an evaluation needs E beyond the last knot:
+    Simpson's rule over that interval, a knot at its end.  Knots are only added going forward in time."""
+
+    _SIMPSON = 8          # sub-intervals per integration of a source
+
+    def __init__(self, t_ref: float, activation_energy: float, temperature: float | None = None) -> None:
+        self.t_ref = float(t_ref)                            # K
+        self.activation_energy = float(activation_energy)    # eV
+        self._ea_k = self.activation_energy / BOLTZMANN_EV     # K
+        temp = self.t_ref if temperature is None else self._checked(temperature)
+        self._kt, self._ke = [0.0], [0.0]
+        self._kaf, self._ktemp = [self.acceleration(temp)], [temp]
+        self._source: Callable[[float], float] | None = None
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+        self.isothermal_af: float | None = self._kaf[0]   # AF while the history is one constant segment, else None
+
+    @staticmethod
+    def _checked(temperature: float) -> float:
+        t = float(temperature)
+        if not (t > 0.0 and math.isfinite(t)):
+            raise ValueError(f"temperature must be a finite number of kelvin > 0, got {temperature!r}")
+        return t
+
+    def acceleration(self, temperature: float) -> float:
+        """Arrhenius factor AF = exp(Ea/k (1/T_ref - 1/T)) of the relaxation clock at ``temperature`` (K)."""
+        if temperature == self.t_ref:
+            return 1.0
+        return math.exp(self._ea_k * (1.0 / self.t_ref - 1.0 / temperature))
+
+    def temperature(self, t: float | None = None) -> float:
+        """Die temperature (K) at virtual time t (s); default: the latest one known."""
+        if self._source is not None and t is not None:
+            return self._checked(self._source(t))
+        if t is None or t >= self._kt[-1]:
+            return self._ktemp[-1]
+        return self._ktemp[max(bisect_right(self._kt, t) - 1, 0)]
+
+    def set(self, temperature: float, at: float) -> None:
+        """The die is at ``temperature`` (K) from virtual time ``at`` (s) on (not before the last change); this
+        ends a source."""
+        temp = self._checked(temperature)
+        at = float(at)
+        if self._source is not None:
+            self._sync(at)
+            self._source = None
+        at = max(at, self._kt[-1])
+        if at == self._kt[-1]:
+            self._kaf[-1], self._ktemp[-1] = self.acceleration(temp), temp
+        elif temp != self._ktemp[-1]:
+            self._append(at, self._extrapolate(at), self.acceleration(temp), temp)
+        self._changed()
+
+    def set_source(self, source: Callable[[float], float] | None, at: float) -> None:
+        """From virtual time ``at`` (s) on, the die temperature is ``source(t)`` (K), e.g. a chuck's ramp; None
+        holds the temperature the source had at ``at``.  The source is sampled for times after the last knot only
+        and must give the temperature for every such t; a source whose law changes (a new set-point) is handed
+        over by a new call made before the change takes effect: the old source is integrated up to ``at`` first."""
+        at = max(float(at), self._kt[-1])
+        if self._source is not None:
+            self._sync(at)
+        old, self._source = self._source, None
+        temp = self._checked(old(at)) if source is None and old is not None else None
+        if source is not None:
+            temp = self._checked(source(at))
+        if temp is not None:
+            if at == self._kt[-1]:
+                self._kaf[-1], self._ktemp[-1] = self.acceleration(temp), temp
+            else:
+                self._append(at, self._extrapolate(at), self.acceleration(temp), temp)
+        self._source = source
+        self._changed()
+
+    def _extrapolate(self, t: float) -> float:
+        return self._ke[-1] + self._kaf[-1] * (t - self._kt[-1])
+
+    def _append(self, t: float, e: float, af: float, temp: float) -> None:
+        self._kt.append(t)
+        self._ke.append(e)
+        self._kaf.append(af)
+        self._ktemp.append(temp)
+
+    def _changed(self) -> None:
+        self._arrays = None
+        self.isothermal_af = self._kaf[0] if len(self._kt) == 1 and self._source is None else None
+
+    def _sync(self, t: float) -> None:
+        """Integrate the source's AF from the last knot up to t (s) and put a knot there."""
+        src, t0 = self._source, self._kt[-1]
+        if src is None or not t > t0:
+            return
+        n = self._SIMPSON if t - t0 <= 60.0 else 8 * self._SIMPSON      # a long wait may hide a whole ramp
+        h = (t - t0) / n
+        temps = [self._checked(src(t0 + k * h)) for k in range(n + 1)]
+        af = [self.acceleration(x) for x in temps]
+        e = self._ke[-1] + h / 3.0 * (af[0] + af[n] + 4.0 * sum(af[1:n:2]) + 2.0 * sum(af[2:n:2]))
+        if len(self._kt) > 1 and all(x == self._ktemp[-1] for x in temps) and self._ktemp[-2] == self._ktemp[-1]:
+            # a constant stretch continuing a constant segment: move its end knot forward instead of adding one
+            self._kt[-1], self._ke[-1] = t, self._ke[-2] + self._kaf[-2] * (t - self._kt[-2])
+        else:
+            self._append(t, e, af[n], temps[n])
+        self._arrays = None
+
+    def equivalent_time(self, t: Any) -> Any:
+        """E(t) = ∫_0^t AF(T(s)) ds (s of equivalent time at T_ref) for virtual times t (s, scalar or array)."""
+        x = np.asarray(t, dtype=float)
+        if self._source is not None and x.size:
+            self._sync(float(x.max()))
+        if self._arrays is None:
+            self._arrays = (np.array(self._kt), np.array(self._ke))
+        kt, ke = self._arrays
+        e = np.where(x > kt[-1], ke[-1] + self._kaf[-1] * (x - kt[-1]), np.interp(x, kt, ke))
+        return e if e.ndim else float(e)
+
+    def equivalent_time_one(self, t: float) -> float:
+        """Scalar :meth:`equivalent_time` (plain floats)."""
+        if self._source is not None:
+            self._sync(t)
+        kt = self._kt
+        if t >= kt[-1]:
+            return self._ke[-1] + self._kaf[-1] * (t - kt[-1])
+        k = max(bisect_right(kt, t) - 1, 0)
+        ke = self._ke
+        return ke[k] + (t - kt[k]) * ((ke[k + 1] - ke[k]) / (kt[k + 1] - kt[k]))
+
+    def age(self, t: Any, t_prog: Any) -> Any:
+        """Equivalent time at T_ref (s) from t_prog to t (virtual s; scalars or arrays): (t - t_prog) at T_ref,
+        AF (t - t_prog) at another constant temperature, E(t) - E(t_prog) after a change."""
+        af = self.isothermal_af
+        if af is not None:
+            return t - t_prog if af == 1.0 else af * (t - t_prog)
+        return self.equivalent_time(t) - self.equivalent_time(t_prog)
+
+    def age_one(self, t: float, t_prog: float) -> float:
+        """Scalar :meth:`age` (plain floats)."""
+        af = self.isothermal_af
+        if af is not None:
+            return t - t_prog if af == 1.0 else af * (t - t_prog)
+        return self.equivalent_time_one(t) - self.equivalent_time_one(t_prog)
+
+
 class ArrayModel:
     """State and physics of a ``rows`` × ``cols`` array of 1T1R cells (SI units, flat indexing)."""
 
     def __init__(
-        self, rows: int, cols: int, params: DeviceParameters, rng: np.random.Generator, *, noise: bool = True
+        self, rows: int, cols: int, params: DeviceParameters, rng: np.random.Generator, *, noise: bool = True,
+        thermal: ThermalHistory | None = None,
     ) -> None:
         if rows < 1 or cols < 1:
             raise ValueError("rows and cols must be >= 1")
@@ -163,6 +328,12 @@ class ArrayModel:
         # ---- scalars used on every call ----
         self._early_slope = p.relax_sigma_intercept / -math.log(p.relax_onset)
         self._k_rd = p.read_noise_k / math.log(10.0)   # K log10(G/µS) = _k_rd * ln(G/µS)
+        # ---- temperature: the chuck's history (shared by a bench's dies) and this die's coefficients ----
+        self.thermal = thermal if thermal is not None else ThermalHistory(p.temperature_ref,
+                                                                           p.relax_activation_energy)
+        self.t_ref = p.temperature_ref                              # K
+        self._tc_form = p.forming_voltage_temp_coeff              # V/K (0: no shift)
+        self._tc_switch = p.switching_voltage_temp_coeff          # V/K (0: no shift)
         # |V_applied| below this cannot form or switch any cell: the electrical model's reads (0.2 V) are
         # applied as the read disturb only (half the switching threshold, the bias the circuit used to ignore)
         self._weak_bias = 0.5 * p.switching_threshold
@@ -199,7 +370,7 @@ class ArrayModel:
 
         `act` is 1.0 for formed, non-stuck cells (0.0 otherwise), `lo`/`hi` their clamp window."""
         p = self.params
-        lt = np.log(np.maximum(t - self.t_prog[idx], p.relax_onset))
+        lt = np.log(np.maximum(self.thermal.age(t, self.t_prog[idx]), p.relax_onset))
         late = np.maximum(lt, 0.0)
         # σ: 0 at τ0, log-linear to c at 1 s, then b ln τ + c; μ = -a ln τ for τ > 1 s
         sig = p.relax_sigma_intercept + p.relax_sigma_slope * late + self._early_slope * np.minimum(lt, 0.0)
@@ -328,6 +499,8 @@ class ArrayModel:
             setting = v_cell > 0.0
             bound, rate = np.where(setting, gmax, gmin), np.where(setting, r_set, r_reset)
             v_ref = np.where(setting, p.v_ref_set, p.v_ref_reset)
+        if self._tc_switch:
+            v_ref = v_ref + self._tc_switch * (self.thermal.temperature(t_end) - self.t_ref)
         f = (duration / p.pulse_width_ref) * np.exp((np.abs(v_cell) - v_ref) / p.kinetic_voltage_scale)
         f = np.minimum(f, p.max_pulse_factor)
         g_new = bound - (bound - g) * np.exp(-f * rate)
@@ -349,6 +522,8 @@ class ArrayModel:
         cand = pristine & ~self.form_fail[idx] & (v_cell > 0.0)
         if not cand.any():
             return
+        if self._tc_form:
+            vform = vform + self._tc_form * (self.thermal.temperature(t_end) - self.t_ref)
         if hold >= p.quasi_static_duration:
             forms = cand & (v_cell >= vform)
         elif not final:
@@ -461,7 +636,7 @@ class ArrayModel:
         else:
             g_prog = np.full(n, g_prog0)
         # relaxation: the Brownian walk in σ²-time, one step per read
-        lt = np.log(np.maximum(t - self.t_prog.item(i), p.relax_onset))
+        lt = np.log(np.maximum(self.thermal.age(t, self.t_prog.item(i)), p.relax_onset))
         late = np.maximum(lt, 0.0)
         sig = p.relax_sigma_intercept + p.relax_sigma_slope * late + self._early_slope * np.minimum(lt, 0.0)
         var = np.maximum.accumulate(np.maximum(sig * sig, self.rel_var.item(i)))
@@ -562,7 +737,7 @@ class ArrayModel:
     def _relaxed_one(self, i: int, t: float, act: float, lo: float, hi: float) -> float:
         """Scalar `_relaxed` for cell i."""
         p = self.params
-        lt = math.log(max(t - self.t_prog.item(i), p.relax_onset))
+        lt = math.log(max(self.thermal.age_one(t, self.t_prog.item(i)), p.relax_onset))
         late = max(lt, 0.0)
         sig = p.relax_sigma_intercept + p.relax_sigma_slope * late + self._early_slope * min(lt, 0.0)
         var0 = self.rel_var.item(i)
@@ -590,6 +765,8 @@ class ArrayModel:
                 self._disturb_one(i, v_cell, duration)
             return
         bound, rate, v_ref = (gmax, r_set, p.v_ref_set) if v > 0.0 else (gmin, r_reset, p.v_ref_reset)
+        if self._tc_switch:
+            v_ref += self._tc_switch * (self.thermal.temperature(t_end) - self.t_ref)
         f = min((duration / p.pulse_width_ref) * math.exp((abs(v_cell) - v_ref) / p.kinetic_voltage_scale),
                 p.max_pulse_factor)
         g_new = bound - (bound - g) * math.exp(-f * rate)
@@ -610,7 +787,8 @@ class ArrayModel:
         if self.form_fail.item(i) or not v_cell > 0.0:
             return
         if hold >= p.quasi_static_duration:
-            if v_cell < self._d2d.item(8, i):
+            shift = self._tc_form * (self.thermal.temperature(t_end) - self.t_ref) if self._tc_form else 0.0
+            if v_cell < self._d2d.item(8, i) + shift:
                 return
         elif not final:
             return

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["DeviceParameters", "PROFILES"]
+__all__ = ["BOLTZMANN_EV", "PROFILES", "ZERO_CELSIUS", "DeviceParameters"]
 
 _US = 1e-6  # one microsiemens in S
 
@@ -43,6 +43,9 @@ _RD_REF_VOLTAGE = 0.2
 _RD_REF_STRESS = 1e6 * 20e-3
 _RD_REF_FRACTION = 0.01
 _RD_TIME = _RD_REF_STRESS * math.sinh(_RD_REF_VOLTAGE / _RD_VOLTAGE_SCALE) / -math.log1p(-_RD_REF_FRACTION)
+
+ZERO_CELSIUS = 273.15            # K at 0 °C: the one °C -> K conversion (bench files give °C, the model works in K)
+BOLTZMANN_EV = 8.617333262e-5    # Boltzmann constant in eV/K (CODATA 2018, exact)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,32 @@ class DeviceParameters:
     relax_sigma_intercept: float = _p(0.41183342 * _US, "S", "[A] aihwkit reram.py: σ(1 s)", "c")
     relax_onset: float = _p(
         1e-3, "s", "[ASSUMP] for τ < 1 s: μ = 0 and σ grows log-linearly from 0 at τ0 to σ(1 s)", "τ0")
+    # ---- temperature (chuck): Arrhenius clock of the relaxation; device_model.py "Temperature" -------
+    temperature_ref: float = _p(
+        25.0 + ZERO_CELSIUS, "K",
+        "[ASSUMP] temperature of the relaxation fits above: the aihwkit fits of arXiv 2502.04524 were measured at "
+        "room temperature (not stated further), taken as 25 °C; at T_ref the model is the isothermal one", "T_ref")
+    relax_activation_energy: float = _p(
+        1.12, "eV",
+        "[L] Arrhenius acceleration of the relaxation clock: relaxation advances in equivalent time at T_ref, "
+        "dt_eq = AF(T) dt, AF = exp(Ea/k (1/T_ref - 1/T)) (AF(85 °C) = 1485).  Ea: the oxygen-ion hopping barrier "
+        "E_h = 1.12 eV of the PKU/Stanford HfOx RRAM compact model (Verilog-A RRAM_v_2_0_Beta, H. Li, Z. Jiang, "
+        "X. Guan, S. Yu, P. Huang, B. Gao, J. Kang, H.-S. P. Wong, 2014, parameters per doi:10.1109/LED.2013.2293354; "
+        "the same model gives E_a = 0.7 eV for vacancy generation, AF(85 °C) = 96), used because LRS retention drift "
+        "of filamentary HfOx cells is thermally driven ion motion with the switching activation energy (hourglass "
+        "retention model, calibrated on HfO samples, Microelectron. Eng. (2017), doi:10.1016/j.mee.2017.04.032, "
+        "abstract).  Not measured on CMO/HfOx (no retention bake of these cells is published), and no measured "
+        "HfOx retention Arrhenius slope was found in the sources searched", "Ea")
+    forming_voltage_temp_coeff: float = _p(
+        0.0, "V/K",
+        "[ASSUMP] off: V_form_i -> V_form_i + c (T - T_ref) when set; forming voltage falls with temperature in "
+        "HfOx, but no figure (mV/K) for HfOx or CMO/HfOx cells was found in the sources searched, so no shift",
+        "dV_form/dT")
+    switching_voltage_temp_coeff: float = _p(
+        0.0, "V/K",
+        "[ASSUMP] off: V_ref± -> V_ref± + c (T - T_ref) (the SET/RESET kinetics' reference voltages) when set; "
+        "RESET voltage rises on cooling in ITO/HfO2/TiN down to 10 K (M. K. Ram et al., Appl. Phys. Lett. 128, "
+        "173501 (2026), abstract), but no coefficient near room temperature was found, so no shift", "dV_ref/dT")
     # ---- read noise (§6, §12.7) ---------------------------------------------------------------------
     read_noise_k: float = _p(
         0.0277316483 * _US, "S",
@@ -175,6 +204,8 @@ class DeviceParameters:
             raise ValueError("step_set and step_reset must lie in (0, 1)")
         if self.noise_tau_max <= self.noise_tau_min or self.noise_per_decade < 1:
             raise ValueError("need noise_tau_max > noise_tau_min and noise_per_decade >= 1")
+        if not self.temperature_ref > 0.0 or self.relax_activation_energy < 0.0:
+            raise ValueError("need temperature_ref > 0 K and relax_activation_energy >= 0 eV")
 
     @classmethod
     def profile(cls, name: str) -> DeviceParameters:
@@ -210,3 +241,31 @@ PROFILES: dict[str, dict[str, float]] = {
     # IBM HfO2 arrays: 9.8-13.5 % corrupt devices [A]
     "hfo2": {"p_form_fail": 0.03, "p_stuck_lrs": 0.04, "p_stuck_hrs": 0.03},
 }
+
+
+@dataclass(frozen=True)
+class WaferParameters:
+    """Die-to-die variation over a simulated wafer (each die an array of :class:`DeviceParameters`).
+
+    A smooth radial gradient (∝ (r/R)², r the die centre's distance from the wafer centre, R the radius) plus
+    a random die-to-die spread, and a few bad dies. Wafer-level non-uniformity and chip-to-chip variation of
+    HfOx RRAM as separate hierarchical components: B. L. Ji et al., "In-Line-Test of Variability and Bit-Error-
+    Rate of HfOx-Based Resistive Memory", IEEE IMW 2015 (arXiv:1509.00070), which gives no numbers usable here;
+    the magnitudes below are assumptions sized against the die's own spreads (forming 3.17 ± 0.075 V, Fig. 1c)."""
+
+    v_form_edge: float = _p(0.12, "V", "[ASSUMP] forming voltage higher at the wafer edge than at its centre "
+                            "(thicker/denser oxide at the edge; 1.6 σ of the die's own forming spread)", "ΔV_form,edge")
+    v_form_die_std: float = _p(0.02, "V", "[ASSUMP] die-to-die random spread of the mean forming voltage", "σ_V,die")
+    g_max_edge: float = _p(-0.10, "1", "[ASSUMP] relative change of the mean Gmax at the edge (a narrower window)",
+                           "ΔGmax,edge")
+    g_max_die_std: float = _p(0.02, "1", "[ASSUMP] die-to-die relative spread of the mean Gmax", "σ_G,die")
+    p_short: float = _p(0.03, "1", "[ASSUMP] dies whose array is shorted (every cell conducts before forming)", "")
+    p_open: float = _p(0.03, "1", "[ASSUMP] dies with an open contact to the pads (reads nothing)", "")
+    p_high_defect: float = _p(0.04, "1", "[ASSUMP] dies with many defective cells (the 'hfo2' defect "
+                              "profile ×5)", "")
+    g_short: float = _p(2e-3, "S", "[ASSUMP] conductance of a shorted cell (ohmic, ~500 Ω)", "G_short")
+
+    def __post_init__(self) -> None:
+        if min(self.p_short, self.p_open, self.p_high_defect) < 0 or self.p_short + self.p_open + \
+                self.p_high_defect > 1:
+            raise ValueError("wafer: p_short, p_open, p_high_defect must be >= 0 and sum to <= 1")

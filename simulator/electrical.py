@@ -56,6 +56,7 @@ class Circuit:
                  column_pads: dict[tuple[str, int, int], str], sl_by_row: bool) -> None:
         self.bench = bench
         self.model = model
+        self.connected = True            # the probes touch the die (a wafer's prober may lift them: all open)
         self.rows, self.cols = model.rows, model.cols
         self.line_of_pad = line_of_pad
         self.n_lines = n_lines
@@ -119,11 +120,20 @@ class Circuit:
         self.conflicts = conflicts
         self.line_term = line_term
         tw, tb, ts = line_term[self.cell_wl], line_term[self.cell_bl], line_term[self.cell_sl]
-        ok = (tw >= 0) & (tb >= 0) & (ts >= 0)
+        ok = (tw >= 0) & (tb >= 0) & (ts >= 0) & self.connected
         self.idx = np.flatnonzero(ok)
         self.t_wl, self.t_bl, self.t_sl = tw[ok], tb[ok], ts[ok]
         if self.idx.size == 1:
             self._wl0, self._bl0, self._sl0 = int(self.t_wl[0]), int(self.t_bl[0]), int(self.t_sl[0])
+
+    def attach(self, model: ArrayModel, *, connected: bool) -> None:
+        """The die under the probes: its array ``model``, touched (``connected``) or not (every line open). The
+        bias held so far is applied to the die it was held on first."""
+        self.commit()
+        self.model = model
+        self.connected = bool(connected)
+        self._rebuild()
+        self.update()
 
     def terminal_of_row(self, matrix: str, row: str) -> str | None:
         """The terminal wired to matrix row letter ``row`` (None: unwired)."""

@@ -6,6 +6,9 @@ declares what the bench file may say about it:
 * ``KIND = "smu"``: ``CHANNELS`` (channel ids; terminal names are ``<instrument>.<channel>``);
 * ``KIND = "matrix"``: ``SLOTS`` (card numbers of the mainframe) and ``CARDS`` (card model →
   :class:`CardShape`: rows, columns, row names as the bench file writes them).
+* ``KIND = "prober"``: ``OPTIONS`` (the bench-file tables it takes, e.g. ``map``, ``chuck``) and a
+  classmethod ``options(table, where)`` validating them (ValueError naming the key); the bench asks a prober
+  for its state with ``state()`` (:meth:`~.bench.Bench.prober_state`).
 
 Emulators are built as ``cls(bench, config)`` with the instrument's
 :class:`~.bench_config.InstrumentConfig`; they use the bench's services (``bench.clock``,
@@ -24,7 +27,8 @@ from typing import Any
 
 _MODULES = ("rramlab.simulator.tsp.keithley2636b", "rramlab.simulator.tsp.keithley707b",
             "rramlab.simulator.scpi.keithley2450", "rramlab.simulator.scpi.keysight_b2900",
-            "rramlab.simulator.scpi.keysight_b2200a", "rramlab.simulator.scpi.keysight_e5250a")
+            "rramlab.simulator.scpi.keysight_b2200a", "rramlab.simulator.scpi.keysight_e5250a",
+            "rramlab.simulator.sentio")
 
 _REGISTRY: dict[str, type] = {}
 _loaded = False

@@ -30,6 +30,12 @@ class TimingModel:
     relay_settle: float = _f(4e-3, "s", "[doc] 707B manual example: each relay takes 4 ms to close")
     relay_open: float = _f(2e-3, "s", "[ASSUMP] 7174A release time")
     reset: float = _f(50e-3, "s", "[ASSUMP] reset() duration")
+    # wafer prober (MPI SENTIO): no public figure exists for any of these (simulator/sentio.py, [U])
+    chuck_z_move: float = _f(0.25, "s", "[ASSUMP] chuck z move between separation and contact")
+    chuck_xy_overhead: float = _f(0.15, "s", "[ASSUMP] chuck xy move: acceleration, braking, settling")
+    chuck_xy_speed: float = _f(50e3, "µm/s", "[ASSUMP] chuck xy travel speed (50 mm/s)")
+    chuck_ramp_rate: float = _f(0.2, "K/s", "[ASSUMP] thermal chuck ramp-rate limit (12 °C/min)")
+    chuck_thermal_tau: float = _f(30.0, "s", "[ASSUMP] thermal chuck time constant near the set-point")
 
     def integration_time(self, nplc: float) -> float:
         """Integration time (s) of one reading at ``nplc`` power-line cycles."""

@@ -34,7 +34,8 @@ from rramlab.simulator.visa_library import RramlabVisaLibrary
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
 _tags = itertools.count()
-SIMULATED = ["sim_2636b_707b", "sim_2450x2_b2200a", "sim_b2902a_e5250a", "sim_64x64_2636b_3x707b"]
+SIMULATED = ["sim_2636b_707b", "sim_2450x2_b2200a", "sim_b2902a_e5250a", "sim_64x64_2636b_3x707b",
+             "sim_2636b_707b_sentio"]
 
 
 def benches() -> set[object]:
