@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -223,10 +224,14 @@ def number_of_states(states: pd.DataFrame, *, threshold: float = 0.1, extra_sigm
 def levels_in_window(sigma: Callable[[float], float], g_low: float, g_high: float, *,
                      threshold: float = 0.1, max_levels: int = 10_000) -> int:
     """How many levels the window [g_low, g_high] (S) holds when each level is a normal of spread ``sigma(G)``
-    (S) and neighbours may overlap by less than ``threshold`` (:func:`gaussian_overlap`): levels packed from
-    g_low upwards, each as close to the last as the criterion allows; 0 for an empty or invalid window."""
-    if not (math.isfinite(g_low) and math.isfinite(g_high) and g_high >= g_low):
+    (S) and neighbours G₁ < G₂ may overlap by less than ``threshold``, the overlap taken as 2Φ(−(G₂ − G₁)/(σ₁ + σ₂))
+    (exact for equal spreads, :func:`gaussian_overlap`; within a few % of it for the slowly varying σ(G) of
+    programming noise): levels packed from g_low upwards, each as close to the last as the criterion allows,
+    G₂ − G₁ = z·(σ(G₁) + σ(G₂)) with 2Φ(−z) = threshold (solved by fixed-point iteration). 0 for an empty or invalid
+    window or an unknown spread; ``max_levels`` for noiseless levels."""
+    if not (math.isfinite(g_low) and math.isfinite(g_high) and g_high >= g_low and 0 < threshold < 1):
         return 0
+    z = NormalDist().inv_cdf(1.0 - threshold / 2.0)
     g, n = g_low, 1
     while n < max_levels:
         s = float(sigma(g))
@@ -234,18 +239,17 @@ def levels_in_window(sigma: Callable[[float], float], g_low: float, g_high: floa
             return 0                                  # no spread known: no count
         if s == 0.0:
             return max_levels                         # noiseless levels: the cap
-        lo, hi = g, g + 1.0 * s
-        while gaussian_overlap(g, s, hi, float(sigma(hi))) >= threshold:    # bracket the next level
-            lo, hi = hi, hi + (hi - g)
-        for _ in range(60):                                                  # bisect to the criterion
-            mid = 0.5 * (lo + hi)
-            if gaussian_overlap(g, s, mid, float(sigma(mid))) >= threshold:
-                lo = mid
-            else:
-                hi = mid
-        if hi > g_high:
+        d = 2.0 * z * s
+        for _ in range(50):                           # d = z·(σ(g) + σ(g + d)): a contraction for |σ'| < 1/z
+            nxt = z * (s + float(sigma(g + d)))
+            if abs(nxt - d) <= 1e-12 * d:
+                break
+            d = nxt
+        if not (math.isfinite(d) and d > 0.0):
+            return 0
+        if g + d > g_high:
             break
-        g, n = hi, n + 1
+        g, n = g + d, n + 1
     return n
 
 

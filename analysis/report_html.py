@@ -212,9 +212,25 @@ def _run_section(k: int, report: RunReport) -> str:
     return "\n".join(parts)
 
 
-def render_html(reports: Sequence[RunReport], title: str = "rramlab report") -> str:
-    """The page: an overview of the runs, their summary figures side by side (one column per run), then
-    per run its metadata, steps and every figure (labelled with run and die/array)."""
+def _wafer_section(maps: Mapping[str, Figure]) -> str:
+    """The wafer maps (one per wafer and figure, :mod:`.wafer_map`) as a section of figures."""
+    parts = [f"<section class=\"wafer-maps\" id=\"wafer-maps\"><h2>wafer maps ({len(maps)})</h2>",
+             "<p>One square per die at its prober position (column to the right, row upwards); hatched and "
+             "crossed: bad dies (run failed, forming yield below 50 %, no cell formed, or a mean forming voltage far "
+             "off the wafer's: more than 10 median absolute deviations); empty: not tested.</p>"]
+    for name, fig in maps.items():
+        title = fig.get_label() or name
+        parts.append(f"<figure class=\"wafer-map\" id=\"map-{_e(name)}\" data-figure=\"{_e(name)}\">"
+                     f"<img src=\"{png_data_uri(fig)}\" alt=\"{_e(title)}\">"
+                     f"<figcaption><b>{_e(title)}</b></figcaption></figure>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(reports: Sequence[RunReport], title: str = "rramlab report",
+                wafer_maps: Mapping[str, Figure] | None = None) -> str:
+    """The page: an overview of the runs, their summary figures side by side (one column per run), the wafer
+    maps (when given), then per run its metadata, steps and every figure (labelled with run and die/array)."""
     labels = [figure_label(r.info) for r in reports]
     overview = _table(["run", "file", "recipe", "station", "die / array", "start", "stop", "exit status"],
                       [[lab, r.info.path, r.info.recipe, r.info.station, die_label(r.info), r.info.start_time,
@@ -223,8 +239,9 @@ def render_html(reports: Sequence[RunReport], title: str = "rramlab report") -> 
     keys = list(dict.fromkeys(k for f in flat for k in f))
     summary = _table(["figure", *(Path(r.info.path).name for r in reports)],
                      [[key, *(format_value(f.get(key)) for f in flat)] for key in keys], numeric_from=1)
-    n_figures = sum(len(r.figures) for r in reports)
-    body = "\n".join(_run_section(k, r) for k, r in enumerate(reports))
+    n_figures = sum(len(r.figures) for r in reports) + len(wafer_maps or {})
+    body = "\n".join([*([_wafer_section(wafer_maps)] if wafer_maps else []),
+                      *(_run_section(k, r) for k, r in enumerate(reports))])
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
@@ -252,8 +269,9 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         raise
 
 
-def write_report_html(reports: Sequence[RunReport], out: str | os.PathLike[str]) -> list[str]:
-    """Write the page of ``reports`` to ``out`` atomically; return the figure labels it holds, as
-    "<figure name> — <run/die label>", in page order."""
-    write_text_atomic(out, render_html(reports))
-    return [f"{name} — {figure_label(r.info)}" for r in reports for name in r.figures]
+def write_report_html(reports: Sequence[RunReport], out: str | os.PathLike[str],
+                      wafer_maps: Mapping[str, Figure] | None = None) -> list[str]:
+    """Write the page of ``reports`` (and ``wafer_maps``) to ``out`` atomically; return the figure labels it
+    holds, as "<figure name> — <run/die label>" (a wafer map: its name), in page order."""
+    write_text_atomic(out, render_html(reports, wafer_maps=wafer_maps))
+    return [*(wafer_maps or {}), *(f"{name} — {figure_label(r.info)}" for r in reports for name in r.figures)]

@@ -102,6 +102,8 @@ class Protocol:
     name: ClassVar[str]
     Params: ClassVar[type]
     tables: ClassVar[dict[str, Columns]]
+    temperature_c: float | None = None
+    """Chuck set-point (°C) the runner brings the chuck to before the step (recipe step key ``temperature_c``)."""
     rows_complete: ClassVar[bool] = False
     """True when every record is complete on its own and a resumed step continues from the committed rows
     (retention reads, endurance checkpoints): a stop inside a unit then commits the buffered rows. Otherwise
@@ -171,6 +173,8 @@ class Protocol:
                 self.nplc(out, env, name, value)
             elif kind == "width":
                 self.width(out, env, name, value, amplitude)
+        if self.temperature_c is not None and (allowed := env.temperature_violation(self.temperature_c)):
+            out.append(Violation(self.label, "temperature_c", self.temperature_c, allowed))
         return out + self.extra_checks(env)
 
     def extra_checks(self, env: SafetyEnvelope) -> list[Violation]:

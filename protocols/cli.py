@@ -1,4 +1,4 @@
-"""The ``rramlab`` command line: demo, run, resume, check, info, report, recover, conform.
+"""The ``rramlab`` command line: demo, run, resume, check, info, report, catalog, ls, recover, conform.
 
 Exit codes: 0 completed, 1 failed (the run began; its data is kept), 2 refused (bad input, busy bench,
 unusable file: nothing was sent), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM), 129 hung up
@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -44,9 +45,11 @@ from rramlab.drivers.station_config import (
     example_stations,
     load_station_config,
     parse_station_config,
+    read_text_file,
 )
 
 from .base import ParameterError
+from .campaign import CampaignError, CampaignIndex, die_file, is_campaign, parse_campaign, resume_campaign, run_campaign
 from .preflight import PreflightError, prepare
 from .recipe import SAMPLE_KEYS, Recipe, RecipeError, demo_recipe, load_recipe, parse_meta_options, parse_recipe
 from .runner import ABORT_SIGNALS, ResumeRefused, RunResult, resume_run, run_recipe
@@ -153,9 +156,13 @@ def _lazy_tables(run: Any) -> Any:
 
 def _summary(path: Path) -> dict[str, Any]:
     """The summary figures of a run, with its exit status."""
+    return _summary_of(_open_quietly(path))
+
+
+def _summary_of(run: Any) -> dict[str, Any]:
+    """The summary figures of an opened run, with its exit status."""
     from rramlab.analysis.summary import summarize
 
-    run = _open_quietly(path)
     # a table is read only when a section asks for it: never the per-point tables of the built-in sections
     out = {"exit_status": run.exit_status, **summarize(_lazy_tables(run))}
     if run.skipped:
@@ -382,6 +389,8 @@ def cmd_demo(args: argparse.Namespace, console: Console, sig: CliSignals) -> int
 
 
 def cmd_run(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    if is_campaign(read_text_file(Path(args.recipe), RecipeError, "recipe file")):
+        return cmd_campaign(args, console, sig)
     recipe = load_recipe(args.recipe)
     meta = parse_meta_options(args.meta)
     config = load_station_config(args.station)
@@ -394,8 +403,67 @@ def cmd_run(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
                         out, args.json, args.quiet, args.figures)
 
 
+def cmd_campaign(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    """``rramlab run CAMPAIGN --station S --out DIR``: the recipe on every selected die (see protocols.campaign)."""
+    path = Path(args.recipe)
+    campaign = parse_campaign(read_text_file(path, RecipeError, "recipe file"), str(path))
+    meta = parse_meta_options(args.meta)
+    config = load_station_config(args.station)
+    if not args.out:
+        raise CampaignError("--out DIR: a campaign writes one run file per die into a directory")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} exists and is not a directory")
+    prepare(campaign.recipe, config)                 # every input check, nothing sent
+    with _station(config, record=args.record) as station:
+        return _execute_campaign(console, sig, lambda bar, on_die: run_campaign(
+            station, campaign, out, metadata=meta, on_die=on_die, progress=bar), args.quiet)
+
+
+def _execute_campaign(console: Console, sig: CliSignals, start: Callable[..., Any], quiet: bool) -> int:
+    bar = _Bar(console, enabled=not quiet)
+
+    def on_die(die: tuple[int, int], k: int, n: int) -> None:
+        if not quiet:
+            console.print(escape(f"die ({die[0]}, {die[1]}): {k + 1} of {n}"), style="bold")
+
+    sig.hold()
+    try:
+        with bar.progress:
+            result = start(bar, on_die)
+    except (PreflightError, ResumeRefused, BenchBusyError, FileExistsError, CampaignError) as e:
+        _say(console, e)
+        return sig.exit_code(EXIT_REFUSED)
+    except Exception as e:  # noqa: BLE001 - a die's run failed: recorded in its file and the index
+        kept = getattr(e, "run_file", None)
+        where = f" Data kept in {_where(Path(kept))} (exit status 'failed')." if kept else ""
+        _say(console, f"Campaign stopped: {type(e).__name__}: {e}.{where} {_safe_text(e)} Continue with "
+                      f"rramlab resume DIR.")
+        return sig.exit_code(EXIT_FAILED)
+    done = len(result.results) + len(result.skipped) + len(result.no_contact)
+    open_dies = f" ({len(result.no_contact)} without contact: {result.no_contact})" if result.no_contact else ""
+    _say(console, f"campaign {result.exit_status}: {done} of {len(result.dies)} dies in {result.directory}{open_dies}"
+                  + ("" if result.exit_status == "completed" else f"; continue with rramlab resume {result.directory}"),
+         "green" if result.exit_status == "completed" else "yellow")
+    return sig.exit_code(_EXIT_CODES.get(result.exit_status, EXIT_FAILED))
+
+
 def cmd_resume(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
     out = Path(args.file)
+    if out.is_dir():                                 # a campaign directory
+        index = CampaignIndex.read(out)
+        recipe = parse_campaign(index.events[0]["recipe"], f"{out} (the campaign's recipe)").recipe
+        config = load_station_config(args.station) if args.station else None
+        if config is None:
+            first = next((die_file(out, d) for d in index.dies
+                          if die_file(out, d).exists() or Path(journal_path(die_file(out, d))).exists()), None)
+            if first is None:
+                raise CampaignError(f"{out}: no die run file yet; give --station")
+            config = parse_station_config(_open_quietly(first).metadata["station"], f"{first} (its station file)")
+        prepare(recipe, config)
+        with _station(config) as station:
+            return _execute_campaign(console, sig, lambda bar, on_die: resume_campaign(
+                station, out, on_die=on_die, progress=bar, force=args.force), args.quiet)
     if not out.exists() and not Path(journal_path(out)).exists():
         raise FileNotFoundError(f"{out}: no such run file (nor its journal)")
     check_outputs(out, args.json, args.figures, resume=True)
@@ -409,7 +477,8 @@ def cmd_resume(args: argparse.Namespace, console: Console, sig: CliSignals) -> i
 
 
 def cmd_check(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
-    recipe = load_recipe(args.recipe)
+    text = read_text_file(Path(args.recipe), RecipeError, "recipe file")
+    recipe = parse_campaign(text, args.recipe).recipe if is_campaign(text) else load_recipe(args.recipe)
     config = load_station_config(args.station)
     prepare(recipe, config)                  # exactly the input checks `run` makes before opening anything
     _say(console, f"{args.recipe}: {len(recipe.steps)} steps pass the safety envelope of {config.name}", "green")
@@ -504,12 +573,16 @@ def cmd_report(args: argparse.Namespace, console: Console, sig: CliSignals) -> i
     from rramlab.analysis.export_csv import export_run_csv, unique_stems
 
     _check_report_outputs(args)
-    files = [Path(f) for f in args.files]
-    summaries = {str(f): _summary(f) for f in files}        # every file readable before anything is written
+    files = _report_files(args.files)
+    summaries, records = {}, []
+    for f in files:                                          # every file readable before anything is written
+        summaries[str(f)], record = _summary_and_record(f)
+        records.append(record)
     out = summaries[str(files[0])] if len(files) == 1 else summaries
     console.print_json(json.dumps(out, default=_json_default))
     code = 0
     stems = unique_stems(files)
+    maps = _wafer_maps(records) if args.html or args.figures else {}
     reports = None
     if args.html:                         # figures drawn once, for the page and the PNGs
         from rramlab.analysis.report_html import load_run_report
@@ -521,6 +594,8 @@ def cmd_report(args: argparse.Namespace, console: Console, sig: CliSignals) -> i
         for k, (f, stem) in enumerate(zip(files, stems, strict=True)):
             target = Path(args.figures) if len(files) == 1 else Path(args.figures) / stem
             code = _write_figures(console, f, target, reports[k].figures if reports else None) or code
+        if maps:
+            code = _write_figures(console, files[0], Path(args.figures) / "wafer_maps", maps) or code
     if args.csv:
         try:
             written = [p for f, stem in zip(files, stems, strict=True) for p in export_run_csv(f, args.csv, stem)]
@@ -533,13 +608,119 @@ def cmd_report(args: argparse.Namespace, console: Console, sig: CliSignals) -> i
         from rramlab.analysis.report_html import write_report_html
 
         try:
-            figures = write_report_html(reports, args.html)
+            figures = write_report_html(reports, args.html, wafer_maps=maps)
         except OSError as e:
             _say(console, f"--html {args.html}: not written: {e.strerror or e}")
             code = EXIT_FAILED
         else:
             console.print(escape(f"{args.html}: {len(files)} run(s), {len(figures)} figures"))
     return code
+
+
+def _report_files(items: list[str]) -> list[Path]:
+    """The run files to report: each FILE as given, each directory as every run file under it (recursive)."""
+    from rramlab.analysis.catalog import find_runs
+
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = find_runs(path)
+            if not found:
+                raise FileNotFoundError(f"{path}: no run files (*.h5, *.h5.journal) under this directory")
+            files.extend(found)
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def _summary_and_record(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary of a run (as ``_summary``) and its catalogue record (die position, headline figures)."""
+    from rramlab.analysis.catalog import run_record
+
+    run = _open_quietly(path)
+    summary = _summary_of(run)
+    return summary, run_record(run, summary)
+
+
+def _wafer_maps(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Wafer maps of the runs that carry die_col/die_row (two or more dies of a wafer; else none)."""
+    from rramlab.analysis.wafer_map import wafer_map_figures
+
+    return wafer_map_figures(records)
+
+
+def _catalog_update(console: Console, directory: Path, rebuild: bool, quiet: bool) -> Any:
+    """Create or update DIR's catalogue (a progress line per run opened unless ``quiet``)."""
+    from rramlab.analysis.catalog import update_catalog
+
+    def progress(k: int, n: int, rel: str) -> None:
+        if not quiet:
+            console.print(escape(f"  [{k + 1}/{n}] {rel}"), highlight=False)
+
+    return update_catalog(directory, rebuild=rebuild, progress=progress)
+
+
+def cmd_catalog(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    """Create or update the catalogue of the runs under DIR (DIR/rramlab-catalog.sqlite)."""
+    report = _catalog_update(console, Path(args.dir), args.rebuild, args.quiet)
+    _say(console, report.text(), "yellow" if report.unreadable else "green")
+    for rel, why in report.unreadable:
+        _say(console, f"  unreadable: {rel}: {why}", "yellow")
+    return 0
+
+
+def _fmt(value: Any, fmt: str, scale: float = 1.0) -> str:
+    return "" if value is None else format(float(value) * scale, fmt)
+
+
+def cmd_ls(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
+    """The catalogued runs under DIR matching the filters (the catalogue updated first), as a table or JSON
+    lines."""
+    import sqlite3
+
+    from rramlab.analysis.catalog import CatalogError, Filters, memory_catalog, query, query_catalog, row_json
+
+    directory = Path(args.dir)
+    filters = Filters(wafer=args.wafer, die=args.die, lot=args.lot, operator=args.operator, protocol=args.protocol,
+                      status=args.status, since=args.since, until=args.until)
+    try:
+        _catalog_update(console, directory, False, True)
+        rows = query_catalog(directory, filters)
+    except (CatalogError, PermissionError, sqlite3.OperationalError) as e:     # e.g. a read-only archive
+        # on stderr: stdout may be JSON lines
+        _say(Console(stderr=True), f"catalogue not written ({e}); listing from a catalogue in memory", "yellow")
+        conn, _ = memory_catalog(directory)
+        try:
+            rows = query(conn, filters)
+        finally:
+            conn.close()
+    if args.json:
+        try:
+            for row in rows:
+                sys.stdout.write(json.dumps(row_json(row), default=_json_default) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:               # `rramlab ls --json | head`: the reader has all it wanted
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    t = Table(title=escape(f"{len(rows)} run(s) under {directory}"), box=box.SIMPLE_HEAD)
+    longest = max([len(str(r["path"])) for r in rows] or [4])
+    t.add_column("path", min_width=min(longest, 28), overflow="fold")
+    for col in ("wafer", "die", "start (UTC)", "status"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("protocols", min_width=9)
+    for col in ("yield %", "V_form V", "σ slope", "Δ10y µS"):      # Δ10y: retention mean shift at 10 years
+        t.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        die = r["die"] or (f"{r['die_col']},{r['die_row']}" if r["die_col"] is not None else "")
+        t.add_row(*(escape(str(x)) for x in (
+            r["path"], r["wafer"] or "", die, (r["start_time"] or "")[:16].replace("T", " "), r["exit_status"] or "",
+            (r["protocols"] or "").replace(",", ", "), _fmt(r["forming_yield"], ".1f", 100),
+            _fmt(r["v_form_mean"], ".3f"), _fmt(r["pv_sigma_slope"], ".3g"), _fmt(r["retention_shift_10y_uS"], ".3g"))))
+    # piped or redirected (rich then assumes 80 columns): the table at its natural width, nothing folded
+    (console if console.is_terminal else Console(width=240)).print(t)
+    return 0
 
 
 def cmd_recover(args: argparse.Namespace, console: Console, sig: CliSignals) -> int:
@@ -596,6 +777,17 @@ def _regex(text: str) -> str:
         re.compile(text)
     except re.error as e:
         raise argparse.ArgumentTypeError(f"not a regular expression: {e}") from None
+    return text
+
+
+def _date(text: str) -> str:
+    """An ISO 8601 date or date-time (checked; kept as text for the catalogue query)."""
+    from rramlab.analysis.catalog import parse_when
+
+    try:
+        parse_when(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return text
 
 
@@ -663,13 +855,35 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
     p = sub.add_parser("report", help="summary figures (JSON), plots, an HTML page and CSV tables of run files")
-    p.add_argument("files", nargs="+", metavar="FILE", help="run file(s); with several, the JSON is keyed by file")
+    p.add_argument("files", nargs="+", metavar="FILE", help="run file(s) or directories (every run file under "
+                   "them); with several, the JSON is keyed by file; runs of two or more dies of a wafer "
+                   "(die_col/die_row) add wafer maps to --html and --figures (DIR/wafer_maps/)")
     p.add_argument("--figures", metavar="DIR", help="directory for PNG figures (several files: DIR/<file stem>/)")
     p.add_argument("--html", metavar="OUT.html", help="one self-contained HTML page over all files: run metadata, "
                    "steps, summary figures side by side and every plot")
     p.add_argument("--csv", metavar="DIR", help="every table of every file as DIR/<file stem>.<table>.csv, units "
                    "in the header")
     p.set_defaults(func=cmd_report)
+    g = sub.add_parser("catalog", help="index every run file under DIR (recursive; also live or killed runs) in "
+                       "DIR/rramlab-catalog.sqlite: sample, die, status, headline figures; incremental")
+    g.add_argument("dir", metavar="DIR")
+    g.add_argument("--rebuild", action="store_true", help="build the catalogue from scratch (every file reopened)")
+    g.add_argument("--quiet", action="store_true", help="no line per run opened")
+    g.set_defaults(func=cmd_catalog)
+    ls = sub.add_parser("ls", help="list the catalogued runs under DIR (the catalogue is updated first), filtered")
+    ls.add_argument("dir", metavar="DIR", nargs="?", default=".", help="directory (default: the current one)")
+    ls.add_argument("--wafer", help="wafer name (exact)")
+    ls.add_argument("--die", help="die: its text as recorded, or COL,ROW of the prober grid (e.g. 3,-2)")
+    ls.add_argument("--lot", help="lot (exact)")
+    ls.add_argument("--operator", help="operator (exact)")
+    ls.add_argument("--protocol", help="runs with a step of this protocol (e.g. forming)")
+    ls.add_argument("--status", help="exit status: completed, interrupted, failed, aborted, incomplete, unreadable")
+    ls.add_argument("--since", metavar="DATE", type=_date, help="started at or after DATE (ISO 8601; UTC unless "
+                    "it says)")
+    ls.add_argument("--until", metavar="DATE", type=_date, help="started before the end of DATE (a bare date: that "
+                    "whole day)")
+    ls.add_argument("--json", action="store_true", help="one JSON object per run (every catalogue column)")
+    ls.set_defaults(func=cmd_ls)
     v = sub.add_parser("recover", help="build a readable run file from what survived (journal or damaged file)")
     v.add_argument("file")
     v.add_argument("--out", help="where to write a file salvaged from a damaged HDF5 file (default "
@@ -690,7 +904,7 @@ def build_parser() -> argparse.ArgumentParser:
 _REFUSALS = (RecipeError, StationConfigError, TranscriptError, ConformError, ParameterError, PreflightError,
              InstrumentConnectionError, DatasetError, ResumeRefused, BenchBusyError, InsufficientSpaceError,
              FileExistsError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
-             BlockingIOError)
+             BlockingIOError, CampaignError)
 
 
 def main(argv: list[str] | None = None, *, signals: CliSignals | None = None) -> int:

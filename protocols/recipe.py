@@ -66,6 +66,7 @@ class StepSpec:
     params: dict[str, Any]
     cells: Any
     index: int = 0                               # position in the file: steps[index]
+    temperature_c: float | None = None           # chuck set-point (°C) held during the step; None: as it is
 
     @property
     def where(self) -> str:
@@ -93,7 +94,9 @@ class Recipe:
                 params.check_cells(len(cells))
             except (TypeError, ValueError) as e:        # ParameterError, or a bug in a check: still no traceback
                 raise ParameterError(f"{_head(self.source)}{spec.where}: {e}") from None
-            out.append(cls(params, cells, spec.label))
+            step = cls(params, cells, spec.label)
+            step.temperature_c = spec.temperature_c
+            out.append(step)
         return out
 
 
@@ -131,7 +134,7 @@ def _text(t: dict[str, Any], key: str, where: str, default: str) -> str:
 
 
 def _parse(data: dict[str, Any], text: str, source: str) -> Recipe:
-    _keys(data, ["recipe", "steps", "metadata"], "top level")
+    _keys(data, ["recipe", "steps", "metadata", "campaign"], "top level")   # [campaign]: protocols.campaign
     head = data.get("recipe", {})
     if not isinstance(head, dict):
         raise RecipeError(f"recipe: expected a [recipe] table, got {short(head)}")
@@ -192,7 +195,12 @@ def _step(i: int, t: Any) -> StepSpec:
     where = f"steps[{i}]"
     if not isinstance(t, dict):
         raise RecipeError(f"{where}: expected a [[steps]] table, got {short(t)}")
-    _keys(t, ["name", "protocol", "params", "cells"], where)
+    _keys(t, ["name", "protocol", "params", "cells", "temperature_c"], where)
+    temperature = t.get("temperature_c")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)
+                                    or not -273.15 < temperature <= 600.0):
+        raise RecipeError(f"{where}.temperature_c: a chuck temperature in °C within (-273.15, 600], got "
+                          f"{short(temperature)}")
     protocol = t.get("protocol")
     if protocol is None:
         raise RecipeError(f"{where}.protocol: missing; allowed: {', '.join(protocol_names())}")
@@ -215,7 +223,8 @@ def _step(i: int, t: Any) -> StepSpec:
     if "cells" not in t:
         raise RecipeError(f"{where}.cells: missing; name the cells, e.g. cells = \"all\", [[0, 0], [0, 1]], "
                           "{ rows = \"0-3\", cols = \"0-7\" } or { first = 32 }")
-    spec = StepSpec(label, protocol, dict(params), t["cells"], i)
+    spec = StepSpec(label, protocol, dict(params), t["cells"], i,
+                    None if temperature is None else float(temperature))
     try:
         cls.make_params(params)                       # every parameter by type and range, now
     except (TypeError, ValueError) as e:

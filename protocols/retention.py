@@ -14,9 +14,8 @@ import numpy as np
 
 from rramlab.analysis.retention import TEN_YEARS
 from rramlab.drivers.capabilities import CellStation
-from rramlab.drivers.station_config import SafetyEnvelope
 
-from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
+from .base import CELL_COLUMNS, CellDone, Event, ParameterError, Protocol, Record, Resume, require
 from .params import ProtocolParams, list_param, number, param
 from .results import Programmed, ProgrammedCell, Results
 
@@ -75,9 +74,6 @@ class Retention(Protocol):
     rows_complete = True
     Params = RetentionParams
     tables = {"retention": RETENTION_COLUMNS}
-
-    def check(self, env: SafetyEnvelope) -> list[Violation]:
-        return []
 
     def units(self) -> int:
         """Progress in reads: every cell at every τ of the schedule."""

@@ -170,7 +170,8 @@ class _WriteAhead:
 def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int | None = None,
                progress: Callable[[str, int, int, float | None], None] | None = None,
                extras: dict[str, Any] | None = None, overwrite: bool = False,
-               durability: str = "flush", metadata: dict[str, Any] | None = None) -> RunResult:
+               durability: str = "flush", metadata: dict[str, Any] | None = None,
+               after_open: Callable[[Station], None] | None = None) -> RunResult:
     """Run ``recipe`` on ``station`` into the run file ``out``.
 
     ``progress(step_label, done, total, simulated_time)`` is called at every cell boundary.
@@ -178,7 +179,9 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
     BenchBusyError (nothing sent) when another process holds one of the instruments, FileExistsError
     (nothing sent) when ``out`` or its journal exists. Any other exception is recorded in the file (exit status
     "failed"), then re-raised after cleanup. ``metadata`` (e.g. from ``--meta``) goes over the recipe's
-    ``[metadata]``; both are stored as the run's sample metadata (``extras["sample"]``).
+    ``[metadata]``; both are stored as the run's sample metadata (``extras["sample"]``). ``after_open(station)``
+    runs once the station is open and armed, before anything else touches a cell (a campaign steps the prober
+    to the die and makes contact there).
     """
     protocols = prepare(recipe, station.config)          # every input check: nothing sent on a refusal
     out = Path(out)
@@ -189,11 +192,12 @@ def run_recipe(station: Station, recipe: Recipe, out: str | Path, *, seed: int |
                        extras={**(extras or {}), **({"sample": sample} if sample else {})})
     writer = RunWriter(out, metadata=meta, overwrite=overwrite, durability=durability,
                        clock_epoch_unix=station.clock.origin_unix)
-    return _Engine(station, writer, protocols, progress).execute(None)
+    return _Engine(station, writer, protocols, progress, after_open).execute(None)
 
 
 def resume_run(station: Station, path: str | Path, *, force: bool = False,
-               progress: Callable[[str, int, int, float | None], None] | None = None) -> RunResult:
+               progress: Callable[[str, int, int, float | None], None] | None = None,
+               after_open: Callable[[Station], None] | None = None) -> RunResult:
     """Continue the unfinished run ``path`` on ``station`` (see the module docstring).
 
     Refused (:class:`ResumeRefused`, nothing sent) when the run completed, when its recipe no longer
@@ -225,7 +229,7 @@ def resume_run(station: Station, path: str | Path, *, force: bool = False,
                             "records it)")
     station.lock(str(path), purpose="resume")
     writer = RunWriter.resume(path)
-    return _Engine(station, writer, protocols, progress).execute(_ResumePlan(run, force, differences))
+    return _Engine(station, writer, protocols, progress, after_open).execute(_ResumePlan(run, force, differences))
 
 
 @dataclass
@@ -235,12 +239,20 @@ class _ResumePlan:
     differences: list[str]
 
 
+CHUCK_COLUMNS = {"point": (str, "", "'start' or 'end' of the step"),
+                 "temperature_c": (np.float64, "°C", "chuck temperature measured by the prober"),
+                 "setpoint_c": (np.float64, "°C", "the step's set-point (NaN: none, the chuck as it was)"),
+                 "t": (np.float64, "s", "time of the reading")}
+
+
 class _Engine:
     """Executes protocols on a station into a writer; one instance per run or resume."""
 
     def __init__(self, station: Station, writer: RunWriter, protocols: list[Protocol],
-                 progress: Callable[[str, int, int, float | None], None] | None) -> None:
+                 progress: Callable[[str, int, int, float | None], None] | None,
+                 after_open: Callable[[Station], None] | None = None) -> None:
         self.station = station
+        self.after_open = after_open
         self.writer = writer
         self.protocols = protocols
         self.progress = progress
@@ -307,6 +319,8 @@ class _Engine:
             if first.get("clock_epoch_unix") is not None:
                 station.clock.continue_from(float(first["clock_epoch_unix"]))
         station.open()
+        if self.after_open is not None:
+            self.after_open(station)
         ids = station.identities()
         if plan is None:
             writer.record_instruments(ids)
@@ -375,6 +389,7 @@ class _Engine:
             for name, columns in proto.tables.items():
                 self._table(name, columns)
             total, done = proto.units_given(results), proto.units_done(resume)
+            self._chuck_temperature(proto, "start")
             for event in proto.run(self.station, results, resume):
                 if isinstance(event, CellDone):
                     now = self._durability_point([(step.index, event.key)] if event.key is not None else [])
@@ -387,7 +402,23 @@ class _Engine:
                         raise StopRequested
                 else:
                     self.tables[event.table].append({"step": proto.label, **event.values})
+            self._chuck_temperature(proto, "end")
             step.finish("completed")
+
+    def _chuck_temperature(self, proto: Protocol, point: str) -> None:
+        """With a prober: at a step's start (after bringing the chuck to the step's ``temperature_c``) and end, one
+        row of table ``chuck_temperature`` with the measured temperature."""
+        prober = self.station.prober
+        if prober is None:
+            return
+        setpoint = proto.temperature_c
+        if point == "start" and setpoint is not None:
+            measured = self.station.set_chuck_temperature_c(setpoint)
+        else:
+            measured = prober.chuck_temperature_c()
+        self._table("chuck_temperature", CHUCK_COLUMNS).append(
+            {"step": proto.label, "point": point, "temperature_c": measured,
+             "setpoint_c": math.nan if setpoint is None else setpoint, "t": self.station.clock.now()})
 
     def _table(self, name: str, columns: dict[str, Any]) -> Any:
         if name not in self.tables:
