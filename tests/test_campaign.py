@@ -189,3 +189,12 @@ def test_the_wafer_report_maps_the_gradient_and_flags_the_bad_dies(campaign: dic
     code = cli_main(["report", str(campaign["dir"]), "--figures", str(tmp_path / "figs")])
     assert code == 0
     assert (tmp_path / "figs" / "wafer_maps" / "wafer_W12_v_form_mean.png").stat().st_size > 5000
+
+
+def test_ls_lists_the_campaigns_dies(campaign: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert cli_main(["ls", str(campaign["dir"]), "--wafer", "W12", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert sorted((r["die_col"], r["die_row"]) for r in rows) == sorted(campaign["bench"].wafer.dies)
+    assert cli_main(["ls", str(campaign["dir"]), "--wafer", "W13", "--json"]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]

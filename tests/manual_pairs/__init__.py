@@ -1,7 +1,9 @@
 """Manual (command, reply) pairs of the SCPI instruments, one TOML file per instrument.
 
 The TSP instruments (``TSP_NAMES``: Keithley 2636B, 707B) have files of the same layout; their commands
-are Lua chunks and their replies what the chunk prints.
+are Lua chunks and their replies what the chunk prints. The probers (``PROBER_NAMES``: MPI SENTIO, a TCP/IP
+socket resource) too: native replies are the whole line ``<errc>,<cmd_id>,<message>``, errors included (SENTIO
+has no error queue), matched like any other reply.
 
 The pairs are written from the programming manuals (or from third-party code written against the real
 instrument), each citing its source; they were never recorded from our emulators. The same files feed
@@ -54,7 +56,9 @@ HERE = Path(__file__).parent
 NAMES = ("keithley2450", "keysight_b2900", "keysight_b2200a", "keysight_e5250a")
 # The TSP instruments (Keithley 2600B / 707B manuals), same layout; they replace the emulator-recorded driver goldens.
 TSP_NAMES = ("keithley2636b", "keithley707b")
-ALL_NAMES = NAMES + TSP_NAMES
+# The probers (MPI SENTIO native remote command set; no public manual: MPI's client code and examples).
+PROBER_NAMES = ("mpi_sentio",)
+ALL_NAMES = NAMES + TSP_NAMES + PROBER_NAMES
 MATCHES = ("exact", "number", "unit")
 UNIT_FIELDS = ("serial", "firmware")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
