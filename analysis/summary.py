@@ -59,8 +59,8 @@ SUMMARY_TABLES = ("forming", "iv_sweep", "pulse_train", "program_verify_result",
 def tables_of(source: TablesLike, names: tuple[str, ...] | None = None) -> dict[str, pd.DataFrame]:
     """Tables of a run as DataFrames (all, or only ``names``): from a mapping, an opened :class:`RunData` or a
     file path."""
-    if isinstance(source, Mapping):
-        return {k: v for k, v in source.items() if names is None or k in names}
+    if isinstance(source, Mapping):      # by key: a lazy mapping reads only the tables asked for
+        return {k: source[k] for k in source if names is None or k in names}
     run = source if isinstance(source, RunData) else open_run(source)
     return {name: run.table(name) for name in run.tables if names is None or name in names}
 
