@@ -7,15 +7,14 @@ full precision (they read back equal). Each file is written whole or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_file
 from .dataset_reader import RunData, SkippedRowsWarning, open_run
 
 
@@ -27,18 +26,8 @@ def csv_header(df: pd.DataFrame) -> list[str]:
 
 def write_csv_atomic(df: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """``df`` as CSV with :func:`csv_header`, no index, to ``path`` via a temporary file renamed into place."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")    # created with the umask's mode
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            df.to_csv(f, header=csv_header(df), index=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "w", encoding="utf-8", newline="") as f:
+        df.to_csv(f, header=csv_header(df), index=False)
 
 
 def unique_stems(paths: Sequence[str | os.PathLike[str]]) -> list[str]:

@@ -15,7 +15,6 @@ as PNG files.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .atomic import atomic_file
 from .endurance import window_by_cycle
 from .forming import forming_stats
 from .mvm import annotate_retention, mvm_error, mvm_error_measured
@@ -536,13 +536,7 @@ def save_figures(figures: Mapping[str, Figure], directory: str | os.PathLike) ->
     paths = []
     for name, fig in figures.items():
         path = out_dir / f"{name}.png"
-        tmp = out_dir / f".{name}.png.partial"
-        try:                                     # whole or not at all: a full disk leaves no truncated PNG
-            fig.savefig(tmp, dpi=100, format="png")
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
+        with atomic_file(path, "wb") as f:       # whole or not at all: a full disk leaves no truncated PNG
+            fig.savefig(f, dpi=100, format="png")
         paths.append(path)
     return paths

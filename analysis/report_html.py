@@ -9,14 +9,12 @@ escaped (run files are user input). Every figure carries its run and die/array l
 from __future__ import annotations
 
 import base64
-import contextlib
 import dataclasses
 import html
 import io
 import math
 import os
 import sys
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from .atomic import write_text_atomic
 from .dataset_reader import RunData, SkippedRowsWarning, open_run
 from .plots import report_figures
 from .summary import all_tables, summarize
@@ -251,22 +250,6 @@ def render_html(reports: Sequence[RunReport], title: str = "rramlab report",
             f"<h2>runs</h2>{overview}\n<h2>summary</h2>"
             f"<p>Units as in the keys (<code>_uS</code>: µS; voltages in V, conductances in S, times in s, "
             f"fractions as fractions).</p>{summary}\n{body}\n</body></html>\n")
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``path`` whole or not at all (a temporary file in the same directory, renamed into place)."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.partial")    # created with the umask's mode
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def write_report_html(reports: Sequence[RunReport], out: str | os.PathLike[str],

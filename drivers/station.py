@@ -472,15 +472,22 @@ class Station:
         self._outputs([(self.smu_wl, True), (self.smu_bl, True)])         # the gate first
 
     # ------------------------------------------------------------------ cell ops
-    def read(self, row: int, col: int, *, voltage: float | None = None, nplc: float | None = None,
-             gate_voltage: float | None = None) -> Reading:
-        """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line."""
+    def _read_setup(self, row: int, col: int, voltage: float | None, nplc: float | None,
+                    gate_voltage: float | None) -> tuple[float, float, float]:
+        """(read voltage V, nplc, gate V): the station's read conditions where not given, each checked; the cell
+        too (nothing sent)."""
         rc = self.read_conditions
         n = self.check_nplc(rc.nplc if nplc is None else nplc)
         v = self.check_voltage("bit_line", rc.voltage if voltage is None else voltage, "read voltage")
         gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
                                   "gate voltage")
         self.check_cell(row, col)
+        return v, n, gate
+
+    def read(self, row: int, col: int, *, voltage: float | None = None, nplc: float | None = None,
+             gate_voltage: float | None = None) -> Reading:
+        """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line."""
+        v, n, gate = self._read_setup(row, col, voltage, nplc, gate_voltage)
         self.connect(row, col)
         self._bias(gate)
         self._set(self.smu_bl, "nplc", n)
@@ -497,12 +504,7 @@ class Station:
         to the pulse budget. Back at 0 V afterwards."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an integer >= 1 (reads), got {n!r}")
-        rc = self.read_conditions
-        n_plc = self.check_nplc(rc.nplc if nplc is None else nplc)
-        v = self.check_voltage("bit_line", rc.voltage if voltage is None else voltage, "read voltage")
-        gate = self.check_voltage("word_line", rc.gate_voltage if gate_voltage is None else gate_voltage,
-                                  "gate voltage")
-        self.check_cell(row, col)
+        v, n_plc, gate = self._read_setup(row, col, voltage, nplc, gate_voltage)
         channel = self.smu_bl
         if not (self.config.loops == "auto" and offers(channel, RepeatedRead)):
             last = self.read(row, col, voltage=v, nplc=n_plc, gate_voltage=gate)

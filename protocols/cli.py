@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 import uuid
 import warnings
@@ -32,6 +31,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rramlab.analysis.atomic import write_text_atomic
 from rramlab.analysis.dataset_reader import SkippedRowsWarning
 from rramlab.analysis.dataset_schema import DatasetError, DatasetWriteError
 from rramlab.analysis.journal import journal_path
@@ -233,21 +233,6 @@ def check_outputs(out: Path, json_path: str | None, figures: str | None, *, resu
         existing = fig if fig.exists() else next(p for p in fig.resolve().parents if p.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK):
             raise PermissionError(f"--figures {figures}: {existing} is not a writable directory")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all (a temporary file renamed into place; removed on failure)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _where(path: Path) -> str:

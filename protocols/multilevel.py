@@ -23,7 +23,7 @@ from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
 from .params import GATE, ProtocolParams, param, rows_param
-from .program_verify import BAND_COLUMNS, PAPER_BANDS
+from .program_verify import BAND_COLUMNS, PAPER_BANDS, band_of
 from .results import Programmed, ProgrammedCell, Results
 from .retention import RETENTION_COLUMNS, retention_row
 
@@ -62,10 +62,7 @@ class MultilevelParams(ProtocolParams):
         return np.linspace(self.g_low, self.g_high, self.levels)
 
     def band(self, target: float) -> tuple[float, float]:
-        for lo, hi, v_set, v_reset in self.bands:
-            if lo <= target < hi:
-                return v_set, v_reset
-        raise ParameterError(f"no programming band holds target {target} S")
+        return band_of(self.bands, target)
 
 
 class Multilevel(Protocol):

@@ -41,6 +41,14 @@ BAND_COLUMNS = {"g_low": number(0.0, 1.0, "S"), "g_high": number(0.0, 1.0, "S"),
 MAX_EVENTS = 100_000     # programming events (cells × rounds) in one step; split a larger step
 
 
+def band_of(bands: list[list[float]], target: float) -> tuple[float, float]:
+    """(v_set, v_reset) V of the band [g_low, g_high) holding ``target`` S (ParameterError if none does)."""
+    for lo, hi, v_set, v_reset in bands:
+        if lo <= target < hi:
+            return v_set, v_reset
+    raise ParameterError(f"no programming band holds target {target} S")
+
+
 @dataclass(frozen=True)
 class ProgramVerifyParams(ProtocolParams):
     """targets S (None: spread from target_min to target_max over the cells); acceptance fraction of target;
@@ -79,10 +87,7 @@ class ProgramVerifyParams(ProtocolParams):
                                  f"programming events; at most {MAX_EVENTS} per step (split the step)")
 
     def band(self, target: float) -> tuple[float, float]:
-        for lo, hi, v_set, v_reset in self.bands:
-            if lo <= target < hi:
-                return v_set, v_reset
-        raise ParameterError(f"no programming band holds target {target} S")
+        return band_of(self.bands, target)
 
 
 class ProgramVerify(Protocol):
