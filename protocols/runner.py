@@ -239,7 +239,9 @@ class _ResumePlan:
     differences: list[str]
 
 
-CHUCK_COLUMNS = {"point": (str, "", "'start' or 'end' of the step"),
+CHUCK_POLL_S = 10.0        # s of station time between chuck readings at stop points, at most
+CHUCK_CHANGE_C = 0.1       # °C: a reading this far from the last recorded one is recorded
+CHUCK_COLUMNS = {"point": (str, "", "'start', 'during' (the chuck moved) or 'end' of the step"),
                  "temperature_c": (np.float64, "°C", "chuck temperature measured by the prober"),
                  "setpoint_c": (np.float64, "°C", "the step's set-point (NaN: none, the chuck as it was)"),
                  "t": (np.float64, "s", "time of the reading")}
@@ -253,6 +255,7 @@ class _Engine:
                  after_open: Callable[[Station], None] | None = None) -> None:
         self.station = station
         self.after_open = after_open
+        self._chuck_last: tuple[float, float] | None = None      # (t s, °C) of the last chuck_temperature row
         self.writer = writer
         self.protocols = protocols
         self.progress = progress
@@ -392,6 +395,7 @@ class _Engine:
             self._chuck_temperature(proto, "start")
             for event in proto.run(self.station, results, resume):
                 if isinstance(event, CellDone):
+                    self._chuck_drift(proto)
                     now = self._durability_point([(step.index, event.key)] if event.key is not None else [])
                     self.station.checkpoint()
                     done += event.work
@@ -407,7 +411,8 @@ class _Engine:
 
     def _chuck_temperature(self, proto: Protocol, point: str) -> None:
         """With a prober: at a step's start (after bringing the chuck to the step's ``temperature_c``) and end, one
-        row of table ``chuck_temperature`` with the measured temperature."""
+        row of table ``chuck_temperature`` with the measured temperature; in between, rows where it changed
+        (:meth:`_chuck_drift`)."""
         prober = self.station.prober
         if prober is None:
             return
@@ -416,9 +421,29 @@ class _Engine:
             measured = self.station.set_chuck_temperature_c(setpoint)
         else:
             measured = prober.chuck_temperature_c()
+        self._chuck_row(proto, point, measured)
+
+    def _chuck_drift(self, proto: Protocol) -> None:
+        """At a stop point, at most every CHUCK_POLL_S of station time: a ``during`` row when the chuck moved by
+        CHUCK_CHANGE_C or more since the last row (the rows between two readings share the earlier one)."""
+        prober = self.station.prober
+        if prober is None or self._chuck_last is None:
+            return
+        t_last, temp_last = self._chuck_last
+        if self.station.clock.now() - t_last < CHUCK_POLL_S:
+            return
+        measured = prober.chuck_temperature_c()
+        if abs(measured - temp_last) >= CHUCK_CHANGE_C:
+            self._chuck_row(proto, "during", measured)
+        else:
+            self._chuck_last = (self.station.clock.now(), temp_last)
+
+    def _chuck_row(self, proto: Protocol, point: str, measured: float) -> None:
+        now = self.station.clock.now()
         self._table("chuck_temperature", CHUCK_COLUMNS).append(
             {"step": proto.label, "point": point, "temperature_c": measured,
-             "setpoint_c": math.nan if setpoint is None else setpoint, "t": self.station.clock.now()})
+             "setpoint_c": math.nan if proto.temperature_c is None else proto.temperature_c, "t": now})
+        self._chuck_last = (now, measured)
 
     def _table(self, name: str, columns: dict[str, Any]) -> Any:
         if name not in self.tables:

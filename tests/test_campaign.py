@@ -198,3 +198,41 @@ def test_ls_lists_the_campaigns_dies(campaign: dict[str, Any], capsys: pytest.Ca
     assert sorted((r["die_col"], r["die_row"]) for r in rows) == sorted(campaign["bench"].wafer.dies)
     assert cli_main(["ls", str(campaign["dir"]), "--wafer", "W13", "--json"]) == 0
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+
+def test_a_chuck_that_moves_during_a_step_is_recorded_as_it_moves(tmp_path: Path) -> None:
+    """A set-point given outside the recipe (the chuck ramping at 0.2 K/s during a retention step): besides the
+    step's start and end, 'during' rows follow the temperature, each within the chuck's ramp."""
+    from rramlab.drivers.station import Station
+    from rramlab.protocols.campaign import _contact_at
+    from rramlab.protocols.recipe import parse_recipe
+    from rramlab.protocols.runner import run_recipe
+
+    recipe = parse_recipe("""
+[recipe]
+name = "drift"
+[[steps]]
+protocol = "retention"
+cells = [[0, 0], [0, 1]]
+[steps.params]
+t_first = 1.0
+horizon = 1000.0
+points_per_decade = 8
+""")
+    st = Station.from_file("sim_2636b_707b_sentio", visa_library="2636b_707b_sentio?tag=drift@rramlab")
+    try:
+        def hot_contact(station: Station) -> None:
+            _contact_at((0, 0))(station)
+            station.prober.set_chuck_temperature_c(60.0)           # no wait: the chuck ramps during the step
+
+        run_recipe(st, recipe, tmp_path / "drift.h5", after_open=hot_contact)
+    finally:
+        st.close()
+    t = open_run(tmp_path / "drift.h5").table("chuck_temperature").sort_values("t")
+    assert t["point"].iloc[0] == "start" and t["point"].iloc[-1] == "end"
+    during = t[t["point"] == "during"]
+    assert len(during) >= 5
+    temps = t["temperature_c"].to_numpy()
+    assert np.all(np.diff(temps) > 0) and temps[0] < 27.0 and temps[-1] > 55.0       # heating all along
+    dt = np.diff(t["t"].to_numpy())
+    assert np.all(np.diff(temps) <= 0.2 * dt + 0.02)                                  # never faster than the ramp
