@@ -12,6 +12,7 @@ separated, each in its own ``try``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -562,14 +563,10 @@ class Station:
         current = self._sourcing(lambda: self.smu_bl.pulse_and_measure(a, rc.voltage), 0.0)
         return Reading(row, col, rc.voltage, current, self.clock.now())
 
-    def dc_point(self, row: int, col: int, voltage: float, *, gate_voltage: float, current_limit: float,
-                 nplc: float) -> Reading:
-        """Hold the bit line at ``voltage`` V (DC, output stays on, current limited to ``current_limit`` A,
-        gate at ``gate_voltage`` V) and measure current and compliance (as the SMU reports it); for
-        staircase sweeps."""
-        v = self.check_voltage("bit_line", voltage, "sweep voltage")
+    def _prepare_dc(self, row: int, col: int, gate_voltage: float, current_limit: float) -> None:
+        """Check the limit, gate and cell, then write ahead, route and bias for a DC level held on the bit line
+        (the level stays where it was until the caller sets it)."""
         limit = self.check_limit("bit_line", current_limit)
-        nplc = self.check_nplc(nplc)
         self.check_voltage("word_line", gate_voltage, "gate voltage")
         self.check_cell(row, col)
         self._require_armed()
@@ -577,6 +574,15 @@ class Station:
             self.before_energise(row, col)
         self.connect(row, col)
         self._bias(gate_voltage, limit, hold_level=True)
+
+    def dc_point(self, row: int, col: int, voltage: float, *, gate_voltage: float, current_limit: float,
+                 nplc: float) -> Reading:
+        """Hold the bit line at ``voltage`` V (DC, output stays on, current limited to ``current_limit`` A,
+        gate at ``gate_voltage`` V) and measure current and compliance (as the SMU reports it); for
+        staircase sweeps."""
+        v = self.check_voltage("bit_line", voltage, "sweep voltage")
+        nplc = self.check_nplc(nplc)
+        self._prepare_dc(row, col, gate_voltage, current_limit)
         self._set(self.smu_bl, "nplc", nplc)
         current, compliance = self._sourcing(lambda: self.smu_bl.sweep_point(v), v)
         return Reading(row, col, v, current, self.clock.now(), compliance)
@@ -598,14 +604,7 @@ class Station:
                                     levels, nplc, stop_current)
         vs = [self.check_voltage("bit_line", v, "sweep voltage") for v in levels]
         ns = [self.check_nplc(n) for n in nplc]
-        limit = self.check_limit("bit_line", current_limit)
-        self.check_voltage("word_line", gate_voltage, "gate voltage")
-        self.check_cell(row, col)
-        self._require_armed()
-        if self.before_energise is not None:
-            self.before_energise(row, col)
-        self.connect(row, col)
-        self._bias(gate_voltage, limit, hold_level=True)
+        self._prepare_dc(row, col, gate_voltage, current_limit)
         out: list[Reading] = []
         k, chunk = 0, loop.loop_points
         while k < len(vs):
@@ -696,9 +695,10 @@ class Station:
         return report
 
     # ------------------------------------------------------------------ prober
-    @property
+    @functools.cached_property
     def prober(self) -> Any:
-        """The instrument filling the prober role (a wafer prober with a thermal chuck), or None."""
+        """The instrument filling the prober role (a wafer prober with a thermal chuck), or None (the runner asks
+        at every stop point: found once)."""
         return next((i for i in self.instruments.values() if ROLE_PROBER in i.ROLES), None)
 
     def set_chuck_temperature_c(self, t_c: float, *, tolerance_c: float = 0.5, settle_s: float = 60.0,

@@ -22,33 +22,25 @@ from rramlab.drivers.capabilities import CellStation
 from rramlab.drivers.station_config import SafetyEnvelope
 
 from .base import CELL_COLUMNS, Cell, CellDone, Event, ParameterError, Protocol, Record, Resume, Violation, require
-from .params import GATE, ProtocolParams, param, rows_param
-from .program_verify import BAND_COLUMNS, PAPER_BANDS, band_of
+from .params import param
+from .program_verify import MAX_EVENTS, VerifyParams
 from .results import Programmed, ProgrammedCell, Results
 from .retention import RETENTION_COLUMNS, retention_row
 
-MAX_EVENTS = 100_000      # programmings (cells × rounds) in one step
-
 
 @dataclass(frozen=True)
-class MultilevelParams(ProtocolParams):
-    """levels spread evenly over [g_low, g_high] (S); acceptance fraction of the target; settle s after each
-    programming for the read that counts the states (0: none); bands as ``program_verify``."""
+class MultilevelParams(VerifyParams):
+    """levels spread evenly over [g_low, g_high] (S); settle s after each programming for the read that counts
+    the states (0: none); acceptance, pulses, width, gate and bands as ``program_verify``."""
 
     levels: int = param(8, 2, 1000, doc="conductance levels, evenly spaced from g_low to g_high", integer=True)
     g_low: float = param(10e-6, 1e-9, 1e-2, "S", "lowest level")
     g_high: float = param(85e-6, 1e-9, 1e-2, "S", "highest level (> g_low)")
-    acceptance: float = param(0.02, 1e-5, 0.5, doc="acceptance range, fraction of the target")
     rounds: int = param(1, 1, 1000, doc="times every cell is programmed (levels rotate)", integer=True)
     settle: float = param(600.0, 0.0, 1e7, "s", "read each cell this long after its programming (0: no read)")
-    max_iterations: int = param(1000, 1, 1_000_000, doc="pulses per programming at most", integer=True)
-    width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)", applies="width")
-    gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)",
-                                       applies="word_line")
-    bands: list[list[float]] = rows_param(PAPER_BANDS, BAND_COLUMNS, max_len=100,
-                                          doc="[g_low, g_high, v_set, v_reset]: pulse amplitudes per target band")
 
     def cross_check(self) -> None:
+        super().cross_check()
         require("g_high", self.g_high, math.nextafter(self.g_low, math.inf), 1e-2, "S")
 
     def check_cells(self, n_cells: int) -> None:
@@ -60,9 +52,6 @@ class MultilevelParams(ProtocolParams):
     def targets(self) -> np.ndarray:
         """The level conductances (S)."""
         return np.linspace(self.g_low, self.g_high, self.levels)
-
-    def band(self, target: float) -> tuple[float, float]:
-        return band_of(self.bands, target)
 
 
 class Multilevel(Protocol):

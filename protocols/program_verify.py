@@ -50,22 +50,40 @@ def band_of(bands: list[list[float]], target: float) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class ProgramVerifyParams(ProtocolParams):
-    """targets S (None: spread from target_min to target_max over the cells); acceptance fraction of target;
-    bands [[g_low, g_high, v_set, v_reset], …] (S, S, V, V); rounds: times each cell is programmed (targets
-    rotate between rounds); reset_first: RESET pulses before programming so it ends on a fresh pulse."""
+class VerifyParams(ProtocolParams):
+    """What every program-verify scheme needs: acceptance fraction of the target, pulses per programming at most,
+    pulse width s, gate V (None: the station's read gate), bands [[g_low, g_high, v_set, v_reset], …] (S, S, V,
+    V) giving the pulse amplitudes per target band (``program_verify``, ``multilevel``)."""
 
     acceptance: float = param(0.02, 1e-5, 0.5, doc="acceptance range, fraction of the target")
-    targets: list[float] | None = list_param(None, number(1e-9, 1e-2, "S"), max_len=10_000,
-                                             doc="target conductances (unset: target_min..target_max)")
-    target_min: float = param(10e-6, 1e-9, 1e-2, "S", "lowest target when targets is unset")
-    target_max: float = param(90e-6, 1e-9, 1e-2, "S", "highest target when targets is unset (>= target_min)")
     max_iterations: int = param(1000, 1, 1_000_000, doc="pulses per programming at most", integer=True)
     width: float = param(2.5e-6, 1e-9, 10.0, "s", "pulse width (the envelope bounds it further)", applies="width")
     gate_voltage: float | None = param(None, *GATE, "V", "word-line voltage (unset: station read gate)",
                                        applies="word_line")
     bands: list[list[float]] = rows_param(PAPER_BANDS, BAND_COLUMNS, max_len=100,
                                           doc="[g_low, g_high, v_set, v_reset]: pulse amplitudes per target band")
+
+    def cross_check(self) -> None:
+        for i, (g_low, g_high, _, _) in enumerate(self.bands):
+            if not g_low < g_high:
+                raise ParameterError(f"bands[{i}]: each band is [g_low < g_high, v_set > 0, v_reset < 0], got "
+                                     f"{short(self.bands[i])}")
+
+    def band(self, target: float) -> tuple[float, float]:
+        """(v_set, v_reset) V of the band holding ``target`` S (ParameterError if none does)."""
+        return band_of(self.bands, target)
+
+
+@dataclass(frozen=True)
+class ProgramVerifyParams(VerifyParams):
+    """targets S (None: spread from target_min to target_max over the cells); rounds: times each cell is
+    programmed (targets rotate between rounds); reset_first: RESET pulses before programming so it ends on a
+    fresh pulse; read_after: reads right after each programming (plus :class:`VerifyParams`)."""
+
+    targets: list[float] | None = list_param(None, number(1e-9, 1e-2, "S"), max_len=10_000,
+                                             doc="target conductances (unset: target_min..target_max)")
+    target_min: float = param(10e-6, 1e-9, 1e-2, "S", "lowest target when targets is unset")
+    target_max: float = param(90e-6, 1e-9, 1e-2, "S", "highest target when targets is unset (>= target_min)")
     rounds: int = param(1, 1, 1000, doc="times each cell is programmed (targets rotate)", integer=True)
     reset_first: int = param(0, 0, 1000, doc="RESET pulses before each programming", integer=True)
     read_after: list[float] = list_param([], number(1e-3, 3600.0, "s"), max_len=100, min_len=0,
@@ -73,22 +91,15 @@ class ProgramVerifyParams(ProtocolParams):
                                              "before the next one (table retention: relaxation from τ ≈ 1 s)")
 
     def cross_check(self) -> None:
+        super().cross_check()
         require("target_max", self.target_max, self.target_min, 1e-2, "S")
         if list(self.read_after) != sorted(set(self.read_after)):
             raise ParameterError(f"read_after must be increasing times (s), got {short(self.read_after)}")
-        for i, (g_low, g_high, _, _) in enumerate(self.bands):
-            if not g_low < g_high:
-                raise ParameterError(f"bands[{i}]: each band is [g_low < g_high, v_set > 0, v_reset < 0], got "
-                                     f"{short(self.bands[i])}")
 
     def check_cells(self, n_cells: int) -> None:
         if n_cells * self.rounds > MAX_EVENTS:
             raise ParameterError(f"rounds: {self.rounds} rounds × {n_cells} cells = {n_cells * self.rounds} "
                                  f"programming events; at most {MAX_EVENTS} per step (split the step)")
-
-    def band(self, target: float) -> tuple[float, float]:
-        return band_of(self.bands, target)
-
 
 class ProgramVerify(Protocol):
     name = "program_verify"
