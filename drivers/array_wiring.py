@@ -101,11 +101,16 @@ class Router:
             (name, (opening, closing)), = changes.items()
             self._switch(name, opening, closing, read)
         else:
+            # break-before-make across matrices: every opening before any closing; the last matrix that both
+            # opens and closes does the two in one transaction (its opening still comes after the others')
+            pivot = next((n for n, (o, c) in reversed(changes.items()) if o and c), None)
             for name, (opening, closing) in changes.items():
-                if opening:
+                if opening and name != pivot:
                     self._switch(name, opening, [], read if not closing else None)
+            if pivot is not None:
+                self._switch(pivot, *changes[pivot], read)
             for name, (_, closing) in changes.items():
-                if closing:
+                if closing and name != pivot:
                     self._switch(name, [], closing, read)
         for name in (self.matrices if verify_all else changes):
             matrix = self.matrices[name]

@@ -232,6 +232,7 @@ class SMUChannel(Channel):
         n = f"smu{id}"
         self.node = n                                   # the TSP node name, smua or smub
         self._pulse_width: float | None = None          # s, set by configure_pulse (a loop call's time-out)
+        self._staircase_calls: dict[tuple[Any, ...], tuple[str, float]] = {}   # inputs -> (call, s), staircase
         self.pulse_timer = 1 if id == "a" else 2        # trigger.timer[N] that times this channel's pulses
         # Hot-path command templates, built once (one write per pulse; see the module docstring).
         fire = f"if errorqueue.count == 0 then {n}.trigger.initiate() waitcomplete() end"
@@ -377,6 +378,21 @@ class SMUChannel(Channel):
         reading per level with ``nplc[k]`` PLC (0.001 … 25); stops after the first reading >= ``stop_current``
         (A) or in compliance (None: no stop rule). The output stays at the last level. One write, one reply.
         A non-zero error count drains the queue into :class:`InstrumentError` (readings discarded)."""
+        key = (tuple(levels), tuple(nplc), stop_current)
+        call = self._staircase_calls.get(key)    # a forming ramp sends the same calls cell after cell
+        if call is None:
+            if len(self._staircase_calls) >= 8:
+                self._staircase_calls.clear()
+            call = self._staircase_calls[key] = self._staircase_command(levels, nplc, stop_current)
+        command, seconds = call
+        self.parent.load_loops()
+        current, flag, t = self.parent.loop_reply(command, seconds)
+        return LoopTrace(tuple(float(x) for x in levels[:len(current)]), tuple(current),
+                         tuple(f != 0.0 for f in flag), tuple(t))
+
+    def _staircase_command(self, levels: Sequence[float], nplc: Sequence[float],
+                           stop_current: float | None) -> tuple[str, float]:
+        """(the ``rramlab_staircase`` call, its duration bound in s) for :meth:`staircase`, every value checked."""
         n = len(levels)
         if not 1 <= n <= LOOP_POINTS or len(nplc) != n:
             raise ValueError(f"levels: 1 … {LOOP_POINTS} levels with one nplc each, got {n} levels and "
@@ -384,12 +400,8 @@ class SMUChannel(Channel):
         v = ",".join(tsp_number(_validate_voltage(x, VOLTAGE_LEVEL)) for x in levels)
         p = ",".join(tsp_number(_validate_nplc(x, NPLC)) for x in nplc)
         stop = "nil" if stop_current is None else tsp_number(_validate_stop(stop_current, CURRENT_LEVEL))
-        self.parent.load_loops()
         command = f"rramlab_staircase({self.node}, {{{v}}}, {{{p}}}, {n}, {stop})"
-        seconds = sum(float(x) for x in nplc) / LINE_FREQUENCY_MIN + n * POINT_OVERHEAD
-        current, flag, t = self.parent.loop_reply(command, seconds)
-        return LoopTrace(tuple(float(x) for x in levels[:len(current)]), tuple(current),
-                         tuple(f != 0.0 for f in flag), tuple(t))
+        return command, sum(float(x) for x in nplc) / LINE_FREQUENCY_MIN + n * POINT_OVERHEAD
 
     def verify_loop(self, target: float, band: float, v_set: float, v_reset: float, read_voltage: float,
                     max_pulses: int, nplc: float, g_start: float | None = None) -> LoopTrace:

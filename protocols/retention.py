@@ -130,16 +130,20 @@ class Retention(Protocol):
                  if (k := reads_done.get(cell, 0)) < len(taus)]
         heapq.heapify(queue)
         pending = 0                                   # reads since the last durability point
+        known = -math.inf                             # the clock has passed this time (s): the last read's
         while queue:
             t_due, k, (row, col) = heapq.heappop(queue)
             prog = start[(row, col)]
-            if t_due - station.clock.now() > p.idle_after:
-                station.release()                     # no bias while the cells relax
-                if pending:
-                    yield CellDone(None, work=pending)
-                    pending = 0
-            station.clock.wait_until(t_due)
+            if t_due > known:                         # not yet known to be due: maybe a wait (else none to ask)
+                # t_due - known bounds the wait from above: the clock is asked only when it may be a long one
+                if t_due - known > p.idle_after and t_due - station.clock.now() > p.idle_after:
+                    station.release()                 # no bias while the cells relax
+                    if pending:
+                        yield CellDone(None, work=pending)
+                        pending = 0
+                station.clock.wait_until(t_due)
             r = station.read(row, col)
+            known = r.t
             yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))
             if k + 1 < len(taus):
                 heapq.heappush(queue, (prog.t + taus[k + 1], k + 1, (row, col)))

@@ -68,11 +68,7 @@ class Circuit:
         self._empty = np.zeros(0, dtype=np.int64)
         self._wl0 = self._bl0 = self._sl0 = -1
         self.closed: dict[str, frozenset[tuple[int, str, int]]] = {}
-        r = np.repeat(np.arange(self.rows), self.cols)
-        c = np.tile(np.arange(self.cols), self.rows)
-        self.cell_wl = r
-        self.cell_bl = self.rows + c
-        self.cell_sl = self.rows + self.cols + (r if sl_by_row else c)
+        self.sl_by_row = sl_by_row        # source line k runs along word line k (else along bit line k)
         self.line_term = np.full(n_lines, -1, dtype=np.int64)
         self.v_th = float(getattr(model.params, "v_th", 0.6))
         # connected cells and their terminals
@@ -119,10 +115,17 @@ class Circuit:
             self.bench.events.add(self.bench.clock.now, "circuit", "terminals_shorted", lines=conflicts)
         self.conflicts = conflicts
         self.line_term = line_term
-        tw, tb, ts = line_term[self.cell_wl], line_term[self.cell_bl], line_term[self.cell_sl]
-        ok = (tw >= 0) & (tb >= 0) & (ts >= 0) & self.connected
-        self.idx = np.flatnonzero(ok)
-        self.t_wl, self.t_bl, self.t_sl = tw[ok], tb[ok], ts[ok]
+        # connected cells: a driven word line × a driven bit line whose source line is driven too, in flat
+        # (row-major) order; found from the driven lines, not by scanning every cell of the die
+        rows, cols = self.rows, self.cols
+        wl = np.flatnonzero(line_term[:rows] >= 0) if self.connected else self._empty
+        bl = np.flatnonzero(line_term[rows:rows + cols] >= 0) if wl.size else self._empty
+        r, c = np.repeat(wl, bl.size), np.tile(bl, wl.size)
+        ts = line_term[rows + cols + (r if self.sl_by_row else c)]
+        ok = ts >= 0
+        r, c = r[ok], c[ok]
+        self.idx = r * cols + c
+        self.t_wl, self.t_bl, self.t_sl = line_term[r], line_term[rows + c], ts[ok]
         if self.idx.size == 1:
             self._wl0, self._bl0, self._sl0 = int(self.t_wl[0]), int(self.t_bl[0]), int(self.t_sl[0])
 
@@ -210,20 +213,31 @@ class Circuit:
         for s in self._src[1:]:
             s.in_compliance = False
             s.v_out = s.levelv if s.func == FUNC_DCVOLTS else 0.0
+        n = self.idx.size
+        one: tuple[float, float, float] | None = None     # the single cell's (current, v_applied, v_gate)
         for ti, s in enumerate(self._src[1:], start=1):
             if s.output != OUTPUT_ON:
                 continue
             if s.func == FUNC_DCVOLTS:
-                if s.limit_applied and abs(self._source_current(ti)) > s.limiti:
+                if not s.limit_applied:
+                    continue
+                if n == 1:                  # _source_current of one cell, its current computed once per solve
+                    if one is None:
+                        one = self._one_current(self.model.g_prog.item(int(self.idx[0])))
+                    current = (one[0] if ti == self._bl0 else 0.0) - (one[0] if ti == self._sl0 else 0.0)
+                else:
+                    current = self._source_current(ti)
+                if abs(current) > s.limiti:
                     self._clamp_voltage_source(s, ti)
+                    one = None
             else:
                 self._solve_current_source(s, ti)
+                one = None
         now = self.bench.clock.now
         self.seg_start = now
-        n = self.idx.size
         key: tuple[Any, ...] | None = None
         if n == 1:
-            _, vapp, vgate = self._one_current(self.model.g_prog.item(int(self.idx[0])))
+            _, vapp, vgate = one or self._one_current(self.model.g_prog.item(int(self.idx[0])))
             if vapp != 0.0:                  # every bias acts on the cell; a read's is the read disturb
                 key = (int(self.idx[0]), vapp, vgate)
                 if key != self._seg_key:

@@ -83,7 +83,9 @@ def _lua_type(value: Any) -> str:
 
 _LONG_OPEN = re.compile(r"\[(=*)\[")
 CACHED_CHUNKS = 2048             # compiled chunks kept per instrument (a session repeats a few command texts)
-CACHED_CHUNK_CHARS = 4096        # longer chunks (staircase calls with their levels) are compiled each time
+CACHED_CHUNK_CHARS = 4096        # longer chunks (staircase calls with their levels) are kept apart, fewer of them
+CACHED_LONG_CHUNKS = 8           # long chunks kept (a forming ramp sends the same staircase call for every cell)
+CACHED_LONG_CHUNK_CHARS = 1 << 20
 
 
 def lua51_only_operator(code: str) -> tuple[int, str] | None:
@@ -232,6 +234,7 @@ class TspEngine(EmulatedInstrument):
     def _start_lua(self) -> None:
         lua = lua51.LuaRuntime(unpack_returned_tuples=True, register_eval=False, register_builtins=False)
         self._compiled: dict[str, Any] = {}         # command text -> compiled chunk of this runtime
+        self._compiled_long: dict[str, Any] = {}    # the same for long command texts (insertion ordered)
         g = lua.globals()
         for unsafe in ("io", "os", "debug", "package", "require", "dofile", "loadfile", "module",
                        "collectgarbage", "newproxy", "load", "loadstring", "python"):
@@ -524,7 +527,7 @@ class TspEngine(EmulatedInstrument):
     def _compile(self, code: str) -> Any:
         """Compile source text (never byte code); queue -285 and return None on a syntax error — also for the
         Lua 5.1 operators ``#`` and ``%`` that TSP's Lua 5.0 does not have (:func:`lua51_only_operator`)."""
-        fn = self._compiled.get(code)
+        fn = self._compiled.get(code) if len(code) <= CACHED_CHUNK_CHARS else self._compiled_long.get(code)
         if fn is not None:
             return fn
         if code.lstrip().startswith("\x1b"):
@@ -546,6 +549,10 @@ class TspEngine(EmulatedInstrument):
             if len(self._compiled) >= CACHED_CHUNKS:
                 self._compiled.clear()
             self._compiled[code] = fn
+        elif len(code) <= CACHED_LONG_CHUNK_CHARS:
+            if len(self._compiled_long) >= CACHED_LONG_CHUNKS:
+                del self._compiled_long[next(iter(self._compiled_long))]     # the oldest
+            self._compiled_long[code] = fn
         return fn
 
     @staticmethod
