@@ -513,6 +513,31 @@ class ArrayModel:
         self.rel_walk[changed] = 0.0
         self.rel_var[changed] = 0.0
 
+    def apply_bias_one(self, i: int, v_applied: float, v_gate: float, duration: float, t_end: float,
+                       hold: float, final: bool = True) -> None:
+        """:meth:`apply_bias` of one cell i (flat index) at v_applied (V) and v_gate (V), in plain floats where
+        the vector code has a scalar path: the same physics, random draws and order (the electrical model's
+        common case: one routed cell)."""
+        if duration <= 0.0:
+            return
+        p = self.params
+        if abs(v_applied) < p.switching_threshold and (not self._n_pristine or abs(v_applied) < self._weak_bias):
+            if v_applied != 0.0 and self._d2d.item(7, i) > 0.0:       # the read disturb only (_disturb)
+                g = self.g_prog.item(i)
+                v_cell = self.transistor_one(g, v_applied, v_gate) / g
+                if v_cell != 0.0:
+                    self._disturb_one(i, v_cell, duration)
+            return
+        if self._scalar_fast_path:
+            if self._d2d.item(7, i) > 0.0:
+                self._apply_one(i, v_applied, v_gate, duration, t_end)
+                return
+            if self.pristine.item(i):
+                self._apply_pristine_one(i, v_applied, v_gate, duration, t_end, max(hold, duration), final)
+                return
+        self.apply_bias(np.array([i], dtype=np.intp), v_applied, np.array([v_gate]), duration, t_end, hold=hold,
+                        final=final)
+
     def _form(self, idx: np.ndarray, pristine: np.ndarray, v_cell: np.ndarray, v_gate: np.ndarray,
               duration: float, t_end: float, gmin: np.ndarray, gmax: np.ndarray, vform: np.ndarray,
               hold: float, final: bool) -> None:
@@ -706,7 +731,7 @@ class ArrayModel:
         as inside the window.  Pristine cells read ~1 nS without relaxation or noise (and draw none)."""
         idx = np.asarray(index, dtype=np.intp).reshape(-1)
         if idx.size == 1 and self._scalar_fast_path:
-            return self._conductance_one(int(idx[0]), t, t_int)
+            return np.array([self.conductance_one(int(idx[0]), t, t_int)])
         lo, hi, act = self._d2d[5:8, idx]
         g = self._relaxed(idx, t, act, lo, hi)
         if not self.noise:
@@ -797,17 +822,19 @@ class ArrayModel:
         self._form(idx, np.ones(1, dtype=bool), np.array([v_cell]), v_gate, duration, t_end, gmin, gmax, vform,
                    hold, final)
 
-    def _conductance_one(self, i: int, t: float, t_int: float) -> np.ndarray:
-        """Scalar `conductance` for cell i (returns a length-1 array)."""
+    def conductance_one(self, i: int, t: float, t_int: float) -> float:
+        """Scalar :meth:`conductance` (S) of cell i read at t (s) over t_int (s)."""
+        if not self._scalar_fast_path:
+            return float(self.conductance(np.array([i], dtype=np.intp), t, t_int)[0])
         if self.pristine.item(i):               # ~1 nS, no relaxation, no read noise
-            return np.array([self.g_prog.item(i)])
+            return self.g_prog.item(i)
         lo, hi, act = self._d2d[5:8, i].tolist()
         g = self._relaxed_one(i, t, act, lo, hi)
         if not self.noise:
-            return np.array([g])
+            return g
         decay = max(t - self.noise_t.item(i), 0.0) * self._inv_tau
         x = self.noise_x[i] * np.exp(-decay)
         x += np.sqrt(-np.expm1(-2.0 * decay)) * self.rng.standard_normal(x.size)
         self.noise_x[i] = x
         self.noise_t[i] = t
-        return np.array([g + self._k_rd * max(math.log(g * 1e6), 0.0) * float(x @ self._window(t_int))])
+        return g + self._k_rd * max(math.log(g * 1e6), 0.0) * float(x @ self._window(t_int))

@@ -81,6 +81,7 @@ class Circuit:
         self.seg_vapp = np.zeros(0)
         self.seg_vgate = np.zeros(0)
         self._seg_key: tuple[Any, ...] | None = None    # what the segment biases (None: nothing)
+        self._seg_one: tuple[int, float, float] | None = None   # (cell, v_applied, v_gate): a one-cell segment
         self.conflicts: list[str] = []
 
     # ----------------------------------------------------------------- topology
@@ -250,6 +251,7 @@ class Circuit:
                 key = (self.seg_idx.tobytes(), self.seg_vapp.tobytes(), self.seg_vgate.tobytes())
         if key is None:
             self.seg_idx = self._empty
+        self._seg_one = key if n == 1 else None
         # a steady bias split by reads keeps its hold time (forming follows the quasi-static rule)
         if key != self._seg_key:
             self.hold_start = now
@@ -297,7 +299,10 @@ class Circuit:
         the same bias goes on afterwards (a reading in the middle of a steady bias)."""
         now = self.bench.clock.now
         duration = now - self.seg_start
-        if duration > 0.0 and self.seg_idx.size:
+        if duration > 0.0 and self._seg_one is not None:
+            i, vapp, vgate = self._seg_one
+            self.model.apply_bias_one(i, vapp, vgate, duration, now, hold=now - self.hold_start, final=final)
+        elif duration > 0.0 and self.seg_idx.size:
             self.model.apply_bias(self.seg_idx, self.seg_vapp, self.seg_vgate, duration, now,
                                   hold=now - self.hold_start, final=final)
         self.seg_start = now
@@ -324,8 +329,7 @@ class Circuit:
         if n == 1:
             if ti not in (self._bl0, self._sl0):
                 return 0.0
-            g = float(self.model.conductance(self.idx, now, t_int)[0])
-            return self._source_current(ti, g)
+            return self._source_current(ti, self.model.conductance_one(int(self.idx[0]), now, t_int))
         ok, idx, _, _ = self._bias(self._terminal_voltages())
         if idx.size == 0:
             return 0.0
