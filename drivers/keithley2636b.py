@@ -560,16 +560,21 @@ class Keithley2636B(TSPMixin, Instrument):
         self.strict_errors = bool(strict_errors)
         self._loops_loaded = False
 
-    def set_outputs(self, states: Sequence[tuple[str, bool]]) -> None:
-        """Turn channel outputs on or off in the order given and check the error queue, in one query:
-        ``smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON print(errorqueue.count)``.
-        A non-zero count drains the queue into :class:`InstrumentError`."""
+    def _output_settings(self, states: Sequence[tuple[str, bool]]) -> list[str]:
+        """``smuX.source.output = smuX.OUTPUT_ON|OFF`` for each (channel id, on), in order (ValueError if bad)."""
         parts = []
         for channel_id, on in states:
             node = self.channel(channel_id).node
             if not isinstance(on, bool):
                 raise ValueError(f"output state of channel {channel_id!r} must be True or False, got {on!r}")
             parts.append(f"{node}.source.output = {node}.{'OUTPUT_ON' if on else 'OUTPUT_OFF'}")
+        return parts
+
+    def set_outputs(self, states: Sequence[tuple[str, bool]]) -> None:
+        """Turn channel outputs on or off in the order given and check the error queue, in one query:
+        ``smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON print(errorqueue.count)``.
+        A non-zero count drains the queue into :class:`InstrumentError`."""
+        parts = self._output_settings(states)
         if not parts:
             return
         command = " ".join([*parts, "print(errorqueue.count)"])
@@ -577,6 +582,27 @@ class Keithley2636B(TSPMixin, Instrument):
         if count != 0.0:
             self.check_errors()
             raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
+
+    def read_switched(self, channel_id: str, voltage: float, before: Sequence[tuple[str, bool]],
+                      after: Sequence[tuple[str, bool]]) -> float:
+        """One current reading (A) of channel ``channel_id`` at ``voltage`` V (-200 … 200) with outputs switched
+        around it, in one query: the outputs ``before`` in order, the level, the reading, the level back to
+        0 V, the outputs ``after`` in order, then the reading and the error count printed, e.g. ``smub.source.output
+        = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON smua.source.levelv = 0.2 local i = smua.measure.i()
+        smua.source.levelv = 0 smua.source.output = smua.OUTPUT_OFF smub.source.output = smub.OUTPUT_OFF
+        print(i, errorqueue.count)``. A non-zero count drains the queue into :class:`InstrumentError` (reading
+        discarded). Everything is checked before the write."""
+        node = self.channel(channel_id).node
+        v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
+        command = " ".join([*self._output_settings(before), f"{node}.source.levelv = {v}",
+                            f"local i = {node}.measure.i()", f"{node}.source.levelv = 0",
+                            *self._output_settings(after), "print(i, errorqueue.count)"])
+        current, count = parse_numbers(self.ask(command), 2, command)
+        if count != 0.0:
+            self.check_errors()
+            raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
+        return current
+
 
     def power_cycled(self) -> bool:
         """True if powered on since the last call (``*ESR?`` PON bit); a power cycle loses the loaded loops,

@@ -211,6 +211,17 @@ class OutputSwitch(Protocol):
 
 
 @runtime_checkable
+class SwitchedRead(Protocol):
+    """Optional SMU capability: ``read_switched(channel_id, voltage, before, after)``: outputs ``before`` (channel
+    id, on) in order, one current reading of ``channel_id`` at ``voltage`` V, back to 0 V, outputs ``after`` in
+    order, and the error check, in one transaction; returns the reading (A). InstrumentError when an error was
+    queued (the reading is discarded)."""
+
+    def read_switched(self, channel_id: str, voltage: float, before: Sequence[tuple[str, bool]],
+                      after: Sequence[tuple[str, bool]]) -> float: ...
+
+
+@runtime_checkable
 class BenchClock(Instrument, Protocol):
     """A clock instrument (the simulated bench's virtual clock)."""
 

@@ -34,6 +34,7 @@ from .roles import (
     RepeatedRead,
     SourceMeasureChannel,
     StaircaseLoop,
+    SwitchedRead,
     SwitchMatrix,
     VerifyLoop,
     offers,
@@ -454,10 +455,13 @@ class Station:
         self.router.route(row, col)
         self._cell = (row, col)
 
-    def _bias(self, gate_voltage: float, bl_limit: float | None = None, *, hold_level: bool = False) -> None:
+    def _bias(self, gate_voltage: float, bl_limit: float | None = None, *, hold_level: bool = False,
+              outputs: bool = True) -> list[tuple[SourceMeasureChannel, bool]]:
         """Gate on at gate_voltage (V), bit line on with its limit (A; default: the envelope's); outputs on
         after the levels are set. The bit line is set to 0 V first unless ``hold_level`` and its output is
-        on already (a staircase keeps its level between points). Refuses (SafetyError) unless armed."""
+        on already (a staircase keeps its level between points). Refuses (SafetyError) unless armed. With
+        ``outputs`` False the outputs are left as they are and the ones still to turn on, gate first, are
+        returned (the caller switches them)."""
         self._require_armed()
         self.check_voltage("word_line", gate_voltage, "gate voltage")
         limit = self.envelope.current_limit["bit_line"] if bl_limit is None else bl_limit
@@ -470,7 +474,11 @@ class Station:
             self._set(self.smu_bl, "source_voltage", 0.0)
         self._set(self.smu_wl, "source_voltage", gate_voltage)
         self._set(self.smu_bl, "current_limit", limit)
-        self._outputs([(self.smu_wl, True), (self.smu_bl, True)])         # the gate first
+        on = [(self.smu_wl, True), (self.smu_bl, True)]                     # the gate first
+        if not outputs:
+            return [(ch, v) for ch, v in on if s.get((ch, "output_enabled")) is not True]
+        self._outputs(on)
+        return []
 
     # ------------------------------------------------------------------ cell ops
     def _read_setup(self, row: int, col: int, voltage: float | None, nplc: float | None,
@@ -486,13 +494,32 @@ class Station:
         return v, n, gate
 
     def read(self, row: int, col: int, *, voltage: float | None = None, nplc: float | None = None,
-             gate_voltage: float | None = None) -> Reading:
-        """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line."""
+             gate_voltage: float | None = None, release: bool = False) -> Reading:
+        """Read cell (row, col) at ``voltage`` V (default: the station's read voltage) on the bit line, back at
+        0 V afterwards; ``release``: then both outputs off, as :meth:`release` (the next cell is routed next).
+        Where one instrument holds both channels and offers :class:`~.roles.SwitchedRead`, the outputs it must
+        turn on and off travel in the reading's own transaction."""
         v, n, gate = self._read_setup(row, col, voltage, nplc, gate_voltage)
         self.connect(row, col)
-        self._bias(gate)
+        before = self._bias(gate, outputs=False)
         self._set(self.smu_bl, "nplc", n)
-        current = self._sourcing(lambda: self.smu_bl.measure_current_at(v), 0.0)   # back at 0 V afterwards
+        after = [(self.smu_bl, False), (self.smu_wl, False)] if release else []
+        owner = self._owner(self.smu_bl)
+        if offers(owner, SwitchedRead) and all(self._owner(ch) is owner for ch, _ in before + after):
+            switched = [(ch, "output_enabled") for ch, _ in before + after] + [(self.smu_bl, "source_voltage")]
+            for key in switched:                 # unknown until the transaction went through
+                self._settings.pop(key, None)
+            ids = self._channel_ids
+            current = owner.read_switched(ids[id(self.smu_bl)], v, [(ids[id(ch)], on) for ch, on in before],
+                                          [(ids[id(ch)], on) for ch, on in after])
+            for ch, on in before + after:
+                self._settings[(ch, "output_enabled")] = on
+            self._settings[(self.smu_bl, "source_voltage")] = 0.0
+        else:
+            self._outputs(before)
+            current = self._sourcing(lambda: self.smu_bl.measure_current_at(v), 0.0)   # back at 0 V afterwards
+            if release:
+                self.release()
         return Reading(row, col, v, current, self.clock.now())
 
     def read_many(self, row: int, col: int, n: int, *, voltage: float | None = None, nplc: float | None = None,
@@ -685,7 +712,7 @@ class Station:
         if len(picked) > c.cells:
             step = (len(picked) - 1) / (c.cells - 1) if c.cells > 1 else 0
             picked = [picked[round(k * step)] for k in range(c.cells)]
-        reads = tuple((r, col, self.read(r, col, voltage=c.voltage).current) for r, col in picked)
+        reads = tuple((r, col, self.read(r, col, voltage=c.voltage, release=True).current) for r, col in picked)
         report = ContactReport(c.voltage, c.min_current, reads)
         if reads and not report.connected:
             cells_text = ", ".join(f"({r}, {col}): {i:.3g} A" for r, col, i in reads)

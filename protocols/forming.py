@@ -143,7 +143,7 @@ class Forming(Protocol):
                                           gate_voltage=p.reset_gate_voltage, current_limit=p.current_limit)
                 yield from self._records(sweep, attempt, "reset")
                 station.release()
-                g_reset = station.read(row, col).conductance
+                g_reset = station.read(row, col, release=True).conductance     # the next cell is routed next
             yield Record("forming", {"row": row, "col": col, "v_form": v_form, "formed": v_form == v_form,
                                      "i_form": i_form, "attempts": attempt, "g_after_reset": g_reset,
                                      "t": station.clock.now()})

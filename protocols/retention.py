@@ -142,8 +142,8 @@ class Retention(Protocol):
                         yield CellDone(None, work=pending)
                         pending = 0
                 station.clock.wait_until(t_due)
-            r = station.read(row, col)
-            known = r.t
+            r = station.read(row, col, release=True)     # outputs off in the read's transaction: the next read
+            known = r.t                                   # is another cell (or the same after a wait)
             yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))
             if k + 1 < len(taus):
                 heapq.heappush(queue, (prog.t + taus[k + 1], k + 1, (row, col)))

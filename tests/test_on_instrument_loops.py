@@ -154,7 +154,8 @@ def test_coarse_then_fine_forming_matches_the_full_ramp_in_far_less_bench_time(t
 
 def test_a_cell_change_is_two_smu_and_one_matrix_transaction_with_checks_folded_in() -> None:
     """Outputs off (bit line first) with the error check, break-before-make relays with the check and the
-    read-back, outputs on (gate first) with the check: each one query (2600B/707B commands, TSP chunks)."""
+    read-back, then outputs on (gate first), the reading and 0 V again with the check: each one query (2600B/707B
+    commands, TSP chunks; the reading is kept in a Lua local until the check is printed with it)."""
     from rramlab.drivers.keithley707b import channel_list
 
     st = station("auto")
@@ -171,10 +172,20 @@ def test_a_cell_change_is_two_smu_and_one_matrix_transaction_with_checks_folded_
         (SMU, "smua.source.output = smua.OUTPUT_OFF smub.source.output = smub.OUTPUT_OFF print(errorqueue.count)"),
         ("GPIB0::16::INSTR", f"channel.open('{opening}') channel.close('{closing}') "
                              "print(errorqueue.count, channel.getclose('allslots'))"),
-        (SMU, "smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON print(errorqueue.count)"),
-        (SMU, "smua.source.levelv = 0.2 print(smua.measure.i(), errorqueue.count) smua.source.levelv = 0"),
+        (SMU, "smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON smua.source.levelv = 0.2 "
+              "local i = smua.measure.i() smua.source.levelv = 0 print(i, errorqueue.count)"),
         ("TCPIP0::rramlab-bench::inst0::INSTR", "CLOCk:TIME?"),
     ]
+    bench.transcript.clear()
+    st.read(0, 2, release=True)              # the next cell is routed next: the outputs go off with the reading
+    st.read(0, 3)
+    sent = [e.data.decode().rstrip("\n") for e in bench.transcript.entries if e.direction == "write"
+            and e.resource == SMU]
+    assert sent[1] == ("smub.source.output = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON "
+                       "smua.source.levelv = 0.2 local i = smua.measure.i() smua.source.levelv = 0 "
+                       "smua.source.output = smua.OUTPUT_OFF smub.source.output = smub.OUTPUT_OFF "
+                       "print(i, errorqueue.count)")
+    assert len(sent) == 3 and "OUTPUT_OFF" not in sent[2]      # read(0, 3): no outputs-off query before routing
     st.close()
 
 
@@ -185,14 +196,14 @@ def test_an_error_queued_by_the_folded_output_switch_stops_the_operation() -> No
     st.open()
     bench = st.instruments["smu"].adapter.connection.visalib.bench
     # the folded check answers 1 (an error was queued with the outputs' write): nothing may be trusted
-    bench.faults.add("garble", match=r"OUTPUT_ON .*print\(errorqueue\.count\)", reply="1.00000e+00", times=1)
+    bench.faults.add("garble", match=r"OUTPUT_ON .*print\(i, errorqueue\.count\)", reply="2.00000e-06\t1.00000e+00",
+                     times=1)
     with pytest.raises(InstrumentError, match="errorqueue.count was 1 after"):
         st.read(2, 2)
     bench.transcript.clear()
     st.read(2, 2)                            # the outputs' state was not trusted: switched on again, then read
-    sent = [e.data.decode() for e in bench.transcript.entries if e.direction == "write" and e.resource == SMU]
-    turn_on = next(i for i, w in enumerate(sent) if "OUTPUT_ON" in w)
-    assert turn_on < next(i for i, w in enumerate(sent) if "measure.i()" in w)
+    sent = " ".join(e.data.decode() for e in bench.transcript.entries if e.direction == "write" and e.resource == SMU)
+    assert "smua.source.output = smua.OUTPUT_ON" in sent.split("measure.i()")[0]
     st.close()
 
 

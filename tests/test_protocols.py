@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import numpy as np
@@ -220,7 +221,7 @@ def test_forming_stops_the_ramp_at_compliance() -> None:
 
         def release(self) -> None: ...
 
-        def read(self, row: int, col: int) -> Reading:
+        def read(self, row: int, col: int, release: bool = False) -> Reading:
             return Reading(row, col, 0.2, 2e-6, 0.0)
 
     proto = PROTOCOLS["forming"].from_mapping({"current_limit": 50e-6, "jump_current": 49.95e-6}, [(0, 0)])
@@ -246,9 +247,10 @@ def test_retention_turns_outputs_off_and_makes_reads_durable_before_long_waits()
     long_waits = 0
     for e in b.transcript.entries:
         text = e.data.decode()
-        for n in output:
-            if f"{n}.source.output = {n}.OUTPUT_" in text:
-                output[n] = f"{n}.OUTPUT_ON" in text
+        for n in output:                       # a message may switch a channel twice: its last setting holds
+            settings = re.findall(rf"{n}\.source\.output = {n}\.OUTPUT_(ON|OFF)", text)
+            if settings:
+                output[n] = settings[-1] == "ON"
         if e.direction == "write" and text.startswith("CLOCk:WAIT:UNTil") and float(text.split()[1]) - e.time > 5:
             long_waits += 1
             assert output == {"smua": False, "smub": False}, f"biased during the wait at t = {e.time} s"

@@ -247,7 +247,7 @@ def test_conform_reports_exactly_the_altered_reply(recorded: Path, workdir: Path
     assert d["index"] == was["i"] and d["resource"] == SMU
     assert d["emulator"] == was["data"] and d["recorded"] == was["data"].replace("e-", "E-", 1)
     assert d["offset"] == was["data"].index("e-")
-    assert d["command"].startswith(("smua.", "print(", "rramlab_"))
+    assert d["command"].startswith(("smua.", "smub.", "print(", "rramlab_"))
 
 
 def test_conform_ignores_replies_to_matching_commands(recorded: Path, workdir: Path,

@@ -191,8 +191,9 @@ def test_ctrl_c_inside_safe_state_still_tries_every_step_then_propagates() -> No
 
 
 def test_a_write_that_fails_after_the_instrument_acted_is_not_cached() -> None:
-    """OUTPUT_ON executed, then the error check raised: the station must not believe the output is off,
-    or the next connect would skip turning it off and move relays under a live source."""
+    """An error queued after the instrument acted (OUTPUT_ON, then OUTPUT_OFF) surfaces at the next check: the
+    station must not believe an output is off while it may be on, or the next connect would skip turning it
+    off and move relays under a live source."""
     from rramlab.drivers.errors import InstrumentError
 
     st = fresh_station("noise=0")
@@ -200,11 +201,24 @@ def test_a_write_that_fails_after_the_instrument_acted_is_not_cached() -> None:
     b = bench(st)
     b.faults.add("queue_error", match=r"smua\.source\.output = smua\.OUTPUT_ON", code=-221,
                  message="Settings conflict")
+    st.read(0, 0)                            # queued after the reading's message: its own check answered 0
+    assert b.circuit.sources["smu.a"].output == 1
+    b.faults.add("queue_error", match=r"smua\.source\.output = smua\.OUTPUT_OFF", code=-221,
+                 message="Settings conflict")
     with pytest.raises(InstrumentError, match="-221"):
-        st.read(0, 0)
-    assert b.circuit.sources["smu.a"].output == 1                       # the instrument did turn it on
+        st.read(1, 1)                        # reported by the outputs-off check before the relays move
+    assert b.circuit.sources["smu.a"].output == 0                       # the instrument did turn it off
     st.instruments["smu"].clear_errors()
     st.read(1, 1)
+    assert b.events.of_kind("hot_switch") == []
+    st.release()
+    b.faults.add("queue_error", match=r"smua\.source\.output = smua\.OUTPUT_OFF", code=-221,
+                 message="Settings conflict")
+    st.read(2, 2, release=True)              # outputs off in the reading's message; its error is queued after it
+    with pytest.raises(InstrumentError, match="-221"):
+        st.read(3, 3)                        # not believed off: switched off again, and that check reports it
+    st.instruments["smu"].clear_errors()
+    st.read(3, 3)
     assert b.events.of_kind("hot_switch") == []
     st.close()
 

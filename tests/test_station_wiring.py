@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pyvisa import highlevel
 
@@ -166,7 +167,8 @@ def test_contact_check_stops_forming_when_nothing_is_connected(tmp_path: Path) -
         run_recipe(st, recipe, tmp_path / "run.h5")
     writes = [e.data.decode() for e in bench.transcript.entries if e.direction == "write"]
     assert not any("source.compliance" in w for w in writes)            # no staircase point was sent
-    levels = [float(v) for w in writes for v in re.findall(r"smua\.source\.levelv = ([-0-9.e]+) print", w)]
+    read_level = r"smua\.source\.levelv = ([-0-9.e]+) (?:print\(smua\.measure|local i)"
+    levels = [float(v) for w in writes for v in re.findall(read_level, w)]
     assert levels == [0.1] * 4                                          # four reads at the contact voltage
     assert all(s.output == 0 for s in bench.circuit.sources.values()) and not any(bench.circuit.closed.values())
 
@@ -339,13 +341,17 @@ def test_a_pulse_lasts_its_width_on_the_virtual_clock(station: str, width: float
     st.open()
     bench = next(iter(st.instruments.values())).adapter.connection.visalib.bench
     seen: list[tuple[float, float]] = []
-    real = bench.model.apply_bias
+    real, real_one = bench.model.apply_bias, bench.model.apply_bias_one
 
     def spy(idx, v_applied, v_gate, duration, t_end, **kw):  # noqa: ANN001, ANN003, ANN202 - test hook
-        seen.extend((float(v), duration) for v in v_applied)
+        seen.extend((float(v), duration) for v in np.atleast_1d(v_applied))
         return real(idx, v_applied, v_gate, duration, t_end, **kw)
 
-    bench.model.apply_bias = spy
+    def spy_one(i, v_applied, v_gate, duration, t_end, **kw):  # noqa: ANN001, ANN003, ANN202 - test hook
+        seen.append((float(v_applied), duration))
+        return real_one(i, v_applied, v_gate, duration, t_end, **kw)
+
+    bench.model.apply_bias, bench.model.apply_bias_one = spy, spy_one
     st.pulse(0, 0, amplitude, width, gate_voltage=1.2)
     at_amplitude = sum(d for v, d in seen if abs(v - amplitude) < 1e-6)
     assert abs(at_amplitude - width) < 2e-6, seen
