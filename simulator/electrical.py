@@ -98,7 +98,7 @@ class Circuit:
         self.update()
 
     def _rebuild(self) -> None:
-        line_term = np.full(self.n_lines, -1, dtype=np.int64)
+        driven: dict[int, int] = {}          # line -> index of the terminal driving it
         conflicts = []
         for matrix, points in self.closed.items():
             for slot, row, col in points:
@@ -108,26 +108,30 @@ class Circuit:
                     continue
                 line = self.line_of_pad[pad]
                 ti = self._terms.index(term)
-                if line_term[line] not in (-1, ti):
-                    conflicts.append(f"{pad}: {self._terms[line_term[line]]} and {term}")
+                held = driven.get(line, ti)
+                if held != ti:
+                    conflicts.append(f"{pad}: {self._terms[held]} and {term}")
                     continue
-                line_term[line] = ti
+                driven[line] = ti
         if conflicts and conflicts != self.conflicts:
             self.bench.events.add(self.bench.clock.now, "circuit", "terminals_shorted", lines=conflicts)
         self.conflicts = conflicts
+        line_term = np.full(self.n_lines, -1, dtype=np.int64)
+        if driven:
+            line_term[list(driven)] = list(driven.values())
         self.line_term = line_term
         # connected cells: a driven word line × a driven bit line whose source line is driven too, in flat
-        # (row-major) order; found from the driven lines, not by scanning every cell of the die
+        # (row-major) order; found from the few driven lines, not by scanning every cell of the die
         rows, cols = self.rows, self.cols
-        wl = np.flatnonzero(line_term[:rows] >= 0) if self.connected else self._empty
-        bl = np.flatnonzero(line_term[rows:rows + cols] >= 0) if wl.size else self._empty
-        r, c = np.repeat(wl, bl.size), np.tile(bl, wl.size)
-        ts = line_term[rows + cols + (r if self.sl_by_row else c)]
-        ok = ts >= 0
-        r, c = r[ok], c[ok]
-        self.idx = r * cols + c
-        self.t_wl, self.t_bl, self.t_sl = line_term[r], line_term[rows + c], ts[ok]
-        if self.idx.size == 1:
+        wl = sorted(x for x in driven if x < rows) if self.connected else []
+        bl = sorted(x - rows for x in driven if rows <= x < rows + cols) if wl else []
+        sl0, by_row = rows + cols, self.sl_by_row
+        cells = [(r, c, ts) for r in wl for c in bl if (ts := driven.get(sl0 + (r if by_row else c))) is not None]
+        self.idx = np.array([r * cols + c for r, c, _ in cells], dtype=np.int64)
+        self.t_wl = np.array([driven[r] for r, _, _ in cells], dtype=np.int64)
+        self.t_bl = np.array([driven[rows + c] for _, c, _ in cells], dtype=np.int64)
+        self.t_sl = np.array([ts for _, _, ts in cells], dtype=np.int64)
+        if len(cells) == 1:
             self._wl0, self._bl0, self._sl0 = int(self.t_wl[0]), int(self.t_bl[0]), int(self.t_sl[0])
 
     def attach(self, model: ArrayModel, *, connected: bool) -> None:
