@@ -324,7 +324,7 @@ class SMUChannel(Channel):
         r = tsp_number(_validate_read_voltage(read_voltage, VOLTAGE_LEVEL))
         parent = self.parent
         command = self._pulse_read_command % (a, r)
-        current, count = parse_numbers(parent.ask(command), 2, command)
+        current, count = parse_numbers(parent.fast_ask(command), 2, command)
         if count != 0.0:
             parent.check_errors()
             raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after a pulse")
@@ -343,7 +343,7 @@ class SMUChannel(Channel):
         if return_to_zero:
             command += f" {self.node}.source.levelv = 0"
         parent = self.parent
-        current, count = parse_numbers(parent.ask(command), 2, command)
+        current, count = parse_numbers(parent.fast_ask(command), 2, command)
         if count != 0.0:
             parent.check_errors()
             raise InstrumentError([], parent.name, f"errorqueue.count was {count:g} after sourcing {v} V")
@@ -358,7 +358,7 @@ class SMUChannel(Channel):
         v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
         command = self._sweep_point_command % v
         parent = self.parent
-        reply = parent.ask(command)
+        reply = parent.fast_ask(command)
         parts = reply.strip().split("\t")
         if len(parts) != 3:
             raise ReplyError(command, reply, "current, compliance and error count separated by TABs")
@@ -578,7 +578,7 @@ class Keithley2636B(TSPMixin, Instrument):
         if not parts:
             return
         command = " ".join([*parts, "print(errorqueue.count)"])
-        count = parse_number(self.ask(command), command)
+        count = parse_number(self.fast_ask(command), command)
         if count != 0.0:
             self.check_errors()
             raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
@@ -597,7 +597,7 @@ class Keithley2636B(TSPMixin, Instrument):
         command = " ".join([*self._output_settings(before), f"{node}.source.levelv = {v}",
                             f"local i = {node}.measure.i()", f"{node}.source.levelv = 0",
                             *self._output_settings(after), "print(i, errorqueue.count)"])
-        current, count = parse_numbers(self.ask(command), 2, command)
+        current, count = parse_numbers(self.fast_ask(command), 2, command)
         if count != 0.0:
             self.check_errors()
             raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
@@ -631,7 +631,7 @@ class Keithley2636B(TSPMixin, Instrument):
         timeout = connection.timeout
         connection.timeout = max(timeout, (seconds + 10.0) * 1000.0)
         try:
-            reply = self.ask(command)
+            reply = self.fast_ask(command)
         finally:
             connection.timeout = timeout
         text = reply.strip()

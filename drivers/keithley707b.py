@@ -144,7 +144,7 @@ class Keithley707B(TSPMixin, Instrument):
         parts.append("print(errorqueue.count, channel.getclose('allslots'))" if read_back
                      else "print(errorqueue.count)")
         command = " ".join(parts)
-        reply = self.ask(command)
+        reply = self.fast_ask(command)
         values = reply.strip("\r\n").split("\t")
         if len(values) != (2 if read_back else 1):
             raise ReplyError(command, reply, "the error count" + (" and the closed list, TAB-separated"

@@ -29,6 +29,7 @@ from typing import Any
 
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pyvisa.resources import MessageBasedResource
 
 from .errors import InstrumentError, ReplyError
 from .visa_role import ESR_PON, VisaRole
@@ -200,6 +201,15 @@ class TSPMixin(VisaRole):
     )
 
     # ------------------------------------------------------------------ queries
+    def fast_ask(self, command: str) -> str:
+        """:meth:`ask` straight through the pyvisa session (write, then read: the same bytes) without pymeasure's
+        per-call layers, for the per-reading path; plain :meth:`ask` where the adapter has no session (a test
+        protocol adapter)."""
+        connection = getattr(self.adapter, "connection", None)
+        if not isinstance(connection, MessageBasedResource):
+            return self.ask(command)
+        return connection.query(command)
+
     def query_number(self, expression: str) -> float:
         """``print(expression)`` and parse the one number it prints."""
         command = f"print({expression})"
