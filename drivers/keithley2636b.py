@@ -590,8 +590,10 @@ class Keithley2636B(TSPMixin, Instrument):
         0 V, the outputs ``after`` in order, then the reading and the error count printed, e.g. ``smub.source.output
         = smub.OUTPUT_ON smua.source.output = smua.OUTPUT_ON smua.source.levelv = 0.2 local i = smua.measure.i()
         smua.source.levelv = 0 smua.source.output = smua.OUTPUT_OFF smub.source.output = smub.OUTPUT_OFF
-        print(i, errorqueue.count)``. A non-zero count drains the queue into :class:`InstrumentError` (reading
-        discarded). Everything is checked before the write."""
+        print(i, errorqueue.count)``: the attributes and functions of :meth:`set_outputs` and
+        :meth:`SMUChannel.measure_current_at` (2600B Reference Manual, smuX.source.output, smuX.source.levelv,
+        smuX.measure.Y(), errorqueue.count) in one chunk, the reading kept in a Lua local. A non-zero count drains
+        the queue into :class:`InstrumentError` (reading discarded). Everything is checked before the write."""
         node = self.channel(channel_id).node
         v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
         command = " ".join([*self._output_settings(before), f"{node}.source.levelv = {v}",
@@ -602,7 +604,6 @@ class Keithley2636B(TSPMixin, Instrument):
             self.check_errors()
             raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
         return current
-
 
     def power_cycled(self) -> bool:
         """True if powered on since the last call (``*ESR?`` PON bit); a power cycle loses the loaded loops,

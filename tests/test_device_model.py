@@ -291,6 +291,32 @@ def test_scalar_fast_path_equals_vector_path() -> None:
     np.testing.assert_allclose(a.g_prog, b.g_prog, rtol=1e-12)
 
 
+def test_one_cell_entry_points_equal_the_array_calls() -> None:
+    """``apply_bias_one``/``conductance_one`` (what the circuit calls for one routed cell) leave the same state and
+    draws as ``apply_bias``/``conductance`` with a one-cell index: a read bias (disturb only), a sub-threshold
+    bias on a pristine cell, a forming staircase held quasi-statically and as short non-final slices, SET and
+    RESET pulses on a formed cell, a stuck cell (the vector path), reads in between."""
+    a, b = _model(), _model()
+    stuck = 5
+    for m in (a, b):
+        m.set_stuck(np.array([stuck]), "lrs", 0.0)
+    steps = [(0.2, 3.3, 0.02, True), (0.9, 1.2, 0.02, True), (2.0, 1.2, 2e-4, False), (2.0, 1.2, 2e-4, True),
+             *[(2.9 + 0.02 * k, 1.2, 0.02, True) for k in range(20)], (-1.4, 3.3, 0.02, True),
+             (1.35, 3.3, 2.5e-6, True), (-1.3, 3.3, 2.5e-6, True), (0.2, 3.3, 0.02, False)]
+    t = 0.0
+    for cell in (3, stuck):
+        for v, gate, width, final in steps:
+            t += width
+            a.apply_bias_one(cell, v, gate, width, t, hold=width, final=final)
+            b.apply_bias(np.array([cell]), np.array([v]), np.array([gate]), width, t, hold=width, final=final)
+            t += 0.02
+            assert a.conductance_one(cell, t, T_READ) == b.conductance(np.array([cell]), t, T_READ)[0]
+    assert not a.pristine[3]                                    # the staircase formed the cell
+    for name in ("g_prog", "t_prog", "rel_walk", "rel_var", "noise_x", "pristine", "stuck"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.rng.random() == b.rng.random()                     # the same number of draws
+
+
 def test_noise_off_is_deterministic_and_keeps_d2d() -> None:
     quiet, noisy = _model(noise=False), _model(noise=True)
     np.testing.assert_array_equal(quiet.g_max, noisy.g_max)
