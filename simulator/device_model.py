@@ -452,6 +452,8 @@ class ArrayModel:
             v = v.reshape(())
         scalar_v = v.ndim == 0
         if duration <= 0.0:
+            if duration == 0.0 and final and hold is not None and hold > 0.0:
+                self._end_hold(np.asarray(index, dtype=np.intp).reshape(-1), v, v_gate, t_end, hold)
             return
         if scalar_v and abs(float(v)) < p.switching_threshold and (
                 not self._n_pristine or abs(float(v)) < self._weak_bias):
@@ -513,12 +515,33 @@ class ArrayModel:
         self.rel_walk[changed] = 0.0
         self.rel_var[changed] = 0.0
 
+    def _end_hold(self, idx: np.ndarray, v: np.ndarray, v_gate: Any, t_end: float, hold: float) -> None:
+        """A bias held ``hold`` s ended at t_end with no time left to apply (its last slice was applied as not
+        final): the pristine cells it biased are judged by the forming rule once, with the hold's whole length
+        (:meth:`apply_bias` with duration 0; weak biases form nothing and draw nothing, as there)."""
+        if not self._n_pristine:
+            return
+        vg = np.broadcast_to(np.asarray(v_gate, dtype=float), idx.shape)
+        va = np.broadcast_to(v, idx.shape)
+        cand = self.pristine[idx] & (np.abs(va) >= self._weak_bias)
+        if not cand.any():
+            return
+        v_cell = self.transistor(self.g_prog[idx], va, vg, va < 0.0)[0]
+        gmin, gmax, vform = self._d2d[[0, 1, 8]][:, idx]
+        self._form(idx, cand, v_cell, vg, 0.0, t_end, gmin, gmax, vform, hold, True)
+
     def apply_bias_one(self, i: int, v_applied: float, v_gate: float, duration: float, t_end: float,
                        hold: float, final: bool = True) -> None:
         """:meth:`apply_bias` of one cell i (flat index) at v_applied (V) and v_gate (V), in plain floats where
         the vector code has a scalar path: the same physics, random draws and order (the electrical model's
         common case: one routed cell)."""
         if duration <= 0.0:
+            if duration == 0.0 and final and hold > 0.0 and self._n_pristine and self.pristine.item(i) \
+                    and abs(v_applied) >= self._weak_bias:
+                if self._scalar_fast_path:
+                    self._apply_pristine_one(i, v_applied, v_gate, 0.0, t_end, hold, True)
+                else:
+                    self._end_hold(np.array([i], dtype=np.intp), np.asarray(v_applied), v_gate, t_end, hold)
             return
         p = self.params
         if abs(v_applied) < p.switching_threshold and (not self._n_pristine or abs(v_applied) < self._weak_bias):

@@ -82,6 +82,7 @@ class Circuit:
         self.seg_vgate = np.zeros(0)
         self._seg_key: tuple[Any, ...] | None = None    # what the segment biases (None: nothing)
         self._seg_one: tuple[int, float, float] | None = None   # (cell, v_applied, v_gate): a one-cell segment
+        self._unjudged = False           # the segment's last slice was applied as not final (the hold goes on)
         self.conflicts: list[str] = []
 
     # ----------------------------------------------------------------- topology
@@ -300,15 +301,19 @@ class Circuit:
 
     def commit(self, final: bool = True) -> None:
         """Apply the bias held since the segment started to the array, up to now. ``final`` = False when
-        the same bias goes on afterwards (a reading in the middle of a steady bias)."""
+        the same bias goes on afterwards (a reading in the middle of a steady bias). A final commit with no time
+        left still ends the hold when its last slice was applied as not final (a staircase step whose reading and
+        compliance query took its whole length): the array judges it then, as a whole (forming's pulse rule)."""
         now = self.bench.clock.now
         duration = now - self.seg_start
-        if duration > 0.0 and self._seg_one is not None:
-            i, vapp, vgate = self._seg_one
-            self.model.apply_bias_one(i, vapp, vgate, duration, now, hold=now - self.hold_start, final=final)
-        elif duration > 0.0 and self.seg_idx.size:
-            self.model.apply_bias(self.seg_idx, self.seg_vapp, self.seg_vgate, duration, now,
-                                  hold=now - self.hold_start, final=final)
+        if duration > 0.0 or (final and self._unjudged):
+            if self._seg_one is not None:
+                i, vapp, vgate = self._seg_one
+                self.model.apply_bias_one(i, vapp, vgate, duration, now, hold=now - self.hold_start, final=final)
+            elif self.seg_idx.size:
+                self.model.apply_bias(self.seg_idx, self.seg_vapp, self.seg_vgate, duration, now,
+                                      hold=now - self.hold_start, final=final)
+            self._unjudged = not final
         self.seg_start = now
 
     def changed(self) -> None:
