@@ -580,8 +580,14 @@ class ArrayModel:
             hazard = (hold / p.forming_time) * np.exp((v_cell - vform) / p.forming_voltage_scale)
             prob = -np.expm1(-hazard)
             forms = cand & ((self.rng.random(idx.size) < prob) if self.noise else (prob >= 0.5))
-        if not forms.any():
-            return
+        if forms.any():
+            self._form_jump(idx, forms, v_cell, v_gate, t_end, gmin, gmax)
+
+    def _form_jump(self, idx: np.ndarray, forms: np.ndarray, v_cell: np.ndarray, v_gate: Any, t_end: float,
+                   gmin: np.ndarray, gmax: np.ndarray) -> None:
+        """The cells ``idx[forms]`` form at t_end (§12.3): the jump to min(Gmax_i U(low, high), I_sat/V_cell),
+        over-forming into stuck-LRS, stuck cells into their state; their relaxation starts."""
+        p = self.params
         sel = np.flatnonzero(forms)
         cells = idx[sel]
         u = self.rng.random((2, sel.size)) if self.noise else np.full((2, sel.size), 0.5)
@@ -834,16 +840,21 @@ class ArrayModel:
         v_cell = self.transistor_one(g, v, v_gate) / g
         if self.form_fail.item(i) or not v_cell > 0.0:
             return
+        shift = self._tc_form * (self.thermal.temperature(t_end) - self.t_ref) if self._tc_form else 0.0
+        vform = self._d2d.item(8, i) + shift
         if hold >= p.quasi_static_duration:
-            shift = self._tc_form * (self.thermal.temperature(t_end) - self.t_ref) if self._tc_form else 0.0
-            if v_cell < self._d2d.item(8, i) + shift:
+            if v_cell < vform:
                 return
         elif not final:
             return
+        else:                                    # the pulse rule in floats (np.exp/expm1: the vector path's values)
+            hazard = (hold / p.forming_time) * float(np.exp((v_cell - vform) / p.forming_voltage_scale))
+            prob = -float(np.expm1(-hazard))
+            if not ((self.rng.random() < prob) if self.noise else (prob >= 0.5)):
+                return
         idx = np.array([i], dtype=np.intp)
-        gmin, gmax, vform = self._d2d[[0, 1, 8]][:, idx]
-        self._form(idx, np.ones(1, dtype=bool), np.array([v_cell]), v_gate, duration, t_end, gmin, gmax, vform,
-                   hold, final)
+        gmin, gmax = self._d2d[[0, 1]][:, idx]
+        self._form_jump(idx, np.ones(1, dtype=bool), np.array([v_cell]), v_gate, t_end, gmin, gmax)
 
     def conductance_one(self, i: int, t: float, t_int: float) -> float:
         """Scalar :meth:`conductance` (S) of cell i read at t (s) over t_int (s)."""
