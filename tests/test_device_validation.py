@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 from validation_campaign import ROWS, US, Campaign, open_loop_metrics
 
+# The experiments of one seed share one bench session in order (forming, then the open-loop train, program-verify
+# and relaxation on the cells it left): one xdist worker runs the whole module (``--dist loadgroup``), or a worker
+# given only V4 would measure cells with another history.
+pytestmark = pytest.mark.xdist_group("device_validation")
+
 SEEDS = [20250206, 1, 2]
 N_CELLS = ROWS * ROWS
 TARGETS = np.linspace(9.0, 88.0, 35) * US
