@@ -13,9 +13,8 @@ import pytest
 from validation_campaign import ROWS, US, Campaign, open_loop_metrics
 
 # The experiments of one seed share one bench session in order (forming, then the open-loop train, program-verify
-# and relaxation on the cells it left): one xdist worker runs the whole module (``--dist loadgroup``), or a worker
-# given only V4 would measure cells with another history.
-pytestmark = pytest.mark.xdist_group("device_validation")
+# and relaxation on the cells it left): one xdist worker runs the whole module (``--dist loadscope`` in
+# pyproject.toml), or a worker given V4 alone would measure cells with another history.
 
 SEEDS = [20250206, 1, 2]
 N_CELLS = ROWS * ROWS
