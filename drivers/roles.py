@@ -116,9 +116,9 @@ _OFFERS: dict[tuple[type, type], bool] = {}
 
 def offers(instrument: object, capability: type) -> bool:
     """Whether ``instrument`` (or a channel) offers the optional role ``capability`` (:class:`StaircaseLoop`,
-    :class:`VerifyLoop`, :class:`CheckedSwitch`, :class:`OutputSwitch`): a structural check of the role's
-    members, never of a driver class; remembered per class (drivers declare their methods in the class, and
-    a protocol check costs tens of µs on a pymeasure instrument)."""
+    :class:`VerifyLoop`, :class:`CheckedSwitch`, :class:`OutputSwitch`, :class:`SwitchedRead`): a structural
+    check of the role's members, never of a driver class; remembered per class (drivers declare their methods in
+    the class, and a protocol check costs tens of µs on a pymeasure instrument)."""
     key = (type(instrument), capability)
     found = _OFFERS.get(key)
     if found is None:
