@@ -8,8 +8,8 @@ Each run is a separate ``rramlab run`` process on the shipped simulated bench; p
 its children), simulated hardware time (the bench's virtual clock), VISA transactions (host writes the bench
 received, ``RRAMLAB_BENCH_COUNTS``), file size and rows written (rows/s = rows / wall time), and each step's
 hardware time (its rows' first to last time stamp; the campaign's total is dominated by the retention step's
-waits out to 1e9 s, so the on-instrument vs PC comparison uses the steps without them). The PC-in-the-loop
-runs use the same station file with ``loops = "pc"``.
+waits out to 1e9 s, so the on-instrument vs PC comparison uses the steps without them) and wall time (its start
+to its stop). The PC-in-the-loop runs use the same station file with ``loops = "pc"``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def run(args: list[str], work: Path, label: str) -> dict[str, float]:
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
             "hardware_s": float(result["sim_hardware_time_s"]),
             **{f"hardware_s_{k}": v for k, v in steps.items()},
+            **{f"wall_s_{s.name}": s.stop_time_unix - s.start_time_unix for s in data.steps},
             "hardware_s_without_retention_waits": active,
             "transactions": json.loads(log.read_text())["writes"], "file_mb": out.stat().st_size / 1e6,
             "rows": rows, "rows_per_s": rows / wall, "file": str(out)}
