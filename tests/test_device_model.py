@@ -317,6 +317,28 @@ def test_one_cell_entry_points_equal_the_array_calls() -> None:
     assert a.rng.random() == b.rng.random()                     # the same number of draws
 
 
+def test_a_hold_ended_with_no_time_left_is_judged_once_and_alike_on_both_paths() -> None:
+    """A short hold applied as non-final slices and ended by a zero-length final commit (a staircase step whose
+    reading took its whole length) is judged by forming's pulse rule with its whole length: the one-cell and the
+    array entry points draw alike and form the cell at the same step; a non-final zero-length call judges
+    nothing; a formed cell draws nothing at a zero-length end."""
+    a, b = _model(), _model()
+    cell, t, formed_at = 9, 0.0, None
+    for k in range(40):
+        v = 2.6 + 0.025 * k
+        for final, width in ((False, 2e-4), (False, 0.0), (True, 0.0)):
+            t += width
+            a.apply_bias_one(cell, v, 1.2, width, t, hold=4e-4, final=final)
+            b.apply_bias(np.array([cell]), np.array([v]), np.array([1.2]), width, t, hold=4e-4, final=final)
+        assert a.pristine[cell] == b.pristine[cell]
+        if formed_at is None and not a.pristine[cell]:
+            formed_at = v
+    assert formed_at is not None and abs(formed_at - float(a.v_form[cell])) < 0.5, (formed_at, a.v_form[cell])
+    for name in ("g_prog", "t_prog", "pristine", "stuck"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.rng.random() == b.rng.random()                     # the same number of draws
+
+
 def test_noise_off_is_deterministic_and_keeps_d2d() -> None:
     quiet, noisy = _model(noise=False), _model(noise=True)
     np.testing.assert_array_equal(quiet.g_max, noisy.g_max)
