@@ -42,21 +42,27 @@ def af(t_k: float, ea: float = P.relax_activation_energy, t_ref: float = T25) ->
     return math.exp(ea / K_B * (1.0 / t_ref - 1.0 / t_k))
 
 
-def formed_model(seed: int, cells: int, temperature: float | None = None, params: DeviceParameters = P,
-                 noise: bool = True) -> tuple[ArrayModel, float]:
-    """Every cell formed by the quasi-static staircase (V_G = 1.2 V), then one SET pulse to mid-window; returns the
-    model and the end of that pulse (the cells' t_prog)."""
-    thermal = ThermalHistory(params.temperature_ref, params.relax_activation_energy, temperature)
-    model = ArrayModel(1, cells, params, np.random.default_rng(seed), thermal=thermal, noise=noise)
-    idx = np.arange(cells)
+def _form_and_reset(model: ArrayModel) -> float:
+    """Every cell through the quasi-static forming staircase (3.0-3.6 V, 10 mV / 20 ms, V_G = 1.2 V), then one
+    RESET pulse; returns the end of that pulse (s)."""
+    idx = np.arange(model.size)
     t = 0.0
     for v in np.arange(3.0, 3.605, 0.01):
         t += 0.02
         model.apply_bias(idx, v, 1.2, 0.02, t)
     t += 1.0
     model.apply_bias(idx, -1.4, P.pulse_gate_voltage, PULSE, t)
-    t += 1.0
-    model.apply_bias(idx, 1.35, P.pulse_gate_voltage, 4 * PULSE, t)
+    return t
+
+
+def formed_model(seed: int, cells: int, temperature: float | None = None, params: DeviceParameters = P,
+                 noise: bool = True) -> tuple[ArrayModel, float]:
+    """Every cell formed by the quasi-static staircase (V_G = 1.2 V), then one SET pulse to mid-window; returns the
+    model and the end of that pulse (the cells' t_prog)."""
+    thermal = ThermalHistory(params.temperature_ref, params.relax_activation_energy, temperature)
+    model = ArrayModel(1, cells, params, np.random.default_rng(seed), thermal=thermal, noise=noise)
+    t = _form_and_reset(model) + 1.0
+    model.apply_bias(np.arange(cells), 1.35, P.pulse_gate_voltage, 4 * PULSE, t)
     assert not model.pristine.any()
     return model, t
 
@@ -208,12 +214,7 @@ def test_switching_reference_voltage_shift_per_kelvin() -> None:
 # ---------------------------------------------------------------------------------- (d) 25 °C unchanged
 def _golden_scenario(model: ArrayModel) -> np.ndarray:
     idx = np.arange(model.size)
-    t = 0.0
-    for v in np.arange(3.0, 3.605, 0.01):
-        t += 0.02
-        model.apply_bias(idx, v, 1.2, 0.02, t)
-    t += 1.0
-    model.apply_bias(idx, -1.4, P.pulse_gate_voltage, PULSE, t)
+    t = _form_and_reset(model)
     out = []
     for k in range(40):
         t += 0.025
