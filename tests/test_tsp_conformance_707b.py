@@ -196,3 +196,24 @@ def test_707b_as_master_drives_the_2636b(tmp_path) -> None:  # noqa: ANN001
     assert mx.query("print(node[1].smua.source.levelv, node[1].smua.OUTPUT_ON)") == \
         "2.500000000e-01\t1.000000000e+00"
     rm.close()
+
+
+def test_standard_event_register_holds_pon_until_read(mx) -> None:  # noqa: ANN001
+    # §7 status.standard.event and appendix C "Status model": bit B7 PON (128) is set at power-on; reading the
+    # event register clears it
+    assert mx.query("print(status.standard.event, status.standard.PON)") == "1.280000000e+02\t1.280000000e+02"
+    assert mx.query("print(status.standard.event)") == "0.000000000e+00"
+
+
+def test_a_node_that_reboots_leaves_the_masters_node_table() -> None:
+    # 2600B Reference Manual, "TSP-Link system": the system must be initialised again after rebooting any
+    # instrument in it; until then the master cannot reach the node (node[2] reads nil here [U])
+    rm = pyvisa.ResourceManager("2636b_707b_tsplink?tag=reboot707b@rramlab")
+    smu = rm.open_resource("GPIB0::26::INSTR", read_termination="\n", write_termination="\n")
+    assert smu.query("print(tsplink.reset(2))") == "2.00000e+00"
+    assert smu.query("print(node[2].status.standard.event, node[2].status.standard.event)") == \
+        "1.28000e+02\t0.00000e+00"
+    rm.visalib.bench.by_name["matrix"].power_on()
+    assert smu.query("print(node[2] == nil)") == "true"
+    assert smu.query("print(tsplink.reset(2), node[2].status.standard.event)") == "2.00000e+00\t1.28000e+02"
+    rm.close()

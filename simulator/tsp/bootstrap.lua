@@ -107,10 +107,17 @@ local function remote_results(node, ok, ...)
   return unpack(out, 1, n)
 end
 
+-- One proxy per (node, path), kept while referenced: a proxy holds nothing but its node and path.
+local proxies = setmetatable({}, {__mode = "v"})
+
 function __rr_remote(node, path)
-  local t = {}
+  local key = node .. "|" .. path
+  local t = proxies[key]
+  if t ~= nil then return t end
+  t = {}
   rawset(t, "__rnode", node)
   rawset(t, "__rpath", path)
+  proxies[key] = t
   return setmetatable(t, {
     __index = function(_, k) return remote_results(node, PY_REMOTE("get", node, path, k)) end,
     __newindex = function(_, k, v)

@@ -27,10 +27,10 @@ Shared by the 2600B and the 707B (both reference manuals document the same comma
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -168,7 +168,13 @@ def _encode_path(keys: list[Any]) -> str:
                           else "s" + str(k) for k in keys)
 
 
-def _decode_path(path: str) -> list[Any]:
+@functools.lru_cache(maxsize=4096)
+def _decode_path(path: str) -> tuple[Any, ...]:
+    """The keys of an :func:`_encode_path` string (cached: a script reaches the same few paths again and again)."""
+    return tuple(_decode_keys(path))
+
+
+def _decode_keys(path: str) -> list[Any]:
     keys: list[Any] = []
     for part in path.split(_PATH_SEP) if path else []:
         if part[:1] == "n":
@@ -593,6 +599,34 @@ class TspEngine(EmulatedInstrument):
         here, as every command completes before the next runs (2600B Reference Manual, opc())."""
         self.esr |= 1
 
+    def build_standard_status(self) -> None:
+        """``status.standard.condition``, ``.event`` (the *ESR? register; reading it clears it), ``.enable``
+        (*ESE, 0–255), ``.ntr``/``.ptr`` and the bit constants (``status.standard.PON`` = 128 …): the same on
+        the 2600B and the 707B (2600B Reference Manual and 707B Reference Manual section 7,
+        status.standard.*; both "TSP-Link accessible") [M]."""
+        std = {"OPC": 1, "QYE": 4, "DDE": 8, "EXE": 16, "CME": 32, "URQ": 64, "PON": 128,
+               "OPERATION_COMPLETE": 1, "QUERY_ERROR": 4, "DEVICE_DEPENDENT_ERROR": 8,
+               "EXECUTION_ERROR": 16, "COMMAND_ERROR": 32, "USER_REQUEST": 64, "POWER_ON": 128}
+        self.define("status.standard", {
+            "condition": (lambda: self.esr, None),
+            "event": (self._read_esr, None),
+            "enable": (lambda: getattr(self, "ese", 0), lambda v: self._set_register("ese", v)),
+            "ntr": (lambda: 0, None), "ptr": (lambda: 0xFF, None),
+        }, constants=std)
+
+    def _read_esr(self) -> int:
+        v, self.esr = self.esr, 0
+        return v
+
+    def _set_register(self, attr: str, v: Any) -> None:
+        """An 8-bit enable register (``ese``, ``sre``) from a TSP assignment; SRE bit 6 is always 0 (IEEE 488.2)."""
+        if v is None:
+            raise TypeError
+        x = int(v)
+        if not 0 <= x <= 255:
+            raise TspError(1101 if x > 255 else 1102, "Parameter too big" if x > 255 else "Parameter too small")
+        setattr(self, attr, x & 0xBF if attr == "sre" else x)
+
     def _common_command(self, cmd: str) -> bool:
         """IEEE 488.2 common commands the TSP instruments accept outside Lua."""
         c = cmd.upper()
@@ -806,6 +840,17 @@ class TspEngine(EmulatedInstrument):
         self._link: dict[int, TspEngine] = {}
         self._error_sink: TspEngine | None = None
 
+    def _leave_masters(self) -> None:
+        """A node that powers on is gone from its master's node table until the next tsplink.reset() ("the
+        TSP-Link system must be initialized after … turning off power or rebooting any instrument in the
+        system": 2600B Reference Manual, TSP-Link system) [M]; node[N] reads nil there [U]."""
+        for m in self.tsplink_members():
+            gone = [n for n, e in m._link.items() if e is self] if m is not self else []
+            for n in gone:
+                del m._link[n]
+            if gone:
+                m._rebuild_node_table()
+
     def _build_tsplink(self) -> None:
         """``tsplink.state/node/master/group``, ``tsplink.reset()`` and the ``node`` table (2600B and 707B
         Reference Manuals, "TSP-Link system", tsplink.*) [M]."""
@@ -875,15 +920,6 @@ class TspEngine(EmulatedInstrument):
             m._rebuild_node_table()
         return float(found)
 
-    @contextmanager
-    def _serving(self, master: TspEngine) -> Iterator[None]:
-        """While this node executes a command of ``master``: its errors go to the master's queue."""
-        prev, self._error_sink = self._error_sink, master
-        try:
-            yield
-        finally:
-            self._error_sink = prev
-
     def _py_remote(self, op: str, node: Any, path: Any, *rest: Any) -> tuple[Any, ...]:
         """node[N]…: a read (``get``), write (``set``) or call (``call``) executed by remote node N's engine, on
         its state and the bench clock. Instrument errors it raises go to this (the master's) error queue with
@@ -892,18 +928,18 @@ class TspEngine(EmulatedInstrument):
         remote = self._link.get(int(node)) if isinstance(node, (int, float)) else None
         if remote is None:
             return False, f"TSP-Link node {node} is not available"  # stale proxy after a failed reset [U text]
-        keys = _decode_path(str(path))
+        keys = list(_decode_path(str(path)))
+        prev, remote._error_sink = remote._error_sink, self      # its errors go to this (the master's) queue
         try:
-            with remote._serving(self):
-                if op == "get":
-                    return (True, 1, *remote._remote_get(keys, rest[0] if rest else None))
-                if op == "set":
-                    key, value = (rest + (None, None))[:2]
-                    remote._remote_set(keys, key, self._to_remote(remote, value))
-                    return (True,)
-                n = int(rest[0])
-                args = list(rest[1:1 + n]) + [None] * (n - len(rest[1:1 + n]))
-                return (True, *remote._remote_call(keys, [self._to_remote(remote, a) for a in args]))
+            if op == "get":
+                return (True, 1, *remote._remote_get(keys, rest[0] if rest else None))
+            if op == "set":
+                key, value = (rest + (None, None))[:2]
+                remote._remote_set(keys, key, self._to_remote(remote, value))
+                return (True,)
+            n = int(rest[0])
+            args = list(rest[1:1 + n]) + [None] * (n - len(rest[1:1 + n]))
+            return (True, *remote._remote_call(keys, [self._to_remote(remote, a) for a in args]))
         except lua51.LuaError as e:
             return False, _plain_lua_message(e)
         except LuaRuntimeError as e:
@@ -913,6 +949,8 @@ class TspEngine(EmulatedInstrument):
         except Exception as e:
             self.bench.internal_error(self.name, f"node[{node}] {op}", e)
             return False, "internal error in a TSP-Link access"
+        finally:
+            remote._error_sink = prev
 
     def _to_remote(self, remote: TspEngine, value: Any) -> Any:
         """An argument for remote node ``remote``: numbers, strings, booleans and nil as they are; a proxy of
@@ -925,7 +963,7 @@ class TspEngine(EmulatedInstrument):
         if rpath is not None:
             if self._rawget(value, "__rnode") != remote.tsplink_node:
                 raise ValueError("object of another node")
-            return remote._resolve(_decode_path(str(rpath)))
+            return remote._resolve(list(_decode_path(str(rpath))))
         if self._rawget(value, "__path") is not None:
             raise ValueError("an object of this node")
         items = []
@@ -1040,5 +1078,6 @@ class TspEngine(EmulatedInstrument):
         self.errors.clear()
         self._script_lines = None
         self._tsplink_power_on()
+        self._leave_masters()
         self._start_lua()
         self._load_saved_scripts()

@@ -717,13 +717,10 @@ class Keithley2636B(TspEngine):
 
     def _build_status(self) -> None:
         """Status model, TSP side (manual, status model; STB bits as IEEE 488.2) [M]: ``status.condition``
-        (the status byte), ``status.request_enable`` (*SRE), ``status.standard.enable`` (*ESE),
-        ``.event`` (*ESR?, read clears), ``status.measurement.*`` and ``…instrument.smuX.condition``
+        (the status byte), ``status.request_enable`` (*SRE), ``status.standard.*`` (the engine's,
+        :meth:`~.engine.TspEngine.build_standard_status`), ``status.measurement.*`` and ``…instrument.smuX.condition``
         (bit0 voltage limit, bit1 current limit [C QCoDeS]). The measurement event register follows the
         condition (no latching, no ntr/ptr edge detection) [U]."""
-        std = {"OPC": 1, "QYE": 4, "DDE": 8, "EXE": 16, "CME": 32, "URQ": 64, "PON": 128,
-               "OPERATION_COMPLETE": 1, "QUERY_ERROR": 4, "DEVICE_DEPENDENT_ERROR": 8,
-               "EXECUTION_ERROR": 16, "COMMAND_ERROR": 32, "USER_REQUEST": 64, "POWER_ON": 128}
         stb = {"MSB": 1, "SSB": 2, "EAV": 4, "QSB": 8, "MAV": 16, "ESB": 32, "MSS": 64, "OSB": 128,
                "MEASUREMENT_SUMMARY_BIT": 1, "SYSTEM_SUMMARY_BIT": 2, "ERROR_AVAILABLE": 4,
                "QUESTIONABLE_SUMMARY_BIT": 8, "MESSAGE_AVAILABLE": 16, "EVENT_SUMMARY_BIT": 32,
@@ -734,12 +731,7 @@ class Keithley2636B(TspEngine):
             "node_enable": (lambda: getattr(self, "sre", 0), lambda v: self._set_register("sre", v)),
             "node_event": (self.status_byte, None),
         }, constants=stb, functions={"reset": self._status_reset, "preset": self._status_reset})
-        self.define("status.standard", {
-            "condition": (lambda: self.esr, None),
-            "event": (self._read_esr, None),
-            "enable": (lambda: getattr(self, "ese", 0), lambda v: self._set_register("ese", v)),
-            "ntr": (lambda: 0, None), "ptr": (lambda: 0xFF, None),
-        }, constants=std)
+        self.build_standard_status()
         meas = {"VOLTAGE_LIMIT": 1, "VLMT": 1, "CURRENT_LIMIT": 2, "ILMT": 2, "READING_OVERFLOW": 128,
                 "ROF": 128, "BUFFER_AVAILABLE": 256, "BAV": 256, "INSTRUMENT_SUMMARY": 8192, "INST": 8192}
         self.define("status.measurement", {
@@ -757,23 +749,12 @@ class Keithley2636B(TspEngine):
                 "condition": (ch.limit_condition, None), "event": (ch.limit_condition, None),
             }, constants={"VOLTAGE_LIMIT": 1, "VLMT": 1, "CURRENT_LIMIT": 2, "ILMT": 2})
 
-    def _set_register(self, attr: str, v: Any) -> None:
-        if v is None:
-            raise TypeError
-        x = int(v)
-        _too(x, 0, 255)
-        setattr(self, attr, x & 0xBF if attr == "sre" else x)  # SRE bit 6 is always 0 (IEEE 488.2)
-
     def _set_meas(self, attr: str, v: Any) -> None:
         if v is None:
             raise TypeError
         x = int(v)
         _too(x, 0, 65535)
         setattr(self, attr, x)
-
-    def _read_esr(self) -> int:
-        v, self.esr = self.esr, 0
-        return v
 
     def _status_reset(self) -> None:
         self.sre = 0

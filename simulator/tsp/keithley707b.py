@@ -36,6 +36,8 @@ sibling, [U] unverified — capture on hardware):
   delay → 1102 "Parameter too small" [U code].
 - Channel patterns and delays are cleared by ``reset()`` and by ``channel.reset`` of their
   channels [M "Affected by: System reset, Channel reset"].
+- ``status.condition`` (the status byte) and ``status.standard.*`` (``.event`` is the *ESR? register, PON bit 128
+  after a power-on; read clears) [M 7, appendix C].
 - ``beeper.enable`` (``beeper.ON`` 1 default, ``beeper.OFF`` 0), ``beeper.beep(duration,
   frequency)`` [M 7-xx beeper; ranges 0.001–100 s, 20–8000 Hz from the 2600B manual, U for 707B];
   the beep does not hold up the command [U].
@@ -136,6 +138,10 @@ class Keithley707B(TspEngine):
             "  local i = 0\n"
             "  return function() i = i + 1; return names[i] end\n"
             "end)")
+        # status model (707B Reference Manual section 7 and appendix C): the status byte and the standard event
+        # register, whose PON bit a TSP-Link master reads as node[N].status.standard.event [M]
+        self.define("status", {"condition": (self.status_byte, None)})
+        self.build_standard_status()
         self.define("beeper", {"enable": (lambda: self.beeper_enable, self._set_beeper_enable)},
                     constants={"ON": 1, "OFF": 0}, functions={"beep": self.beep})
         self.define_table("slot")
