@@ -23,7 +23,12 @@ TERMINAL_OF_LINE = {"WL": "word_line", "BL": "bit_line", "SL": "ground"}
 
 
 class RoutingError(RuntimeError):
-    """A matrix did not close exactly the crosspoints asked for (read-back mismatch)."""
+    """A matrix did not close exactly the crosspoints asked for (read-back mismatch). ``readings``: what a
+    multi-cell call measured before the mismatch (the cells routed and read before it), else None."""
+
+    def __init__(self, message: str, readings: object = None) -> None:
+        super().__init__(message)
+        self.readings = readings
 
 
 @dataclass(frozen=True)
@@ -89,12 +94,7 @@ class Router:
             self.opened_all()
         have = self._closed
         assert have is not None
-        changes = {}
-        for name in self.matrices:
-            target = want.get(name, frozenset())
-            now = have.get(name, frozenset())
-            if target != now:
-                changes[name] = (sorted(now - target), sorted(target - now))
+        changes = self._changes(have, want)
         self._closed = None                                  # unknown until every change went through
         read: dict[str, list[Crosspoint]] = {}               # closed sets read back with the last switching
         if len(changes) == 1:
@@ -118,10 +118,42 @@ class Router:
                 got = read[name] if name in read else sorted(matrix.closed())
                 expected = sorted(want.get(name, frozenset()))
                 if got != expected:
-                    opened = self._open_everything()
+                    opened = self.open_everything()
                     raise RoutingError(f"cell ({row}, {col}): {name} asked for {_names(expected)}, "
                                        f"reports {_names(got)}; " + ("every matrix opened" if opened else
                                                                     "opening every matrix failed too"))
+        self._closed = {name: want.get(name, frozenset()) for name in self.matrices}
+
+    def _changes(self, have: Mapping[str, frozenset[Crosspoint]], want: Mapping[str, frozenset[Crosspoint]]
+                 ) -> dict[str, tuple[list[Crosspoint], list[Crosspoint]]]:
+        """Per matrix whose closed set changes from ``have`` to ``want``: (crosspoints to open, to close), sorted."""
+        changes = {}
+        for name in self.matrices:
+            target = want.get(name, frozenset())
+            now = have.get(name, frozenset())
+            if target != now:
+                changes[name] = (sorted(now - target), sorted(target - now))
+        return changes
+
+    def plan(self, cells: Sequence[tuple[int, int]]) -> list[dict[str, tuple[list[Crosspoint], list[Crosspoint],
+                                                                         list[Crosspoint]]]]:
+        """For routing ``cells`` one after the other from the known closed sets (nothing is sent): per cell, per
+        matrix that changes, (to open, to close, closed afterwards), sorted. ValueError if the closed sets are
+        unknown (route one cell first)."""
+        if self._closed is None:
+            raise ValueError("the matrices' closed sets are unknown: route a cell first")
+        have: Mapping[str, frozenset[Crosspoint]] = self._closed
+        out = []
+        for row, col in cells:
+            want = self.wiring.cell_points(row, col)
+            out.append({name: (opening, closing, sorted(want.get(name, frozenset())))
+                        for name, (opening, closing) in self._changes(have, want).items()})
+            have = want
+        return out
+
+    def routed(self, row: int, col: int) -> None:
+        """Cell (row, col) was routed (and its closed sets verified) by an instrument: remember its closed sets."""
+        want = self.wiring.cell_points(row, col)
         self._closed = {name: want.get(name, frozenset()) for name in self.matrices}
 
     def _switch(self, name: str, opening: Sequence[Crosspoint], closing: Sequence[Crosspoint],
@@ -144,8 +176,9 @@ class Router:
         if closing:
             matrix.close(closing)
 
-    def _open_everything(self) -> bool:
-        """Open every matrix, best effort (the caller raises the routing error); True if every one opened."""
+    def open_everything(self) -> bool:
+        """Open every matrix, best effort (after a routing error); True if every one opened. The closed sets are
+        unknown afterwards (the next route opens and reads back every matrix)."""
         ok = True
         for m in self.matrices.values():
             try:

@@ -36,8 +36,9 @@ from typing import Any
 
 from pymeasure.instruments import Channel, Instrument
 
+from .array_wiring import RoutingError
 from .errors import InstrumentError, ReplyError
-from .roles import ROLE_SMU, LoopTrace, SMUSpec
+from .roles import ROLE_SMU, LoopTrace, NodeSwitch, SMUSpec
 from .tsp import (
     TSPMixin,
     choice_validator,
@@ -77,6 +78,9 @@ LOOP_POINTS = 250                # levels per staircase call: ~3 kB message (dri
 LOOP_PULSES = 200                # pulses per verify call: a bounded reply and call time (driver bound)
 LINE_FREQUENCY_MIN = 50.0        # Hz: the longest power-line cycle, for a loop call's time-out
 POINT_OVERHEAD = 0.01            # s per reading or pulse beyond its integration, for a loop call's time-out
+ROUTED_CELLS = 64                # cells per routed-read call: ~10 kB message on a 64×64 die (driver bound)
+RELAY_OVERHEAD = 0.05            # s per routed cell for its switching, for a loop call's time-out (driver bound)
+_CHANNEL_TEXT = re.compile(r"^[0-9A-Za-z,;:]*$")      # a matrix channel list sent inside quotes (no quote, no space)
 LOOPS_SCRIPT = "rramlab_loops"   # the TSP script holding the on-instrument loops (keithley2600_loops.tsp)
 READ_CHUNK = 60_000              # readings per repeated-read call: the capacity of the dynamic buffer the driver makes
 #                                  (smuX.makebuffer(READ_CHUNK)); a driver bound below the >140,000 readings the
@@ -534,6 +538,7 @@ class Keithley2636B(TSPMixin, Instrument):
     """
 
     ROLES = frozenset({ROLE_SMU})
+    TSPLINK_MASTER = True   # other TSP instruments can be its TSP-Link nodes (station file: tsplink.master)
     SMU = SMUSpec(
         channels=("a", "b"), max_voltage=VOLTAGE_LEVEL[1], current_limit=CURRENT_LIMIT, nplc=NPLC,
         pulse_width=PULSE_WIDTH,
@@ -605,6 +610,48 @@ class Keithley2636B(TSPMixin, Instrument):
             raise InstrumentError([], self.name, f"errorqueue.count was {count:g} after {command!r}")
         return current
 
+    routed_cells = ROUTED_CELLS
+
+    def routed_reads(self, bl: str, wl: str, voltage: float, routes: Sequence[Sequence[NodeSwitch]],
+                     nplc: float) -> LoopTrace:
+        """Read one cell per entry of ``routes`` (at most :attr:`routed_cells`), switching the matrices that are
+        this master's TSP-Link nodes on the instrument (``rramlab_routed_reads`` in ``keithley2600_loops.tsp``):
+        per cell each :class:`~.roles.NodeSwitch`'s openings on every node, then its closings, then the closed
+        sets read back (``node[N].channel.getclose('allslots')``, compared as sets); outputs of ``wl`` then ``bl``
+        on, ``bl`` at ``voltage`` V (-200 … 200), one current reading with the present integration (``nplc`` PLC
+        sizes the reply's time-out), ``bl`` at 0 V, both off. One write, one reply. A closed set that differs
+        stops the call there: :class:`~.array_wiring.RoutingError` with the readings before it. Everything is
+        checked before the write (node 1–64, channel lists of ``0-9 A-Z a-z , ; :`` only)."""
+        b, w = self.channel(bl).node, self.channel(wl).node
+        if b == w:
+            raise ValueError(f"bl and wl must be different channels, got {bl!r} twice")
+        v = tsp_number(_validate_voltage(voltage, VOLTAGE_LEVEL))
+        n = _validate_nplc(nplc, NPLC)
+        if not 1 <= len(routes) <= ROUTED_CELLS:
+            raise ValueError(f"routes: 1 … {ROUTED_CELLS} cells per call, got {len(routes)}")
+        cells = []
+        for k, route in enumerate(routes):
+            parts = []
+            for sw in route:
+                if isinstance(sw.node, bool) or not isinstance(sw.node, int) or not 1 <= sw.node <= 64:
+                    raise ValueError(f"routes[{k}]: node must be a TSP-Link node number 1-64, got {sw.node!r}")
+                for text in (sw.opening, sw.closing, sw.closed):
+                    if not isinstance(text, str) or not _CHANNEL_TEXT.match(text):
+                        raise ValueError(f"routes[{k}]: a channel list is letters, digits and , ; : only, got "
+                                         f"{text!r}")
+                parts.append(f"{sw.node},'{sw.opening}','{sw.closing}','{sw.closed}'")
+            cells.append("{" + ",".join(parts) + "}")
+        self.load_loops()
+        command = f"rramlab_routed_reads({b}, {w}, {v}, {{{','.join(cells)}}}, {len(routes)})"
+        seconds = len(routes) * (n / LINE_FREQUENCY_MIN + POINT_OVERHEAD + RELAY_OVERHEAD)
+        current, status, before_end = self.loop_reply(command, seconds)
+        read = status.index(0.0) if 0.0 in status else len(status)
+        trace = LoopTrace((float(voltage),) * read, tuple(current[:read]), (False,) * read, tuple(before_end[:read]))
+        if read < len(status):
+            raise RoutingError(f"routed read {read + 1} of {len(routes)}: a matrix's closed set differs from the "
+                               f"one expected ({routes[read]})", trace)
+        return trace
+
     def power_cycled(self) -> bool:
         """True if powered on since the last call (``*ESR?`` PON bit); a power cycle loses the loaded loops,
         so they are loaded again before the next loop call."""
@@ -643,6 +690,9 @@ class Keithley2636B(TSPMixin, Instrument):
         n, errors, t_end = values[-3:]
         if n != len(values) // 3 - 1:
             raise ReplyError(command, reply, f"{int(n)} readings announced, {len(values) // 3 - 1} sent")
+        if errors < 0.0:
+            raise InstrumentError([], self.name, "a TSP-Link node the loop needs is not in the node table (it "
+                                  "rebooted?); nothing was switched: initialise the network again (tsplink.reset())")
         if errors != 0.0:
             self.check_errors()
             raise InstrumentError([], self.name, f"errorqueue.count was {errors:g} after an on-instrument loop")

@@ -14,6 +14,14 @@ Numbers print with ``format.asciiprecision`` 10 (``1.115000000e+03``).
 Error queue: with ``strict_errors=True`` (default) every relay action is followed by one
 ``print(errorqueue.count)`` query (an invalid list closes nothing and queues 1115); the queue is then
 drained (≤ 32 entries) into :class:`~rramlab.drivers.errors.InstrumentError`.
+
+Over TSP-Link (:meth:`Keithley707B.over_tsplink`) the mainframe is node N of a TSP master (a 2600B) and has no
+session of its own: in a computer-based TSP-Link system the computer talks to one node, the master, which reaches
+every other node's commands as ``node[N].…`` (2600B Reference Manual, "TSP-Link system"). Every channel command is
+then sent through the master's session as ``node[N].channel.…``; errors are the master's queue (each entry
+carries the node it came from); identity is ``node[N].model``, ``.serialno``, ``.revision``; a power-on is the
+node's ``status.standard.event`` PON bit, and a node gone from the master's node table (it rebooted: the network
+must be initialised again) counts as powered on.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from pymeasure.instruments import Instrument
 from .errors import InstrumentError, ReplyError, ShutdownError
 from .roles import ROLE_MATRIX, CardGeometry, Crosspoint, MatrixSpec
 from .tsp import TSPMixin, parse_number
+from .visa_role import ESR_PON
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,7 @@ class Keithley707B(TSPMixin, Instrument):
     """
 
     ROLES = frozenset({ROLE_MATRIX})
+    MODEL = "707B"          # the model field of its identity
     MATRIX = MatrixSpec(
         slots=tuple(SLOTS),
         cards={"7174A": CardGeometry("7174A", 8, 12, tuple(ROWS))},   # 7174A: 8×12 low-current matrix card
@@ -99,6 +109,8 @@ class Keithley707B(TSPMixin, Instrument):
         cast=str, maxsplit=0, get_process=_closed_list,
     )
 
+    TSPLINK_NODE = True     # can be reached as node[N] of a TSP-Link master (over_tsplink)
+
     def __init__(self, adapter: Any, name: str = "Keithley 707B", *, strict_errors: bool = True,
                  **kwargs: Any) -> None:
         kwargs.setdefault("read_termination", "\n")
@@ -106,10 +118,68 @@ class Keithley707B(TSPMixin, Instrument):
         kwargs.setdefault("timeout", 10_000)
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
         self.strict_errors = bool(strict_errors)
+        self.tsplink_node: int | None = None      # None: its own session; N: node[N] of tsplink_master
+        self.tsplink_master: Any = None
+        self._at = ""                             # prefix of every channel/slot command: "" or "node[N]."
+
+    @classmethod
+    def over_tsplink(cls, master: Any, node: int, name: str = "Keithley 707B", *,
+                     strict_errors: bool = True) -> Keithley707B:
+        """The mainframe as TSP-Link node ``node`` (1–64) of ``master`` (a TSP driver whose session it shares;
+        see the module docstring). The master initialises the network (``tsplink.reset()``) before use."""
+        if isinstance(node, bool) or not isinstance(node, int) or not 1 <= node <= 64:
+            raise ValueError(f"node must be a TSP-Link node number 1-64, got {node!r}")
+        inst = cls(master.adapter, name, strict_errors=strict_errors)
+        inst.tsplink_node, inst.tsplink_master, inst._at = node, master, f"node[{node}]."
+        return inst
+
+    @property
+    def id(self) -> str:
+        """The identification string: ``*IDN?`` on its own session; over TSP-Link ``Keithley Instruments Inc.,
+        Model <node[N].model>, <node[N].serialno>, <node[N].revision>`` (the *IDN? fields)."""
+        if self.tsplink_node is None:
+            return self.ask("*IDN?").strip()
+        at = self._at
+        command = f"print({at}model, {at}serialno, {at}revision)"
+        reply = self.ask(command)
+        parts = reply.strip("\r\n").split("\t")
+        if len(parts) != 3:
+            raise ReplyError(command, reply, "model, serial number and revision, TAB-separated")
+        return f"Keithley Instruments Inc., Model {parts[0]}, {parts[1]}, {parts[2]}"
+
+    def power_cycled(self) -> bool:
+        """True if powered on since the last call: ``*ESR?`` PON bit on its own session; over TSP-Link the node's
+        ``status.standard.event`` PON bit (read clears it), or True when node N is no longer in the master's
+        node table (``print(node[N] ~= nil and node[N].status.standard.event or -1)`` → -1)."""
+        if self.tsplink_node is None:
+            return super().power_cycled()
+        n = self.tsplink_node
+        value = self.query_number(f"node[{n}] ~= nil and node[{n}].status.standard.event or -1")
+        if value < 0:
+            log.warning("%s: TSP-Link node %d is gone from the master's node table (rebooted)", self.name, n)
+            return True
+        return bool(int(value) & ESR_PON)
+
+    def device_clear(self) -> None:
+        """viClear of its own session; nothing over TSP-Link (the master's session is cleared by the master)."""
+        if self.tsplink_node is None:
+            super().device_clear()
+
+    def disconnect(self) -> None:
+        """Close its own session; over TSP-Link nothing (the session is the master's)."""
+        if self.tsplink_node is None:
+            super().disconnect()
+
+    def reset(self) -> None:
+        """``reset()`` (over TSP-Link ``node[N].reset()``), then ``*OPC?``."""
+        self.write(f"{self._at}reset()")
+        reply = self.ask("*OPC?")
+        if reply.strip() != "1":
+            raise ReplyError("*OPC?", reply, "1")
 
     def _relays(self, function: str, channels: Sequence[str | Crosspoint]) -> None:
         names = channel_list(channels)
-        self.write(f"channel.{function}('{names}')")
+        self.write(f"{self._at}channel.{function}('{names}')")
         self.check_set_errors()
 
     def close(self, channels: Sequence[str | Crosspoint]) -> None:
@@ -127,8 +197,7 @@ class Keithley707B(TSPMixin, Instrument):
     def switch(self, opening: Sequence[str | Crosspoint], closing: Sequence[str | Crosspoint]) -> None:
         """Break before make in one write: ``channel.open('…') channel.close('…')`` (either part may be
         empty), then one error check. An invalid list queues 1115 and that call changes nothing."""
-        parts = [f"channel.open('{channel_list(opening)}')"] if opening else []
-        parts += [f"channel.close('{channel_list(closing)}')"] if closing else []
+        parts = self.switch_commands(opening, closing)
         if parts:
             self.write(" ".join(parts))
             self.check_set_errors()
@@ -139,9 +208,8 @@ class Keithley707B(TSPMixin, Instrument):
         ``channel.open('…') channel.close('…') print(errorqueue.count[, channel.getclose('allslots')])``.
         A non-zero count drains the queue into :class:`InstrumentError`. Returns the closed set, sorted,
         when ``read_back``."""
-        parts = [f"channel.open('{channel_list(opening)}')"] if opening else []
-        parts += [f"channel.close('{channel_list(closing)}')"] if closing else []
-        parts.append("print(errorqueue.count, channel.getclose('allslots'))" if read_back
+        parts = self.switch_commands(opening, closing)
+        parts.append(f"print(errorqueue.count, {self._at}channel.getclose('allslots'))" if read_back
                      else "print(errorqueue.count)")
         command = " ".join(parts)
         reply = self.fast_ask(command)
@@ -154,14 +222,28 @@ class Keithley707B(TSPMixin, Instrument):
             raise InstrumentError([], self.name, f"errorqueue.count was {values[0]} after {command!r}")
         return sorted(crosspoint(c) for c in _closed_list(values[1])) if read_back else None
 
+    @staticmethod
+    def channel_text(channels: Sequence[str | Crosspoint]) -> str:
+        """A channel list as this matrix's commands take it (``1A01,2B03``; ``""`` for none), each name checked."""
+        return channel_list(channels) if channels else ""
+
+    def switch_commands(self, opening: Sequence[str | Crosspoint], closing: Sequence[str | Crosspoint]) -> list[str]:
+        """The TSP of :meth:`switch` (each name checked; nothing is sent): ``channel.open('…')`` then
+        ``channel.close('…')``, either left out when its list is empty (``node[N].`` before each over TSP-Link)."""
+        parts = [f"{self._at}channel.open('{channel_list(opening)}')"] if opening else []
+        return parts + ([f"{self._at}channel.close('{channel_list(closing)}')"] if closing else [])
+
     def open_all(self) -> None:
         """Open every channel of every slot (``channel.open('allslots')``)."""
-        self.write("channel.open('allslots')")
+        self.write(f"{self._at}channel.open('allslots')")
         self.check_set_errors()
 
     def closed(self) -> list[Crosspoint]:
         """The closed crosspoints of all slots, sorted (one query, see :attr:`closed_channels`)."""
-        return sorted(crosspoint(c) for c in self.closed_channels)
+        if self.tsplink_node is None:
+            return sorted(crosspoint(c) for c in self.closed_channels)
+        command = f"print({self._at}channel.getclose('allslots'))"
+        return sorted(crosspoint(c) for c in _closed_list(self.ask(command)))
 
     def installed_cards(self) -> dict[int, str]:
         """Card model per slot 1–6 (``"7174A"``), ``""`` for an empty slot.
@@ -169,7 +251,7 @@ class Keithley707B(TSPMixin, Instrument):
         One query: ``print(slot[1].idn, …, slot[6].idn)``; each idn is
         ``model,description,firmware,serial`` or ``Empty Slot``.
         """
-        command = "print(" + ", ".join(f"slot[{n}].idn" for n in SLOTS) + ")"
+        command = "print(" + ", ".join(f"{self._at}slot[{n}].idn" for n in SLOTS) + ")"
         reply = self.ask(command)
         parts = reply.strip("\r\n").split("\t")
         if len(parts) != len(SLOTS):
@@ -185,7 +267,7 @@ class Keithley707B(TSPMixin, Instrument):
 
         Raises :class:`ShutdownError` if the write failed.
         """
-        step = "channel.open('allslots')"
+        step = f"{self._at}channel.open('allslots')"
         try:
             self.write(step)
         except Exception as exc:  # noqa: BLE001 - report, never hide

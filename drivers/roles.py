@@ -221,6 +221,33 @@ class SwitchedRead(Protocol):
                       after: Sequence[tuple[str, bool]]) -> float: ...
 
 
+@dataclass(frozen=True)
+class NodeSwitch:
+    """One TSP-Link matrix node's part in routing one cell: its node number, the channel lists to open and to
+    close (the matrix's own syntax, ``""`` for none) and the closed set expected afterwards (``""``: none)."""
+
+    node: int
+    opening: str
+    closing: str
+    closed: str
+
+
+@runtime_checkable
+class RoutedReads(Protocol):
+    """Optional SMU capability of a TSP-Link master: ``routed_reads(bl, wl, voltage, routes, nplc)`` reads one cell
+    per entry of ``routes``, switching the matrices that are its TSP-Link nodes itself (each entry: the
+    :class:`NodeSwitch` of every matrix that changes, break-before-make, closed sets read back), outputs on only
+    around each reading. One transaction per call of at most ``routed_cells`` cells; returns the readings
+    (``level``: the read voltage). A closed set that differs from the expected stops the call before that cell's
+    outputs turn on: :class:`~.array_wiring.RoutingError` naming the entry, with the readings made before it
+    (``readings``). InstrumentError when an error was queued (readings discarded)."""
+
+    routed_cells: int
+
+    def routed_reads(self, bl: str, wl: str, voltage: float, routes: Sequence[Sequence[NodeSwitch]],
+                     nplc: float) -> LoopTrace: ...
+
+
 @runtime_checkable
 class BenchClock(Instrument, Protocol):
     """A clock instrument (the simulated bench's virtual clock)."""

@@ -24,14 +24,17 @@ from .array_wiring import Router, RoutingError
 from .bench_lock import BenchLock, LockKey, canonical_resource, host_scope, run_file_keys
 from .capabilities import Reading
 from .clock import SystemClock
+from .errors import InstrumentError
 from .recording import TranscriptRecorder
 from .registry import driver_class
 from .roles import (
     ROLE_MATRIX,
     ROLE_PROBER,
     ROLE_SMU,
+    NodeSwitch,
     OutputSwitch,
     RepeatedRead,
+    RoutedReads,
     SourceMeasureChannel,
     StaircaseLoop,
     SwitchedRead,
@@ -130,9 +133,14 @@ class Station:
         self.instruments: dict[str, Any] = {}
         libraries = {n: e.visa_library if visa_library is None else visa_library for n, e in config.instruments.items()}
         self.recorder = TranscriptRecorder(record, list(libraries.values())) if record is not None else None
-        for name, entry in config.instruments.items():
+        # instruments with their own session first, then the TSP-Link nodes reached through their master's
+        for name, entry in sorted(config.instruments.items(), key=lambda item: item[1].tsplink is not None):
             library = libraries[name]
             try:
+                if entry.tsplink is not None:
+                    self.instruments[name] = driver_class(entry.driver).over_tsplink(
+                        self.instruments[entry.tsplink.master], entry.tsplink.node, name)
+                    continue
                 self.instruments[name] = driver_class(entry.driver)(
                     entry.resource, name, timeout=int(entry.timeout * 1000),
                     visa_library=library if self.recorder is None else self.recorder.library(library))
@@ -171,6 +179,11 @@ class Station:
         on_instrument = config.loops == "auto"
         self._staircase_loop = self.smu_bl if on_instrument and offers(self.smu_bl, StaircaseLoop) else None
         self._verify_loop = self.smu_bl if on_instrument and offers(self.smu_bl, VerifyLoop) else None
+        # reads routed by the SMU instrument itself: both channels on it, every matrix its TSP-Link node
+        owner = self._owners[id(self.smu_bl)]
+        linked = all(getattr(m, "tsplink_master", None) is owner for m in self.matrices.values())
+        self._routed_reads = owner if (on_instrument and linked and self.matrices and offers(owner, RoutedReads)
+                                       and self._owners[id(self.smu_wl)] is owner) else None
         # called with (row, col) before any energising write to a cell (pulse or DC point), after the pulse
         # was charged to pulses_per_cell: the run engine writes ahead there (cell in flight, pulse ledger)
         self.before_energise: Callable[[int, int], None] | None = None
@@ -193,8 +206,9 @@ class Station:
     # ------------------------------------------------------------------ life cycle
     def lock_keys(self) -> list[LockKey]:
         """What a run must hold exclusively: every instrument address, within its VISA library's scope."""
-        return [LockKey(inst.lock_scope() or host_scope(), canonical_resource(self.config.instruments[name].resource))
-                for name, inst in self.instruments.items()]
+        return [LockKey(inst.lock_scope() or host_scope(), canonical_resource(entry.resource))
+                for name, inst in self.instruments.items()
+                if (entry := self.config.instruments[name]).tsplink is None]     # a node: its master's lock
 
     def lock(self, run_file: str = "", purpose: str = "run") -> None:
         """Take the exclusive OS lock on every instrument and on ``run_file`` (:class:`~.bench_lock.BenchBusyError`
@@ -225,6 +239,7 @@ class Station:
                 inst.device_clear()
             except Exception as e:  # noqa: BLE001 - safe state must still be tried
                 log.warning("device clear of %s failed: %s", inst.name, e)
+        self._link_nodes()
         failures = self.safe_state()
         if failures:
             raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
@@ -238,6 +253,26 @@ class Station:
             inst.clear_errors()
             inst.power_cycled()                            # clears a power-on flag from before the run
         self.arm()
+
+    def _link_nodes(self) -> None:
+        """Initialise every TSP-Link network of the station from its master (``tsplink.reset(N)``: a node that
+        rebooted is reachable again only after it) and check each node's model; StationMismatch otherwise."""
+        networks: dict[str, list[str]] = {}
+        for name, entry in self.config.instruments.items():
+            if entry.tsplink is not None:
+                networks.setdefault(entry.tsplink.master, []).append(name)
+        for master, nodes in networks.items():
+            try:
+                self.instruments[master].tsplink_reset(len(nodes) + 1)
+            except InstrumentError as e:
+                raise StationMismatch(f"instruments.{master}: the TSP-Link network of {', '.join(nodes)} did not come "
+                                      f"up: {e}") from e
+            for name in nodes:
+                identity = self.instruments[name].id
+                model = getattr(self.instruments[name], "MODEL", "")
+                if model and f"Model {model}," not in identity:
+                    raise StationMismatch(f"instruments.{name}: TSP-Link node {self.instruments[name].tsplink_node} of "
+                                          f"{master} is {identity!r}, not a {model}")
 
     def check_cards(self) -> None:
         """StationMismatch unless every matrix holds the cards its station-file entry lists (where it reports)."""
@@ -521,6 +556,57 @@ class Station:
             if release:
                 self.release()
         return Reading(row, col, v, current, self.clock.now())
+
+    def read_cells(self, cells: Sequence[tuple[int, int]], *, voltage: float | None = None, nplc: float | None = None,
+                   gate_voltage: float | None = None) -> list[Reading]:
+        """Read each of ``cells`` in turn as :meth:`read` with ``release=True`` reads one (``voltage`` V on the bit
+        line, default the station's read voltage; ``nplc`` PLC; gate ``gate_voltage`` V; outputs on only around
+        each reading). Where the bit- and word-line channels are on one instrument that offers
+        :class:`~.roles.RoutedReads` and every matrix is its TSP-Link node (station ``loops = "auto"``), that
+        instrument routes and reads the cells itself, :attr:`~.roles.RoutedReads.routed_cells` per transaction
+        (the first cell routed as :meth:`connect` routes it); else one :meth:`read` per cell. A routing read-back
+        mismatch opens every matrix and raises :class:`~.array_wiring.RoutingError` (``readings``: the cells read
+        before it)."""
+        cells = [(int(r), int(c)) for r, c in cells]
+        loop = self._routed_reads
+        if loop is None or not cells:
+            return [self.read(r, c, voltage=voltage, nplc=nplc, gate_voltage=gate_voltage, release=True)
+                    for r, c in cells]
+        v, n, gate = self._read_setup(*cells[0], voltage, nplc, gate_voltage)
+        for cell in cells:
+            self.check_cell(*cell)
+        self.connect(*cells[0])
+        self._bias(gate, outputs=False)
+        self._set(self.smu_bl, "nplc", n)
+        ids = self._channel_ids
+        out: list[Reading] = []
+        for k in range(0, len(cells), loop.routed_cells):
+            part = cells[k:k + loop.routed_cells]
+            routes = [[NodeSwitch(self.matrices[m].tsplink_node, *(self.matrices[m].channel_text(p) for p in lists))
+                       for m, lists in step.items()] for step in self.router.plan(part)]
+            switched = ((self.smu_bl, "output_enabled"), (self.smu_wl, "output_enabled"),
+                        (self.smu_bl, "source_voltage"))
+            for key in switched:
+                self._settings.pop(key, None)        # unknown until the call went through
+            self._cell = None
+            self.router.forget()
+            try:
+                trace = loop.routed_reads(ids[id(self.smu_bl)], ids[id(self.smu_wl)], v, routes, n)
+            except RoutingError as e:
+                opened = self.router.open_everything()
+                trace = e.readings
+                t_end = self.clock.now()
+                out += [Reading(r, c, v, i, t_end - dt) for (r, c), i, dt in
+                        zip(part, trace.current, trace.before_end, strict=False)]
+                raise RoutingError(f"cell {part[len(trace.current)]}: {e}; " + (
+                    "every matrix opened" if opened else "opening every matrix failed too"), out) from e
+            t_end = self.clock.now()
+            out += [Reading(r, c, v, i, t_end - dt) for (r, c), i, dt in
+                    zip(part, trace.current, trace.before_end, strict=True)]
+            self.router.routed(*part[-1])
+            self._cell = part[-1]
+            self._settings.update(zip(switched, (False, False, 0.0), strict=True))
+        return out
 
     def read_many(self, row: int, col: int, n: int, *, voltage: float | None = None, nplc: float | None = None,
                   gate_voltage: float | None = None) -> Reading:

@@ -52,6 +52,16 @@ class StationConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TspLink:
+    """``tsplink = { master = "<instrument>", node = N }``: node N (1–64) of the TSP-Link network whose master is
+    that instrument of the file; the computer reaches it through the master's session (2600B Reference
+    Manual, "TSP-Link system": a computer-based system talks to one node, the master)."""
+
+    master: str
+    node: int
+
+
+@dataclass(frozen=True)
 class InstrumentEntry:
     """One ``[instruments.<name>]`` table."""
 
@@ -61,6 +71,7 @@ class InstrumentEntry:
     visa_library: str = ""                    # "" = the system VISA; "<bench>@rramlab" = a simulated bench
     timeout: float = 10.0                     # VISA I/O timeout (s)
     cards: dict[int, str] | None = None       # matrices: slot -> card model
+    tsplink: TspLink | None = None            # reached as a TSP-Link node of another instrument (no own session)
 
     @property
     def roles(self) -> frozenset[str]:
@@ -344,12 +355,15 @@ def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
         where = f"instruments.{name}"
         if not isinstance(t, dict):
             raise StationConfigError(f"{where}: expected a table, got {_short(t)}")
-        _no_extra(t, {"driver", "resource", "visa_library", "timeout", "cards"}, where)
+        _no_extra(t, {"driver", "resource", "visa_library", "timeout", "cards", "tsplink"}, where)
         driver = _text(t, "driver", where)
         try:
             cls = driver_class(driver)
         except RegistryError as e:
             raise StationConfigError(f"{where}.driver: {e}") from None
+        if "tsplink" in t:
+            instruments[name] = _linked(t, name, driver, cls)
+            continue
         resource = _text(t, "resource", where, max_len=256)
         if not _RESOURCE.match(resource) or ".." in resource:
             raise StationConfigError(f"{where}.resource: {_short(resource)} is not a VISA INSTR or SOCKET address "
@@ -364,15 +378,58 @@ def _instruments(table: dict[str, Any]) -> dict[str, InstrumentEntry]:
         if cards is None and "cards" in t:
             raise StationConfigError(f"{where}.cards: only a switch matrix has cards; {driver} is not one")
         instruments[name] = InstrumentEntry(name, driver, resource, library, timeout, cards)
+    _masters(instruments)
     _same_bench(instruments)
     addresses: dict[tuple[str, str], str] = {}
     for name, e in instruments.items():
+        if e.tsplink is not None:
+            continue
         key = (e.visa_library, canonical_resource(e.resource))
         if key in addresses:
             raise StationConfigError(f"instruments.{name}.resource: {e.resource} is already instruments."
                                      f"{addresses[key]}'s address")
         addresses[key] = name
     return instruments
+
+
+def _linked(t: dict[str, Any], name: str, driver: str, cls: Any) -> InstrumentEntry:
+    """An instrument reached as a TSP-Link node: ``tsplink`` instead of ``resource``/``visa_library``/``timeout``
+    (its master's session carries its commands); the master is checked once every entry is read."""
+    where = f"instruments.{name}"
+    extra = sorted({"resource", "visa_library", "timeout"} & set(t))
+    if extra:
+        raise StationConfigError(f"{where}: {', '.join(extra)} and tsplink exclude each other (a TSP-Link node is "
+                                 "reached through its master's session)")
+    if not getattr(cls, "TSPLINK_NODE", False):
+        raise StationConfigError(f"{where}.tsplink: the {driver} driver cannot be reached as a TSP-Link node")
+    link = _get(t, "tsplink", dict, where)
+    _no_extra(link, {"master", "node"}, f"{where}.tsplink")
+    master = _text(link, "master", f"{where}.tsplink", max_len=32)
+    node = _integer(link, "node", f"{where}.tsplink", 1, 64)
+    cards = _cards(t, where, cls) if ROLE_MATRIX in cls.ROLES else None
+    return InstrumentEntry(name, driver, "", "", 10.0, cards, TspLink(master, node))
+
+
+def _masters(instruments: dict[str, InstrumentEntry]) -> None:
+    """Each ``tsplink.master`` names another instrument of the file that has its own session and can be a TSP-Link
+    master; node numbers are unique per master. A linked entry takes its master's VISA library and timeout."""
+    nodes: dict[tuple[str, int], str] = {}
+    for name, e in list(instruments.items()):
+        if e.tsplink is None:
+            continue
+        where = f"instruments.{name}.tsplink"
+        master = instruments.get(e.tsplink.master)
+        if master is None or master.tsplink is not None or master.name == name:
+            raise StationConfigError(f"{where}.master: {_short(e.tsplink.master)} is not an instrument of this file "
+                                     "with its own session; allowed: " + str(sorted(
+                                         n for n, m in instruments.items() if m.tsplink is None and n != name)))
+        if not getattr(driver_class(master.driver), "TSPLINK_MASTER", False):
+            raise StationConfigError(f"{where}.master: the {master.driver} driver cannot be a TSP-Link master")
+        key = (master.name, e.tsplink.node)
+        if key in nodes:
+            raise StationConfigError(f"{where}.node: {e.tsplink.node} is already instruments.{nodes[key]}'s node")
+        nodes[key] = name
+        instruments[name] = dataclasses.replace(e, visa_library=master.visa_library, timeout=master.timeout)
 
 
 def _cards(t: dict[str, Any], where: str, cls: Any) -> dict[int, str]:

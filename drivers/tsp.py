@@ -304,6 +304,17 @@ class TSPMixin(VisaRole):
             log.warning("%s: discarding stale reply %r while resynchronising", self.name, reply)
         raise ReplyError(command, "", f"{token!r} within {self.sync_max_reads} replies")
 
+    def tsplink_reset(self, expected: int) -> int:
+        """Initialise the TSP-Link network from this node, the master: ``print(tsplink.reset(N))`` → the nodes
+        found, this one counted (2600B Reference Manual, tsplink.reset()), then the error queue. Fewer than
+        ``expected`` (2–64) nodes queue error 1219 "TSP-Link found fewer nodes than expected", raised here as
+        :class:`InstrumentError`. Needed after any node was powered on (the same manual, "TSP-Link system")."""
+        if isinstance(expected, bool) or not isinstance(expected, int) or not 2 <= expected <= 64:
+            raise ValueError(f"expected must be the number of TSP-Link nodes, 2-64, got {expected!r}")
+        found = self.query_number(f"tsplink.reset({expected})")
+        self.check_errors()
+        return int(found)
+
     def load_script(self, name: str, text: str) -> None:
         """Load a named TSP script and run it once (so the functions it defines exist).
 

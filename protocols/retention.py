@@ -42,7 +42,9 @@ def retention_row(row: int, col: int, programmed: ProgrammedCell, g: float, t: f
 class RetentionParams(ProtocolParams):
     """t_first s after programming, horizon s, points_per_decade, also_at extra τ values (s, e.g. 3600);
     flush_every reads per durability point at most; before any wait longer than idle_after s the outputs
-    are turned off and the reads so far are made durable (a Ctrl-C stop point on a lab bench)."""
+    are turned off and the reads so far are made durable (a Ctrl-C stop point on a lab bench); delay_fraction:
+    how late (fraction of τ) a read may be made so that reads falling due close together share one call
+    (0: each read as soon as it is due)."""
 
     t_first: float = param(1.0, 1e-3, 1e9, "s", "first read after programming")
     horizon: float = param(TEN_YEARS, 1e-3, 1e10, "s", "last read after programming (>= t_first)")
@@ -50,6 +52,8 @@ class RetentionParams(ProtocolParams):
     also_at: list[float] = list_param([], number(1e-3, 1e10, "s"), max_len=1000, min_len=0,
                                       doc="extra read times (within [t_first, horizon])")
     flush_every: int = param(64, 1, 1_000_000, doc="reads per durability point at most", integer=True)
+    delay_fraction: float = param(0.0, 0.0, 0.5, "", "a read may be made up to this fraction of its τ late, together "
+                                  "with the reads due after it (one transaction where the station routes on the SMU)")
     idle_after: float = param(10.0, 0.0, 1e9, "s", "outputs off before waits longer than this")
 
     def cross_check(self) -> None:
@@ -132,8 +136,13 @@ class Retention(Protocol):
         pending = 0                                   # reads since the last durability point
         known = -math.inf                             # the clock has passed this time (s): the last read's
         while queue:
-            t_due, k, (row, col) = heapq.heappop(queue)
-            prog = start[(row, col)]
+            t_due, k, cell = heapq.heappop(queue)
+            # with it, up to a durability point, every read known to be due and those due within its allowed delay
+            due = [(k, cell)]
+            horizon = max(known, t_due + p.delay_fraction * taus[k])
+            while queue and queue[0][0] <= horizon and len(due) < p.flush_every - pending:
+                t_due, k, cell = heapq.heappop(queue)     # in time order: the last one popped is due last
+                due.append((k, cell))
             if t_due > known:                         # not yet known to be due: maybe a wait (else none to ask)
                 # t_due - known bounds the wait from above: the clock is asked only when it may be a long one
                 if t_due - known > p.idle_after and t_due - station.clock.now() > p.idle_after:
@@ -142,12 +151,16 @@ class Retention(Protocol):
                         yield CellDone(None, work=pending)
                         pending = 0
                 station.clock.wait_until(t_due)
-            r = station.read(row, col, release=True)     # outputs off in the read's transaction: the next read
-            known = r.t                                   # is another cell (or the same after a wait)
-            yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))
-            if k + 1 < len(taus):
-                heapq.heappush(queue, (prog.t + taus[k + 1], k + 1, (row, col)))
-            pending += 1
+            # one read per cell, outputs off around each (the next read is another cell, or the same after a wait);
+            # a station whose SMU routes through its TSP-Link matrices reads them in one transaction
+            readings = station.read_cells([cell for _, cell in due])
+            for (k, (row, col)), r in zip(due, readings, strict=True):
+                prog = start[(row, col)]
+                yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))
+                if k + 1 < len(taus):
+                    heapq.heappush(queue, (prog.t + taus[k + 1], k + 1, (row, col)))
+            known = readings[-1].t
+            pending += len(due)
             if pending == p.flush_every:
                 yield CellDone(None, work=pending)
                 pending = 0

@@ -36,7 +36,8 @@ ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
 _tags = itertools.count()
 SIMULATED = ["sim_2636b_707b", "sim_2450x2_b2200a", "sim_b2902a_e5250a", "sim_64x64_2636b_3x707b",
-             "sim_2636b_707b_sentio"]
+             "sim_2636b_707b_sentio", "sim_2636b_707b_tsplink"]
+TSPLINK = ["sim_2636b_707b_tsplink", "sim_64x64_2636b_3x707b"]     # matrices reached as TSP-Link nodes of the SMU
 
 
 def benches() -> set[object]:
@@ -57,6 +58,8 @@ def test_every_shipped_station_is_paired_with_its_shipped_bench() -> None:
     for name in SIMULATED:
         config = load_station_config(EXAMPLES / f"{name}.toml")
         assert {e.visa_library for e in config.instruments.values()} == {f"{name[4:]}@rramlab"}
+        assert all((e.tsplink is not None) == (name in TSPLINK and e.driver == "keithley707b")
+                   for e in config.instruments.values())
         assert load_station_config(name) == dataclasses.replace(config, source=f"{name}.toml")   # by name too
 
 
