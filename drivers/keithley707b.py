@@ -26,6 +26,7 @@ must be initialised again) counts as powered on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -76,6 +77,12 @@ def channel_list(channels: Sequence[str | Crosspoint]) -> str:
     if bad:
         raise ValueError(f"channels must match <slot 1-6><row A-H><column 00-99> (e.g. '1A01'), got {bad!r}")
     return ",".join(names)
+
+
+@functools.lru_cache(maxsize=4096)
+def _channel_text(channels: tuple[str | Crosspoint, ...]) -> str:
+    """:func:`channel_list`, ``""`` for none; cached (a die's cells are routed with the same few lists again)."""
+    return channel_list(channels) if channels else ""
 
 
 def _closed_list(reply: str) -> list[str]:
@@ -225,7 +232,7 @@ class Keithley707B(TSPMixin, Instrument):
     @staticmethod
     def channel_text(channels: Sequence[str | Crosspoint]) -> str:
         """A channel list as this matrix's commands take it (``1A01,2B03``; ``""`` for none), each name checked."""
-        return channel_list(channels) if channels else ""
+        return _channel_text(tuple(channels))
 
     def switch_commands(self, opening: Sequence[str | Crosspoint], closing: Sequence[str | Crosspoint]) -> list[str]:
         """The TSP of :meth:`switch` (each name checked; nothing is sent): ``channel.open('…')`` then

@@ -310,7 +310,8 @@ class Station:
     def checkpoint(self) -> None:
         """Cell boundary check of every instrument: a power-on since :meth:`open` (it rebooted and lost its
         current limits) raises :class:`InstrumentRebooted`; then the error queue is drained (pulses do not
-        read it), so an instrument error stops the run before the next cell."""
+        read it), so an instrument error stops the run before the next cell. A TSP-Link node's errors are in its
+        master's queue, drained once with the master's."""
         for inst in self.instruments.values():
             if inst.power_cycled():
                 self._settings.clear()
@@ -320,7 +321,8 @@ class Station:
                 self.router.forget()
                 raise InstrumentRebooted(f"{inst.name}: powered on during the run (power-on event, PON): its "
                                          "settings and current limits are lost; the run stops here")
-            inst.check_errors()
+            if getattr(inst, "tsplink_master", None) is None:
+                inst.check_errors()
 
     def identities(self) -> dict[str, str]:
         """Identity (``*IDN?``) of every instrument."""

@@ -284,3 +284,18 @@ def test_retention_through_the_routed_reads_matches_the_pc_path(tmp_path: Path) 
         assert abs(da.mean() - dp.mean()) < 0.5e-6
     # late reads keep their real time stamp: τ within a read's duration of the schedule
     assert np.all(a["tau"] >= 1.0) and np.all(np.diff(a["t"]) >= 0)
+
+
+def test_the_cell_boundary_check_drains_the_nodes_errors_once_with_the_masters() -> None:
+    st = station()
+    st.open()
+    smu = st.instruments["smu"]
+    bench_of(st).transcript.clear()
+    st.checkpoint()
+    sent = writes(st)
+    assert sent.count("print(errorqueue.count)") == 1                 # the master's queue holds the node's too
+    assert "print(node[2] ~= nil and node[2].status.standard.event or -1)" in sent
+    smu.write("node[2].channel.close('1A13')")                        # a 7174A has no column 13: node 2 queues 1115
+    with pytest.raises(InstrumentError, match=r"1115"):
+        st.checkpoint()
+    st.close()
