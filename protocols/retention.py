@@ -153,7 +153,12 @@ class Retention(Protocol):
                 station.clock.wait_until(t_due)
             # one read per cell, outputs off around each (the next read is another cell, or the same after a wait);
             # a station whose SMU routes through its TSP-Link matrices reads them in one transaction
-            readings = station.read_cells([cell for _, cell in due])
+            try:
+                readings = station.read_cells([cell for _, cell in due])
+            except Exception as e:     # a failure part-way (a routing read-back mismatch) carries the reads before it
+                for (_, (row, col)), r in zip(due, getattr(e, "readings", None) or [], strict=False):
+                    yield Record("retention", retention_row(row, col, start[(row, col)], r.conductance, r.t))
+                raise
             for (k, (row, col)), r in zip(due, readings, strict=True):
                 prog = start[(row, col)]
                 yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))

@@ -299,3 +299,30 @@ def test_the_cell_boundary_check_drains_the_nodes_errors_once_with_the_masters()
     with pytest.raises(InstrumentError, match=r"1115"):
         st.checkpoint()
     st.close()
+
+
+def test_retention_keeps_the_reads_a_failed_routed_call_made_before_the_failure() -> None:
+    from rramlab.protocols.base import Record
+    from rramlab.protocols.catalog import PROTOCOLS
+    from rramlab.simulator.faults import Fault
+
+    st = station()
+    st.open()
+    matrix = bench_of(st).by_name["matrix"]
+    read_cells = st.read_cells
+
+    def stuck_then_read(cells, **kw):  # noqa: ANN001, ANN003, ANN202 - the relay sticks once the schedule starts
+        matrix.on_fault(Fault("relay_fail", match="", params={"channels": "2A04"}))
+        return read_cells(cells, **kw)
+
+    st.read_cells = stuck_then_read
+    proto = PROTOCOLS["retention"].from_mapping({"t_first": 1.0, "horizon": 10.0, "points_per_decade": 1,
+                                                 "delay_fraction": 0.5}, [(0, c) for c in range(6)])
+    records = []
+    with pytest.raises(RoutingError, match=r"cell \(0, 3\)"):
+        for event in proto.run(st, {}):
+            if isinstance(event, Record):
+                records.append(event.values)
+    assert [(r["row"], r["col"]) for r in records] == [(0, 0), (0, 1), (0, 2)]      # made before the stuck relay
+    assert all(r["tau"] >= 1.0 and r["g"] > 0 for r in records)
+    st.close()
