@@ -306,9 +306,13 @@ def test_one_run_open_at_a_time_and_memory_does_not_grow_with_the_runs(tmp_path:
     cat.update_catalog(big, rebuild=True, opener=opener)
     assert len(opener.paths) == 3 * n and opener.alive_at_open == [0] * (3 * n)   # each run released before the next
     cat.update_catalog(small)                      # warm-up: imports and caches outside the measurement
-    p_small, p_big = _peak(small), _peak(big)
+    _peak(small, CountingOpener(keep=True))        # the same for the leaking opener's path
+    # each peak the smaller of two measurements: a one-off allocation elsewhere in the process (seen once in CI:
+    # +200 kB on one measurement) is not what is measured
+    p_small, p_big = (min(_peak(d), _peak(d)) for d in (small, big))
     assert p_big < 1.15 * p_small + 100_000, (p_small, p_big)
-    leaky_small, leaky_big = _peak(small, CountingOpener(keep=True)), _peak(big, CountingOpener(keep=True))
+    leaky_small, leaky_big = (min(_peak(d, CountingOpener(keep=True)), _peak(d, CountingOpener(keep=True)))
+                              for d in (small, big))
     assert leaky_big - leaky_small > 2 * n * 60_000, (leaky_small, leaky_big)   # the measurement sees a leak
 
 
