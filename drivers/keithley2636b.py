@@ -636,7 +636,7 @@ class Keithley2636B(TSPMixin, Instrument):
                 if isinstance(sw.node, bool) or not isinstance(sw.node, int) or not 1 <= sw.node <= 64:
                     raise ValueError(f"routes[{k}]: node must be a TSP-Link node number 1-64, got {sw.node!r}")
                 for text in (sw.opening, sw.closing, sw.closed):
-                    if not isinstance(text, str) or not _CHANNEL_TEXT.match(text):
+                    if not isinstance(text, str) or not _CHANNEL_TEXT.fullmatch(text):
                         raise ValueError(f"routes[{k}]: a channel list is letters, digits and , ; : only, got "
                                          f"{text!r}")
                 parts.append(f"{sw.node},'{sw.opening}','{sw.closing}','{sw.closed}'")

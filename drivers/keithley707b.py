@@ -270,13 +270,24 @@ class Keithley707B(TSPMixin, Instrument):
         return cards
 
     def shutdown(self) -> None:
-        """Open every relay (``channel.open('allslots')``); no query needed; idempotent.
+        """Open every relay (``channel.open('allslots')``); no query needed on its own session; idempotent. Over
+        TSP-Link the master would only queue an error for a node it cannot reach, so the closed set is read back
+        in the same query: ``if node[N] == nil then print('gone') else node[N].channel.open('allslots')
+        print(node[N].channel.getclose('allslots')) end`` must print ``nil``.
 
-        Raises :class:`ShutdownError` if the write failed.
+        Raises :class:`ShutdownError` if the write failed (or, over TSP-Link, the node is gone or still reports
+        closed relays).
         """
-        step = f"{self._at}channel.open('allslots')"
+        n = self.tsplink_node
+        step = (f"{self._at}channel.open('allslots')" if n is None else
+                f"if node[{n}] == nil then print('gone') else node[{n}].channel.open('allslots') "
+                f"print(node[{n}].channel.getclose('allslots')) end")
         try:
-            self.write(step)
+            if n is None:
+                self.write(step)
+            elif (reply := self.ask(step).strip()) != "nil":
+                raise RuntimeError(f"TSP-Link node {n} is not in the master's node table" if reply == "gone"
+                                   else f"still reports closed relays: {reply}")
         except Exception as exc:  # noqa: BLE001 - report, never hide
             log.error("%s: shutdown step %r failed: %s", self.name, step, exc)
             self.isShutdown = True

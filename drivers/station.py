@@ -265,8 +265,9 @@ class Station:
             try:
                 self.instruments[master].tsplink_reset(len(nodes) + 1)
             except InstrumentError as e:
+                failed = self.safe_state()           # the sources off at least (the nodes cannot be reached)
                 raise StationMismatch(f"instruments.{master}: the TSP-Link network of {', '.join(nodes)} did not come "
-                                      f"up: {e}") from e
+                                      f"up: {e}; safe state: {'; '.join(failed) or 'done'}") from e
             for name in nodes:
                 identity = self.instruments[name].id
                 model = getattr(self.instruments[name], "MODEL", "")
@@ -567,21 +568,33 @@ class Station:
         :class:`~.roles.RoutedReads` and every matrix is its TSP-Link node (station ``loops = "auto"``), that
         instrument routes and reads the cells itself, :attr:`~.roles.RoutedReads.routed_cells` per transaction
         (the first cell routed as :meth:`connect` routes it); else one :meth:`read` per cell. A routing read-back
-        mismatch opens every matrix and raises :class:`~.array_wiring.RoutingError` (``readings``: the cells read
-        before it)."""
+        mismatch opens every matrix and raises :class:`~.array_wiring.RoutingError`; any failure (or Ctrl-C) part-way
+        carries the readings made before it as its ``readings``."""
+        for r, c in cells:
+            self.check_cell(r, c)
         cells = [(int(r), int(c)) for r, c in cells]
+        out: list[Reading] = []
+        try:
+            self._read_cells(cells, voltage, nplc, gate_voltage, out)
+        except BaseException as e:    # a failure or Ctrl-C part-way: the readings made before it go with it
+            if getattr(e, "readings", None) is None:
+                e.readings = list(out)  # type: ignore[attr-defined]
+            raise
+        return out
+
+    def _read_cells(self, cells: list[tuple[int, int]], voltage: float | None, nplc: float | None,
+                    gate_voltage: float | None, out: list[Reading]) -> None:
+        """:meth:`read_cells`, appending each reading to ``out`` as it is made."""
         loop = self._routed_reads
         if loop is None or not cells:
-            return [self.read(r, c, voltage=voltage, nplc=nplc, gate_voltage=gate_voltage, release=True)
-                    for r, c in cells]
+            for r, c in cells:
+                out.append(self.read(r, c, voltage=voltage, nplc=nplc, gate_voltage=gate_voltage, release=True))
+            return
         v, n, gate = self._read_setup(*cells[0], voltage, nplc, gate_voltage)
-        for cell in cells:
-            self.check_cell(*cell)
         self.connect(*cells[0])
         self._bias(gate, outputs=False)
         self._set(self.smu_bl, "nplc", n)
         ids = self._channel_ids
-        out: list[Reading] = []
         for k in range(0, len(cells), loop.routed_cells):
             part = cells[k:k + loop.routed_cells]
             routes = [[NodeSwitch(self.matrices[m].tsplink_node, *(self.matrices[m].channel_text(p) for p in lists))
@@ -608,7 +621,6 @@ class Station:
             self.router.routed(*part[-1])
             self._cell = part[-1]
             self._settings.update(zip(switched, (False, False, 0.0), strict=True))
-        return out
 
     def read_many(self, row: int, col: int, n: int, *, voltage: float | None = None, nplc: float | None = None,
                   gate_voltage: float | None = None) -> Reading:

@@ -10,6 +10,7 @@ elements of the specific node": ``node[N].model``, ``.serialno``, ``.revision``;
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,9 @@ def test_the_matrix_commands_go_through_the_smu_session_as_node_commands() -> No
     assert writes(st, MATRIX) == []                         # nothing to the 707B's own address
     assert "print(tsplink.reset(2))" in sent                # the network initialised from the master
     assert "print(node[2].model, node[2].serialno, node[2].revision)" in sent
-    assert "node[2].channel.open('allslots')" in sent      # safe state
+    safe = ("if node[2] == nil then print('gone') else node[2].channel.open('allslots') "
+            "print(node[2].channel.getclose('allslots')) end")      # safe state, the closed set read back
+    assert safe in sent
     assert "print(node[2] ~= nil and node[2].status.standard.event or -1)" in sent     # the node's PON bit
     # routing cell (0, 0) then (0, 1): break before make, the error count and closed set in the same query
     assert ("node[2].channel.close('1B01,2A01,3C01') print(errorqueue.count, node[2].channel.getclose('allslots'))"
@@ -139,7 +142,7 @@ def test_the_matrix_commands_go_through_the_smu_session_as_node_commands() -> No
             "print(errorqueue.count, node[2].channel.getclose('allslots'))" in sent)
     assert st.identities()["matrix"] == "Keithley Instruments Inc., Model 707B, 4411350, 1.5.2"
     st.close()                                              # safe state: the node's relays opened through the SMU
-    assert "node[2].channel.open('allslots')" in writes(st)[len(sent):]
+    assert safe in writes(st)[len(sent):]
     assert bench_of(st).by_name["matrix"].closed == set()
 
 
@@ -226,6 +229,8 @@ def test_an_error_on_the_node_stops_the_call_and_nothing_bad_is_sent() -> None:
                          (NodeSwitch(2, "", "1A01') reset() x=('", "1A01"), r"letters, digits and , ; : only")]:
         with pytest.raises(ValueError, match=message):
             smu.routed_reads("a", "b", 0.2, [[bad]], 1.0)
+    with pytest.raises(ValueError, match=r"letters, digits and , ; : only"):      # a newline would split the call
+        smu.routed_reads("a", "b", 0.2, [[NodeSwitch(2, "", "1A01\n", "1A01")]], 1.0)
     with pytest.raises(ValueError, match=r"voltage"):
         smu.routed_reads("a", "b", 250.0, [[]], 1.0)
     assert writes(st) == []                                   # refused before any write
@@ -246,6 +251,11 @@ def test_a_node_that_power_cycles_stops_the_run_and_the_next_open_links_it_again
         st.read_cells([(0, 1), (0, 2)])                       # (0, 1) is routed as far as the station knows
     with pytest.raises(InstrumentRebooted, match=r"matrix: powered on"):
         st.checkpoint()
+    failures = st.safe_state()                                # the node cannot be reached: said, not assumed
+    assert failures == [f"matrix: {failures[0].split(': ', 1)[1]}"] and "not in the master's node table" in failures[0]
+    assert st.router._closed is None                          # the station does not believe its relays open
+    chip = bench.by_name["smu"]
+    assert not chip.channels["a"].state.output and not chip.channels["b"].state.output
     st.open()                                                 # tsplink.reset() again: the node is back
     assert writes(st).count("print(tsplink.reset(2))") == 2
     out = st.read_cells([(0, 2), (0, 3)])
@@ -256,10 +266,14 @@ def test_a_node_that_power_cycles_stops_the_run_and_the_next_open_links_it_again
 
 def test_a_network_that_does_not_come_up_fails_open_before_any_relay_moves() -> None:
     st = station(bench="2636b_707b")                          # the default bench: no TSP-Link cable
+    bench = bench_of(st)
+    st.instruments["smu"].write("smua.source.output = smua.OUTPUT_ON")     # left on by an earlier session
+    assert bench.by_name["smu"].channels["a"].state.output
     with pytest.raises(StationMismatch, match=r"instruments\.smu: the TSP-Link network of matrix did not come up: "
-                                              r".*1219"):
+                                              r".*1219.*safe state: matrix: .*not in the master's node table"):
         st.open()
-    assert not any("channel." in w for w in writes(st))
+    assert bench.events.counts.get("relays", 0) == 0           # no relay moved
+    assert not bench.by_name["smu"].channels["a"].state.output  # the SMU's outputs off all the same
     st.close()
 
 
@@ -325,4 +339,50 @@ def test_retention_keeps_the_reads_a_failed_routed_call_made_before_the_failure(
                 records.append(event.values)
     assert [(r["row"], r["col"]) for r in records] == [(0, 0), (0, 1), (0, 2)]      # made before the stuck relay
     assert all(r["tau"] >= 1.0 and r["g"] > 0 for r in records)
+    st.close()
+
+
+def test_a_read_never_waits_longer_than_its_own_delay_fraction_for_a_batch() -> None:
+    """Cells programmed at t = 0, 909 and 1000 s: cell (0, 0)'s 1000 s read falls due at 1000 s, (0, 2)'s 1 s read at
+    1001 s and (0, 1)'s 100 s read at 1009 s. With delay_fraction 0.01 the 1000 s read may wait 10 s but the 1 s
+    read only 0.01 s: it must not wait for the 100 s read (it would be read at τ ≈ 9 s)."""
+    from rramlab.protocols.base import Record
+    from rramlab.protocols.catalog import PROTOCOLS
+    from rramlab.protocols.results import Programmed, ProgrammedCell, Results
+
+    st = station()
+    st.open()
+    st.clock.wait_until(1.0)
+    programmed = Programmed()
+    for cell, t in (((0, 0), 0.0), ((0, 1), 909.0), ((0, 2), 1000.0)):
+        programmed.record(cell, ProgrammedCell(50e-6, 50e-6, t))
+    results = Results()
+    results.put(programmed)
+    f = 0.01
+    proto = PROTOCOLS["retention"].from_mapping({"t_first": 1.0, "horizon": 1e3, "points_per_decade": 1,
+                                                 "delay_fraction": f, "idle_after": 1e6},
+                                                [(0, 0), (0, 1), (0, 2)])
+    rows = [e.values for e in proto.run(st, results) if isinstance(e, Record)]
+    assert len(rows) == 3 * 4
+    read_time = 0.05                                           # s: a routed read at 1 PLC takes ~0.03 s
+    for r in rows:
+        tau = min((1.0, 10.0, 100.0, 1000.0), key=lambda s: abs(math.log(r["tau"] / s)))
+        assert tau <= r["tau"] <= tau * (1 + f) + 3 * read_time, (r["row"], r["col"], tau, r["tau"])
+    st.close()
+
+
+def test_a_failure_in_a_later_call_keeps_the_readings_of_the_calls_before_it() -> None:
+    from rramlab.drivers.errors import ReplyError
+
+    st = station()
+    st.open()
+    cells = [(r, c) for r in range(8) for c in range(8)] + [(0, 0), (0, 1)]
+    # the second call (cells 65-66, routed from (7, 7)) gets a garbled reply
+    bench_of(st).faults.add("garble", match=r"^rramlab_routed_reads\(smua, smub, 0\.2, \{\{2,'1B08", resource=SMU,
+                            reply="garbage")
+    with pytest.raises(ReplyError) as err:
+        st.read_cells(cells)
+    assert [(r.row, r.col) for r in err.value.readings] == cells[:64]
+    assert st.router._closed is None and st._cell is None      # nothing believed about relays or outputs
+    assert [(r.row, r.col) for r in st.read_cells([(0, 0), (0, 1)])] == [(0, 0), (0, 1)]   # a clean route follows
     st.close()
