@@ -43,8 +43,8 @@ class RetentionParams(ProtocolParams):
     """t_first s after programming, horizon s, points_per_decade, also_at extra τ values (s, e.g. 3600);
     flush_every reads per durability point at most; before any wait longer than idle_after s the outputs
     are turned off and the reads so far are made durable (a Ctrl-C stop point on a lab bench); delay_fraction:
-    how late (fraction of τ) a read may be made so that reads falling due close together share one call
-    (0: each read as soon as it is due)."""
+    how long (fraction of its own τ) a read may wait for the reads falling due after it, so that they share one
+    call (0: each read as soon as it is due); the reads of a batch are then made one after the other."""
 
     t_first: float = param(1.0, 1e-3, 1e9, "s", "first read after programming")
     horizon: float = param(TEN_YEARS, 1e-3, 1e10, "s", "last read after programming (>= t_first)")
@@ -52,8 +52,8 @@ class RetentionParams(ProtocolParams):
     also_at: list[float] = list_param([], number(1e-3, 1e10, "s"), max_len=1000, min_len=0,
                                       doc="extra read times (within [t_first, horizon])")
     flush_every: int = param(64, 1, 1_000_000, doc="reads per durability point at most", integer=True)
-    delay_fraction: float = param(0.0, 0.0, 0.5, "", "a read may be made up to this fraction of its τ late, together "
-                                  "with the reads due after it (one transaction where the station routes on the SMU)")
+    delay_fraction: float = param(0.0, 0.0, 0.5, "", "a read may wait this fraction of its τ for the reads due after "
+                                  "it (one transaction where the station routes on the SMU)")
     idle_after: float = param(10.0, 0.0, 1e9, "s", "outputs off before waits longer than this")
 
     def cross_check(self) -> None:
@@ -137,12 +137,14 @@ class Retention(Protocol):
         known = -math.inf                             # the clock has passed this time (s): the last read's
         while queue:
             t_due, k, cell = heapq.heappop(queue)
-            # with it, up to a durability point, every read known to be due and those due within its allowed delay
+            # with it, up to a durability point, every read known to be due and those due before any read of the
+            # batch would be later than its own allowed delay (delay_fraction of its τ)
             due = [(k, cell)]
-            horizon = max(known, t_due + p.delay_fraction * taus[k])
-            while queue and queue[0][0] <= horizon and len(due) < p.flush_every - pending:
+            deadline = t_due + p.delay_fraction * taus[k]
+            while queue and queue[0][0] <= max(known, deadline) and len(due) < p.flush_every - pending:
                 t_due, k, cell = heapq.heappop(queue)     # in time order: the last one popped is due last
                 due.append((k, cell))
+                deadline = min(deadline, t_due + p.delay_fraction * taus[k])
             if t_due > known:                         # not yet known to be due: maybe a wait (else none to ask)
                 # t_due - known bounds the wait from above: the clock is asked only when it may be a long one
                 if t_due - known > p.idle_after and t_due - station.clock.now() > p.idle_after:
@@ -155,7 +157,7 @@ class Retention(Protocol):
             # a station whose SMU routes through its TSP-Link matrices reads them in one transaction
             try:
                 readings = station.read_cells([cell for _, cell in due])
-            except Exception as e:     # a failure part-way (a routing read-back mismatch) carries the reads before it
+            except BaseException as e:     # a failure or Ctrl-C part-way carries the reads made before it: kept
                 for (_, (row, col)), r in zip(due, getattr(e, "readings", None) or [], strict=False):
                     yield Record("retention", retention_row(row, col, start[(row, col)], r.conductance, r.t))
                 raise
