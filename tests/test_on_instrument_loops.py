@@ -251,20 +251,32 @@ def test_a_bad_loop_reply_raises_and_records_nothing(reply: str, error: str) -> 
     st.close()
 
 
-def test_a_relay_that_fails_on_one_of_three_mainframes_is_caught_by_the_folded_read_back() -> None:
-    """64×64 die on three 707Bs (TSP-Link nodes of the 2636B): the read-back that comes with each mainframe's
-    closing query sees a relay that did not close; the route fails naming that mainframe and every mainframe is
-    opened."""
+@pytest.mark.parametrize("link", ["tsplink", "own sessions"])
+def test_a_relay_that_fails_on_one_of_three_mainframes_is_caught_by_the_folded_read_back(link: str) -> None:
+    """64×64 die on three 707Bs, as TSP-Link nodes of the 2636B (the shipped station) or each on its own GPIB
+    address: the read-back that comes with each mainframe's closing query sees a relay that did not close; the
+    route fails naming that mainframe and every mainframe is opened."""
     from rramlab.drivers.station import RoutingError
     from rramlab.simulator.faults import Fault
 
-    st = Station.from_file("sim_64x64_2636b_3x707b", visa_library=f"64x64_2636b_3x707b?tag=rb{next(_tags)}@rramlab")
+    text = load_station_config("sim_64x64_2636b_3x707b").text
+    if link == "own sessions":
+        for node in (2, 3, 4):
+            text = text.replace(f'tsplink = {{ master = "smu", node = {node} }}',
+                                f'resource = "GPIB0::{14 + node}::INSTR"\nvisa_library = "64x64_2636b_3x707b@rramlab"')
+    config = parse_station_config(text)
+    assert all((e.tsplink is None) == (link == "own sessions") for n, e in config.instruments.items()
+               if n.startswith("mf"))
+    st = Station(config, visa_library=f"64x64_2636b_3x707b?tag=rb{next(_tags)}@rramlab")
     st.open()
     bench = st.instruments["smu"].adapter.connection.visalib.bench
     st.read(0, 0)
     want = set(st.config.wiring.array.cell_points(0, 1)["mf2"])
     failing = f"{min(want).card}{'ABCDEFGH'[min(want).row - 1]}{min(want).column:02d}"
-    bench.by_name["mf2"].on_fault(Fault("relay_fail", match="", params={"channels": failing}))   # stuck open
+    if link == "own sessions":                          # armed by the mainframe's own next closing command
+        bench.faults.add("relay_fail", match=r"channel\.close", channels=failing, resource="GPIB0::17::INSTR")
+    else:                                               # over TSP-Link its commands come through the 2636B
+        bench.by_name["mf2"].on_fault(Fault("relay_fail", match="", params={"channels": failing}))
     with pytest.raises(RoutingError, match=r"cell \(0, 1\): mf2 asked for .* reports "):
         st.read(0, 1)
     assert all(not bench.by_name[m].closed for m in ("mf1", "mf2", "mf3"))
