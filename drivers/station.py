@@ -239,7 +239,11 @@ class Station:
                 inst.device_clear()
             except Exception as e:  # noqa: BLE001 - safe state must still be tried
                 log.warning("device clear of %s failed: %s", inst.name, e)
-        self._link_nodes()
+        try:
+            self._link_nodes()
+        except StationMismatch as e:
+            failed = self.safe_state()               # the sources off at least (the nodes may not be reachable)
+            raise StationMismatch(f"{e}; safe state: {'; '.join(failed) or 'done'}") from e
         failures = self.safe_state()
         if failures:
             raise RuntimeError("could not put the station in a safe state: " + "; ".join(failures))
@@ -265,9 +269,8 @@ class Station:
             try:
                 self.instruments[master].tsplink_reset(len(nodes) + 1)
             except InstrumentError as e:
-                failed = self.safe_state()           # the sources off at least (the nodes cannot be reached)
                 raise StationMismatch(f"instruments.{master}: the TSP-Link network of {', '.join(nodes)} did not come "
-                                      f"up: {e}; safe state: {'; '.join(failed) or 'done'}") from e
+                                      f"up: {e}") from e
             for name in nodes:
                 identity = self.instruments[name].id
                 model = getattr(self.instruments[name], "MODEL", "")

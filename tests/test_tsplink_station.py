@@ -386,3 +386,31 @@ def test_a_failure_in_a_later_call_keeps_the_readings_of_the_calls_before_it() -
     assert st.router._closed is None and st._cell is None      # nothing believed about relays or outputs
     assert [(r.row, r.col) for r in st.read_cells([(0, 0), (0, 1)])] == [(0, 0), (0, 1)]   # a clean route follows
     st.close()
+
+
+def test_a_node_of_another_model_fails_open_with_the_sources_off(tmp_path: Path) -> None:
+    from rramlab.simulator.bench_config import shipped_bench_text
+
+    bench = tmp_path / "wrong_node.toml"           # node 2 of the cable is a second 2636B, not the 707B
+    text = shipped_bench_text("2636b_707b_tsplink").replace("tsplink_node = 2", "tsplink_node = 3")
+    bench.write_text(text.replace('''firmware = "4.0.5"
+tsplink_node = 1''', '''firmware = "4.0.5"
+tsplink_node = 1
+
+[[instruments]]
+name = "smu2"
+model = "2636B"
+resource = "GPIB0::27::INSTR"
+serial = "4428183"
+firmware = "4.0.5"
+tsplink_node = 2'''))
+    st = station(bench=str(bench))
+    st.instruments["smu"].write("smua.source.output = smua.OUTPUT_ON")     # left on by an earlier session
+    # the matrix's safe state cannot work on a 2636B (no channel.*: no reply) and is reported, the SMU's is done
+    with pytest.raises(StationMismatch, match=r"instruments\.matrix: TSP-Link node 2 of smu is 'Keithley Instruments "
+                                              r"Inc\., Model 2636B, 4428183, 4\.0\.5', not a 707B; safe state: "
+                                              r"matrix: .*shutdown step\(s\) failed"):
+        st.open()
+    smu = bench_of(st).by_name["smu"]
+    assert bench_of(st).events.counts.get("relays", 0) == 0 and not smu.channels["a"].state.output
+    st.close()
