@@ -616,12 +616,12 @@ class Keithley2636B(TSPMixin, Instrument):
                      nplc: float) -> LoopTrace:
         """Read one cell per entry of ``routes`` (at most :attr:`routed_cells`), switching the matrices that are
         this master's TSP-Link nodes on the instrument (``rramlab_routed_reads`` in ``keithley2600_loops.tsp``):
-        per cell each :class:`~.roles.NodeSwitch`'s openings on every node, then its closings, then the closed
-        sets read back (``node[N].channel.getclose('allslots')``, compared as sets); outputs of ``wl`` then ``bl``
-        on, ``bl`` at ``voltage`` V (-200 … 200), one current reading with the present integration (``nplc`` PLC
-        sizes the reply's time-out), ``bl`` at 0 V, both off. One write, one reply. A closed set that differs
-        stops the call there: :class:`~.array_wiring.RoutingError` with the readings before it. Everything is
-        checked before the write (node 1–64, channel lists of ``0-9 A-Z a-z , ; :`` only)."""
+        both outputs off first; per cell each :class:`~.roles.NodeSwitch`'s openings on every node, then its
+        closings, then the closed sets read back (``node[N].channel.getclose('allslots')``, compared as sets);
+        outputs of ``wl`` then ``bl`` on, ``bl`` at ``voltage`` V (-200 … 200), one current reading with the present
+        integration (``nplc`` PLC sizes the reply's time-out), ``bl`` at 0 V, both off. One write, one reply. A
+        closed set that differs stops the call there: :class:`~.array_wiring.RoutingError` with the readings before
+        it. Everything is checked before the write (node 1–64, channel lists of ``0-9 A-Z a-z , ; :`` only)."""
         b, w = self.channel(bl).node, self.channel(wl).node
         if b == w:
             raise ValueError(f"bl and wl must be different channels, got {bl!r} twice")
