@@ -76,14 +76,6 @@ def writes(st: Station, resource: str = SMU) -> list[str]:
             if e.direction == "write" and e.resource == resource]
 
 
-def formed_station(tmp_path: Path, n: int = 16, loops: str = "auto") -> Station:
-    """A TSP-Link station whose first ``n`` cells were formed and programmed to 10–85 µS (outputs off)."""
-    st = station(loops)
-    run_recipe(st, parse_recipe(FORM_AND_PROGRAM.format(n=n)), tmp_path / f"form_{loops}.h5")
-    st.open()
-    return st
-
-
 # ------------------------------------------------------------------------------------------- the file
 def test_the_station_file_reaches_the_matrix_as_node_2_of_the_smu() -> None:
     config = load_station_config(NAME)
@@ -187,7 +179,9 @@ def test_routed_calls_hold_at_most_64_cells_and_the_pc_path_sends_none() -> None
 
 
 def test_routed_and_pc_reads_of_programmed_cells_agree(tmp_path: Path) -> None:
-    st = formed_station(tmp_path)
+    st = station()                                            # the first 16 cells formed and programmed to 10–85 µS
+    run_recipe(st, parse_recipe(FORM_AND_PROGRAM.format(n=16)), tmp_path / "form.h5")
+    st.open()
     cells = [(r, c) for r in range(2) for c in range(8)]
     routed = st.read_cells(cells)
     pc = [st.read(r, c, release=True) for r, c in cells]
