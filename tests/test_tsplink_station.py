@@ -408,3 +408,13 @@ tsplink_node = 2'''))
     smu = bench_of(st).by_name["smu"]
     assert bench_of(st).events.counts.get("relays", 0) == 0 and not smu.channels["a"].state.output
     st.close()
+
+
+def test_the_lab_templates_tsplink_variant_is_a_valid_station_file() -> None:
+    """examples/lab_2636b_707b.toml says how to reach its 707B over TSP-Link; doing what it says gives a valid file."""
+    text = load_station_config("lab_2636b_707b").text
+    variant = text.replace('resource = "GPIB0::16::INSTR"\nvisa_library = ""\n', "", 1).replace(
+        '#   tsplink = { master = "smu", node = 2 }', 'tsplink = { master = "smu", node = 2 }', 1)
+    assert variant.count("tsplink = {") == 1 and variant != text
+    matrix = parse_station_config(variant).instruments["matrix"]
+    assert matrix.tsplink == TspLink("smu", 2) and matrix.cards == {1: "7174A", 2: "7174A", 3: "7174A"}
