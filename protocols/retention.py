@@ -38,6 +38,13 @@ def retention_row(row: int, col: int, programmed: ProgrammedCell, g: float, t: f
             "tau": t - programmed.t, "g": g, "t": t}
 
 
+def _records(due: list[tuple[int, tuple[int, int]]], readings: list[Any],
+             start: dict[tuple[int, int], ProgrammedCell]) -> Iterator[Record]:
+    """The ``retention`` rows of the readings made for ``due`` ((schedule index, cell) each), in order."""
+    for (_, (row, col)), r in zip(due, readings, strict=False):
+        yield Record("retention", retention_row(row, col, start[(row, col)], r.conductance, r.t))
+
+
 @dataclass(frozen=True)
 class RetentionParams(ProtocolParams):
     """t_first s after programming, horizon s, points_per_decade, also_at extra τ values (s, e.g. 3600);
@@ -158,14 +165,12 @@ class Retention(Protocol):
             try:
                 readings = station.read_cells([cell for _, cell in due])
             except BaseException as e:     # a failure or Ctrl-C part-way carries the reads made before it: kept
-                for (_, (row, col)), r in zip(due, getattr(e, "readings", None) or [], strict=False):
-                    yield Record("retention", retention_row(row, col, start[(row, col)], r.conductance, r.t))
+                yield from _records(due, getattr(e, "readings", None) or [], start)
                 raise
-            for (k, (row, col)), r in zip(due, readings, strict=True):
-                prog = start[(row, col)]
-                yield Record("retention", retention_row(row, col, prog, r.conductance, r.t))
+            yield from _records(due, readings, start)
+            for k, cell in due:
                 if k + 1 < len(taus):
-                    heapq.heappush(queue, (prog.t + taus[k + 1], k + 1, (row, col)))
+                    heapq.heappush(queue, (start[cell].t + taus[k + 1], k + 1, cell))
             known = readings[-1].t
             pending += len(due)
             if pending == p.flush_every:
