@@ -110,12 +110,6 @@ class Keithley707B(TSPMixin, Instrument):
         cards={"7174A": CardGeometry("7174A", 8, 12, tuple(ROWS))},   # 7174A: 8×12 low-current matrix card
     )
 
-    closed_channels = Instrument.measurement(
-        "print(channel.getclose('allslots'))",
-        """Get the closed channels of all slots, sorted (``channel.getclose('allslots')``; ``nil`` → []).""",
-        cast=str, maxsplit=0, get_process=_closed_list,
-    )
-
     TSPLINK_NODE = True     # can be reached as node[N] of a TSP-Link master (over_tsplink)
 
     def __init__(self, adapter: Any, name: str = "Keithley 707B", *, strict_errors: bool = True,
@@ -245,12 +239,15 @@ class Keithley707B(TSPMixin, Instrument):
         self.write(f"{self._at}channel.open('allslots')")
         self.check_set_errors()
 
+    @property
+    def closed_channels(self) -> list[str]:
+        """The closed channels of all slots, as the mainframe lists them (``print(channel.getclose('allslots'))``,
+        over TSP-Link ``node[N].channel.getclose``; ``nil`` → [])."""
+        return _closed_list(self.ask(f"print({self._at}channel.getclose('allslots'))"))
+
     def closed(self) -> list[Crosspoint]:
         """The closed crosspoints of all slots, sorted (one query, see :attr:`closed_channels`)."""
-        if self.tsplink_node is None:
-            return sorted(crosspoint(c) for c in self.closed_channels)
-        command = f"print({self._at}channel.getclose('allslots'))"
-        return sorted(crosspoint(c) for c in _closed_list(self.ask(command)))
+        return sorted(crosspoint(c) for c in self.closed_channels)
 
     def installed_cards(self) -> dict[int, str]:
         """Card model per slot 1–6 (``"7174A"``), ``""`` for an empty slot.

@@ -133,6 +133,9 @@ def test_the_matrix_commands_go_through_the_smu_session_as_node_commands() -> No
     assert ("node[2].channel.open('2A01,3C01') node[2].channel.close('2A02,3C02') "
             "print(errorqueue.count, node[2].channel.getclose('allslots'))" in sent)
     assert st.identities()["matrix"] == "Keithley Instruments Inc., Model 707B, 4411350, 1.5.2"
+    # cell (0, 1) is 1B01 (gate), 2A02 (bit line), 3C02 (source line) by the bench's wiring, read over the link
+    assert st.instruments["matrix"].closed_channels == ["1B01", "2A02", "3C02"]
+    assert writes(st)[-1] == "print(node[2].channel.getclose('allslots'))"
     st.close()                                              # safe state: the node's relays opened through the SMU
     assert safe in writes(st)[len(sent):]
     assert bench_of(st).by_name["matrix"].closed == set()
