@@ -218,11 +218,13 @@ def test_compliance_clamps_without_error(k: Session) -> None:
     assert trip == "1"                                                  # [M] p. 6-72
     assert k.state.in_compliance and k.state.v_out == pytest.approx(0.1, rel=1e-6)
     assert k.query(":SYST:ERR:COUN?") == "0"                            # no error queued [M]
-    src_stat = k.query(':FETC? "defbuffer1", SOURSTAT')
-    assert src_stat != "0"                                              # limit flag in the buffer [M]
+    # the buffer's source status: STAT_LIMIT 32 + STAT_OUTPUT 128 (2450 Reference Manual p. 8-29,
+    # bufferVar.sourcestatuses)
+    assert k.query(':FETC? "defbuffer1", SOURSTAT') == "160"
     k.write(":SOUR:VOLT:ILIM 1e-2")
     value, trip = k.query(":MEAS:CURR?;:SOUR:VOLT:ILIM:TRIP?").split(";")
     assert float(value) == pytest.approx(1e-3, rel=1e-5) and trip == "0"
+    assert k.query(':FETC? "defbuffer1", SOURSTAT') == "128"           # output on, not limited
 
 
 def test_fixed_range_overflow(k: Session) -> None:

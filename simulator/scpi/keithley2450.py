@@ -20,8 +20,9 @@ Replies
   ``"CURR:DC"``/``"VOLT:DC"``/``"RES"`` quoted [C QCoDeS val_mapping; PyMeasure DMM6500 strips quotes];
   ``:SOURce:FUNCtion?`` -> ``VOLT``/``CURR`` [C QCoDeS].
 * Elements of a reading are comma-separated [M p. 6-40; "comma and space" in one passage: U].
-  UNIT/SOURUNIT ``Amp DC``/``Volt DC``/``Ohm``, STAT/SOURSTAT as integers (SOURSTAT 8 = source
-  limited), DATE/TIME/TSTamp layout [all U].
+  UNIT/SOURUNIT ``Amp DC``/``Volt DC``/``Ohm``, STAT/SOURSTAT as integers, DATE/TIME/TSTamp layout [U].
+  SOURSTAT bits: 32 source limited (STAT_LIMIT), 64 remote sense (STAT_SENSE), 128 output on (STAT_OUTPUT)
+  [M p. 8-29, bufferVar.sourcestatuses: the buffer's source status, which :TRACe:DATA? SOURSTATus reads].
 
 Errors (event log, 1000 entries [M p. 6-101])
 * ``:SYSTem:ERRor[:NEXT]?``: ``<code>,"<message>;<type>;<YYYY/MM/DD hh:mm:ss.mmm>"``, type 1 = error
@@ -86,7 +87,7 @@ VLIM_MIN, VLIM_MAX, VLIM_DEFAULT = 0.02, 210.0, 21.0
 NPLC_MIN, NPLC_MAX = 0.01, 10.0
 DELAY_MAX = 10_000.0
 EPOCH = datetime(2025, 1, 1)               # emulated real-time clock at simulated t = 0 [U]
-SOURSTAT_LIMIT = 8                         # SOURSTAT bit "source limited" [U]
+SOURSTAT_LIMIT, SOURSTAT_SENSE, SOURSTAT_OUTPUT = 32, 64, 128   # source status bits [M p. 8-29]
 ELEMENTS = ("DATE", "FORMatted", "FRACtional", "READing", "RELative", "SEConds", "SOURce",
             "SOURFORMatted", "SOURSTATus", "SOURUNIT", "STATus", "TIME", "TSTamp", "UNIT")
 UNITS = {"CURR": "Amp DC", "VOLT": "Volt DC", "RES": "Ohm"}
@@ -531,8 +532,10 @@ class Keithley2450(ScpiInstrument):
                 value = OVERFLOW
         self.last_range[f] = reading.range
         src = self._source_value()
-        limited = self.state.output == OUTPUT_ON and self.state.in_compliance
-        entry = Entry(value, src, reading.time, f, self.src_func, 0, SOURSTAT_LIMIT if limited else 0)
+        on = self.state.output == OUTPUT_ON
+        status = ((SOURSTAT_OUTPUT if on else 0) | (SOURSTAT_LIMIT if on and self.state.in_compliance else 0)
+                  | (SOURSTAT_SENSE if self.rsense[f] else 0))
+        entry = Entry(value, src, reading.time, f, self.src_func, 0, status)
         buffer.add(entry)
         return entry
 
