@@ -33,13 +33,14 @@ wrote (read back by :meth:`~SMU2450Channel.configure_pulse`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pymeasure.adapters import VISAAdapter
 from pymeasure.instruments import Channel, Instrument
 
 from .errors import ReplyError
-from .roles import ROLE_SMU, SMUSpec
+from .roles import ROLE_SMU, LoopTrace, SMUSpec
 from .scpi import (
     SCPIMixin,
     flag_validator,
@@ -60,6 +61,10 @@ PULSE_NPLC = 0.01                    # PLC of the measurement made at each list 
 SWEEP_DELAY_MIN = 50e-6              # s, smallest non-zero delay of :SOURce[1]:SWEep:<function>:LIST (p. 6-85)
 SWEEP_DELAY_MAX = 10e3               # s
 PULSE_WIDTH = (200e-6, SWEEP_DELAY_MAX)   # s, 0.01 PLC at 50 Hz … 10,000 s sweep delay
+LIST_POINTS = 100                    # levels per list sweep call: one :SOUR:LIST:VOLT of 100 values (driver bound)
+STAT_LIMIT = 32                      # buffer source status "source limited" (bufferVar.sourcestatuses, p. 8-29)
+LINE_PERIOD_MAX = 1 / 50             # s: the longest power-line cycle, for a list sweep's time-out
+POINT_OVERHEAD = 0.01                # s per list point beyond its integration, for a list sweep's time-out
 
 _validate_voltage = range_validator("voltage", "V")
 _validate_amplitude = range_validator("amplitude", "V")
@@ -267,6 +272,51 @@ class SMU2450Channel(Channel):
             (reading,) = self._ask_counted(command, 1, f"a pulse to {show(a)} V")
         self._dc_level = 0.0
         return parse_number(reading, command)
+
+    # ------------------------------------------------------------------ list sweeps
+    list_points = LIST_POINTS
+
+    def list_sweep(self, levels: Sequence[float], nplc: float) -> LoopTrace:
+        """A DC list sweep run by the instrument (role ``ListSweep``): each of ``levels`` (V, -210 … 210, 1 …
+        :attr:`list_points`) held in turn, one current reading per level at ``nplc`` PLC (0.01 … 10), every level
+        made (failAbort OFF). One message, one reply:
+        ``:SENS:CURR:NPLC n;:SOUR:LIST:VOLT v1,…;:SOUR:SWE:VOLT:LIST 1,0,1,OFF;:TRAC:CLE "defbuffer1";:INIT;*WAI;
+        :TRAC:DATA? 1,N,"defbuffer1",READ,SOURSTAT,REL;:SYST:ERR:COUN?`` (p. 6-78 list, p. 6-85 sweep: start
+        index 1, sweep delay 0, count 1, failAbort OFF). Compliance per reading from the source status
+        (STAT_LIMIT 32, p. 8-29), times from the relative time stamps. The VISA time-out is raised to the
+        sweep's length plus 10 s for this reply. A non-zero error count drains the queue into
+        :class:`InstrumentError` (readings discarded); the DC level is unknown afterwards."""
+        n = len(levels)
+        if not 1 <= n <= LIST_POINTS:
+            raise ValueError(f"levels: 1 … {LIST_POINTS} levels per list sweep, got {n}")
+        values = ",".join(scpi_number(_validate_voltage(v, VOLTAGE_LEVEL)) for v in levels)
+        q = range_validator("nplc")(nplc, NPLC)
+        command = (f":SENS:CURR:NPLC {scpi_number(q)};:SOUR:LIST:VOLT {values};:SOUR:SWE:VOLT:LIST 1,0,1,OFF;"
+                   f':TRAC:CLE "defbuffer1";:INIT;*WAI;:TRAC:DATA? 1,{n},"defbuffer1",READ,SOURSTAT,REL;' + ERRC)
+        adapter = self.parent.adapter                   # only a VISA resource has a time-out to raise
+        connection = adapter.connection if isinstance(adapter, VISAAdapter) else None
+        timeout = None if connection is None else connection.timeout
+        if connection is not None:
+            connection.timeout = max(timeout, (n * (q * LINE_PERIOD_MAX + POINT_OVERHEAD) + 10.0) * 1000.0)
+        self._dc_level = self._nplc = None
+        try:
+            reply = self.parent.ask(command)
+        finally:
+            if connection is not None:
+                connection.timeout = timeout
+        parts = [x.strip() for x in reply.strip().split(";")]
+        count = parse_number(parts[-1], command)
+        if count != 0.0:
+            self.parent.raise_queued(count, f"a list sweep of {n} levels")
+        if len(parts) != 2:
+            raise ReplyError(command, reply, "the buffer's readings and the error count separated by ';'")
+        data = [parse_number(x, command) for x in parts[0].split(",")]
+        if len(data) != 3 * n:
+            raise ReplyError(command, reply, f"{n} readings of 3 elements (READ, SOURSTAT, REL)")
+        self._nplc = q
+        rel = data[2::3]
+        return LoopTrace(tuple(float(v) for v in levels), tuple(data[0::3]),
+                         tuple(int(x) & STAT_LIMIT != 0 for x in data[1::3]), tuple(rel[-1] - t for t in rel))
 
     @contextlib.contextmanager
     def _unknown_while_sending(self) -> Iterator[None]:

@@ -153,6 +153,21 @@ class StaircaseLoop(Protocol):
 
 
 @runtime_checkable
+class ListSweep(Protocol):
+    """Optional channel capability: a DC list sweep run by the instrument, with no stop rule (what SCPI SMUs
+    offer; the station uses it for a staircase without ``stop_current`` where the channel has no
+    :class:`StaircaseLoop`).
+
+    ``list_sweep(levels, nplc)``: source each of ``levels`` (V) in turn, no 0 V between points, one current
+    reading per level at ``nplc`` PLC (one value for the whole list); every level is made. At most
+    ``list_points`` levels per call; the level the output holds afterwards is not assumed."""
+
+    list_points: int
+
+    def list_sweep(self, levels: Sequence[float], nplc: float) -> LoopTrace: ...
+
+
+@runtime_checkable
 class VerifyLoop(Protocol):
     """Optional channel capability: the program-verify loop run by the instrument (arXiv 2502.04524 scheme).
 

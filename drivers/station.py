@@ -31,6 +31,7 @@ from .roles import (
     ROLE_MATRIX,
     ROLE_PROBER,
     ROLE_SMU,
+    ListSweep,
     NodeSwitch,
     OutputSwitch,
     RepeatedRead,
@@ -61,6 +62,21 @@ def staircase_points(point: Callable[[float, float], Reading], levels: Sequence[
         out.append(r)
         if stop_current is not None and (r.current >= stop_current or r.compliance):
             break
+    return out
+
+
+def _chunks(n: int, size: int, start: int = 0) -> list[slice]:
+    """Slices of at most ``size`` covering ``start`` … ``start + n``."""
+    return [slice(k, min(k + size, start + n)) for k in range(start, start + n, size)]
+
+
+def _runs(values: Sequence[float]) -> list[slice]:
+    """Slices of the runs of equal consecutive ``values``."""
+    out, k = [], 0
+    for j in range(1, len(values) + 1):
+        if j == len(values) or values[j] != values[k]:
+            out.append(slice(k, j))
+            k = j
     return out
 
 
@@ -179,6 +195,7 @@ class Station:
         on_instrument = config.loops == "auto"
         self._staircase_loop = self.smu_bl if on_instrument and offers(self.smu_bl, StaircaseLoop) else None
         self._verify_loop = self.smu_bl if on_instrument and offers(self.smu_bl, VerifyLoop) else None
+        self._list_sweep = self.smu_bl if on_instrument and offers(self.smu_bl, ListSweep) else None
         # reads routed by the SMU instrument itself: both channels on it, every matrix its TSP-Link node
         owner = self._owners[id(self.smu_bl)]
         linked = all(getattr(m, "tsplink_master", None) is owner for m in self.matrices.values())
@@ -723,12 +740,15 @@ class Station:
         points, current limited to ``current_limit`` A, gate at ``gate_voltage`` V), one reading per level with
         ``nplc[k]`` PLC; stops after the first reading with current >= ``stop_current`` (A) or in compliance.
         Run by the instrument when the bit-line channel offers it (:class:`~.roles.StaircaseLoop`, station
-        ``loops = "auto"``), else point by point (:meth:`dc_point`); the same readings either way. The bit line
-        stays at the last level."""
+        ``loops = "auto"``), or, with no stop rule, as list sweeps (:class:`~.roles.ListSweep`, one call per run
+        of equal NPLC), else point by point (:meth:`dc_point`); the same readings either way. The bit line
+        stays at the last level (after list sweeps: whatever the instrument holds; the station does not assume
+        it)."""
         if len(nplc) != len(levels):
             raise ValueError(f"nplc: one value per level, got {len(nplc)} for {len(levels)} levels")
         loop = self._staircase_loop
-        if loop is None:
+        sweep = self._list_sweep if loop is None and stop_current is None else None
+        if loop is None and sweep is None:
             return staircase_points(lambda v, n: self.dc_point(row, col, v, gate_voltage=gate_voltage,
                                                                current_limit=current_limit, nplc=n),
                                     levels, nplc, stop_current)
@@ -736,12 +756,19 @@ class Station:
         ns = [self.check_nplc(n) for n in nplc]
         self._prepare_dc(row, col, gate_voltage, current_limit)
         out: list[Reading] = []
-        k, chunk = 0, loop.loop_points
-        while k < len(vs):
-            part, part_nplc = vs[k:k + chunk], ns[k:k + chunk]
+        if loop is not None:
+            calls = _chunks(len(vs), loop.loop_points)
+        else:                                                  # a list sweep has one NPLC: a call per run of it
+            calls = [c for run in _runs(ns) for c in _chunks(run.stop - run.start, sweep.list_points, run.start)]
+        for part_range in calls:
+            part, part_nplc = vs[part_range], ns[part_range]
             self._settings.pop((self.smu_bl, "nplc"), None)
-            trace = self._sourcing(lambda p=part, q=part_nplc: loop.staircase(p, q, stop_current), vs[k])
-            self._settings[(self.smu_bl, "source_voltage")] = trace.level[-1]
+            if loop is not None:
+                trace = self._sourcing(lambda p=part, q=part_nplc: loop.staircase(p, q, stop_current), part[0])
+                self._settings[(self.smu_bl, "source_voltage")] = trace.level[-1]
+            else:
+                trace = self._sourcing(lambda p=part, q=part_nplc[0]: sweep.list_sweep(p, q), part[0])
+                self._settings.pop((self.smu_bl, "source_voltage"), None)   # the level after a sweep: not assumed
             self._settings[(self.smu_bl, "nplc")] = part_nplc[len(trace.current) - 1]
             t_end = self.clock.now()
             out += [Reading(row, col, v, i, t_end - dt, c) for v, i, c, dt in
@@ -749,7 +776,6 @@ class Station:
             stopped = stop_current is not None and (trace.current[-1] >= stop_current or trace.compliance[-1])
             if stopped or len(trace.current) < len(part):     # the stop rule fired (maybe on the chunk's last)
                 break
-            k += chunk
         return out
 
     def verify(self, row: int, col: int, *, target: float, band: float, v_set: float, v_reset: float, width: float,

@@ -50,7 +50,7 @@ def test_identity_and_roles() -> None:
                  "shutdown", "disconnect", "lock_scope", "channel"):
         assert hasattr(Keithley2450, attr), attr
     for attr in ("key", "current_limit", "source_voltage", "output_enabled", "nplc", "measure_current_at",
-                 "sweep_point", "configure_pulse", "pulse", "pulse_and_measure"):
+                 "sweep_point", "configure_pulse", "pulse", "pulse_and_measure", "list_sweep"):
         assert hasattr(SMU2450Channel, attr), attr
     assert SourceMeasureUnit is not None and SourceMeasureChannel is not None
 
@@ -333,6 +333,48 @@ def test_pulse_before_configure_pulse_sends_nothing() -> None:
         run([], lambda k: k.smu.pulse_and_measure(1.0, 0.1))
 
 
+# ------------------------------------------------------------------------------------ list sweeps
+# [RM] :SOURce[1]:LIST:<function> p. 6-78; :SOURce[1]:SWEep:<function>:LIST start,delay,count,failAbort p. 6-85;
+# :TRACe:CLEar; :INITiate; *WAI (App. B); :TRACe:DATA? start,end,buffer,elements (elements comma-separated,
+# p. 6-40); the source status of a reading: STAT_LIMIT 32, STAT_OUTPUT 128 (p. 8-29, bufferVar.sourcestatuses)
+LIST = (':SENS:CURR:NPLC 1.0;:SOUR:LIST:VOLT 0.1,0.2,0.3;:SOUR:SWE:VOLT:LIST 1,0,1,OFF;:TRAC:CLE "defbuffer1";'
+        ':INIT;*WAI;:TRAC:DATA? 1,3,"defbuffer1",READ,SOURSTAT,REL;:SYST:ERR:COUN?')
+
+
+@pytest.mark.parametrize(("on", "limited"), [("128", "160"), ("1.280000E+02", "1.600000E+02")])
+def test_list_sweep_is_one_message_with_limit_flags_and_times(on: str, limited: str) -> None:
+    # the manual gives the status as a number, not its text form: integer and NR3 forms both read
+    reply = (f"1.000000E-05,{on},0.000000E+00,2.000000E-05,{on},2.100000E-02,"
+             f"1.050000E-04,{limited},4.200000E-02;0")
+    trace = run([(LIST, reply)], lambda k: k.smu.list_sweep([0.1, 0.2, 0.3], 1))
+    assert trace.level == (0.1, 0.2, 0.3)
+    assert trace.current == (1e-5, 2e-5, 1.05e-4)
+    assert trace.compliance == (False, False, True)
+    assert trace.before_end == pytest.approx((0.042, 0.021, 0.0), abs=1e-15)
+
+
+def test_list_sweep_error_drains_the_queue_and_discards_the_readings() -> None:
+    pairs = [
+        (LIST, "1.000000E-05,128,0.000000E+00,2.000000E-05,128,2.100000E-02,3.000000E-05,128,4.200000E-02;1"),
+        (":SYST:ERR?", '-222,"Parameter data out of range;1;1367794863 384492889"'),   # §1 event form
+    ]
+    with pytest.raises(InstrumentError) as e:
+        run(pairs, lambda k: k.smu.list_sweep([0.1, 0.2, 0.3], 1))
+    assert e.value.errors == [(-222, "Parameter data out of range")]
+    # the sweep did not run (no buffer reply): the count still reports the error
+    pairs = [(LIST, "2"), (":SYST:ERR?", '-221,"Settings conflict;1;1367794863 384492889"'),
+             (":SYST:ERR?", '-230,"Data corrupt or stale;1;1367794863 384492890"')]
+    with pytest.raises(InstrumentError) as e:
+        run(pairs, lambda k: k.smu.list_sweep([0.1, 0.2, 0.3], 1))
+    assert [code for code, _ in e.value.errors] == [-221, -230]
+
+
+def test_list_sweep_with_readings_missing_is_a_reply_error() -> None:
+    with pytest.raises(ReplyError, match="3 readings of 3 elements"):
+        run([(LIST, "1.000000E-05,128,0.000000E+00,2.000000E-05,128,2.100000E-02;0")],
+            lambda k: k.smu.list_sweep([0.1, 0.2, 0.3], 1))
+
+
 # ------------------------------------------------------------------------------------ errors
 def test_check_errors_empty_queue_is_one_query() -> None:
     run(comm_pairs(K, "error_count_empty"), lambda k: k.check_errors())      # (ERRC, "0")
@@ -409,6 +451,10 @@ BAD_CALLS = [
     ("pulse", (300.0,), "amplitude"),
     ("pulse_and_measure", (1.0, 300.0), "read_voltage"),
     ("pulse_and_measure", ("1", 0.1), "amplitude"),
+    ("list_sweep", ([0.1, 250.0], 1.0), "voltage"),
+    ("list_sweep", ([0.1], 20.0), "nplc"),
+    ("list_sweep", ([0.1] * 101, 1.0), "levels"),
+    ("list_sweep", ([], 1.0), "levels"),
 ]
 
 
