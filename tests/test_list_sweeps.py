@@ -39,6 +39,14 @@ def station(loops: str, seed: int = 5) -> Station:
     return Station(parse_station_config(text), visa_library=f"2450x2_b2200a?seed={seed}&tag=list{next(_tags)}@rramlab")
 
 
+def formed(row: int, col: int, tmp_path: Path) -> Station:
+    """An opened 2450 station (loops auto) whose cell (row, col) the forming protocol formed and RESET."""
+    st = station("auto")
+    run_recipe(st, parse_recipe(FORMING.replace('cells = "all"', f"cells = [[{row}, {col}]]")), tmp_path / "f.h5")
+    st.open()
+    return st
+
+
 def writes(st: Station) -> list[str]:
     bench = st.instruments["smu_bl"].adapter.connection.visalib.bench
     return [e.data.decode().rstrip("\n") for e in bench.transcript.entries
@@ -83,13 +91,10 @@ def test_forming_reset_sweep_is_one_list_sweep_per_cell_and_matches_the_pc_path(
 
 
 def test_list_sweep_flags_the_points_at_the_current_limit(tmp_path: Path) -> None:
-    st = station("auto")
-    st.open()
+    # a formed cell read up its SET branch with a current limit below the transistor's: the limit flags come from
+    # the buffer's source status (STAT_LIMIT) and must be exactly the readings clamped at the limit
+    st = formed(2, 3, tmp_path)
     try:
-        # a formed cell read up its SET branch with a current limit below the transistor's: the limit flags come
-        # from the buffer's source status (STAT_LIMIT) and must be exactly the readings clamped at the limit
-        run_recipe(st, parse_recipe(FORMING.replace('cells = "all"', "cells = [[2, 3]]")), tmp_path / "f.h5")
-        st.open()
         levels = [round(0.05 * k, 6) for k in range(41)]
         out = st.staircase(2, 3, levels, nplc=[1.0] * 41, gate_voltage=1.2, current_limit=20e-6)
     finally:
@@ -103,11 +108,8 @@ def test_list_sweep_flags_the_points_at_the_current_limit(tmp_path: Path) -> Non
 
 
 def test_a_staircase_splits_into_list_sweeps_per_nplc_run_and_hundred_levels(tmp_path: Path) -> None:
-    st = station("auto")
-    st.open()
+    st = formed(0, 0, tmp_path)
     try:
-        run_recipe(st, parse_recipe(FORMING.replace('cells = "all"', "cells = [[0, 0]]")), tmp_path / "f.h5")
-        st.open()
         before = len(writes(st))
         levels = [round(-0.005 * k, 6) for k in range(150)]
         nplc = [0.1] * 20 + [1.0] * 130
