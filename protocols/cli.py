@@ -65,10 +65,16 @@ class CliSignals:
     Before the run a signal stops the command (KeyboardInterrupt / SystemExit(143), reported without a
     traceback); from :meth:`hold` on it is only noted, so the summary and the JSON are still written,
     and the command then exits 130 or 143.
+
+    Python drops a handler's exception when the signal arrives while it runs a finalizer or a weakref callback
+    (e.g. while an import releases its module lock), printing "Exception ignored"; every signal is therefore
+    noted too, and :meth:`start_run` stops the command before the run if one was received. Those dropped
+    exceptions are not printed (:meth:`_unraisable`): the signal is acted on.
     """
 
     def __init__(self) -> None:
         self.held: list[int] = []
+        self.received: list[int] = []                  # signals whose exception was raised (it may have been lost)
         self._hold = False
 
     def install(self) -> None:
@@ -76,17 +82,40 @@ class CliSignals:
             signal.signal(signal.SIGINT, self._handler)
             for sig in ABORT_SIGNALS:
                 signal.signal(sig, self._handler)
+            sys.unraisablehook = self._unraisable
 
     def hold(self) -> None:
         self._hold = True
 
+    def start_run(self) -> None:
+        """Hand signals to the run: a signal received before (its exception lost) stops the command here, before
+        anything is sent; from here on signals are the runner's during the run and held after it."""
+        if self.received:
+            self._raise(self.received[-1])
+        self.hold()
+
     def _handler(self, signum: int, frame: Any) -> None:
         if self._hold:
             self.held.append(signum)
-        elif signum in ABORT_SIGNALS:
+            return
+        self.received.append(signum)
+        self._raise(signum)
+
+    @staticmethod
+    def _raise(signum: int) -> None:
+        if signum in ABORT_SIGNALS:
             raise SystemExit(128 + signum)
-        else:
-            raise KeyboardInterrupt
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def _unraisable(info: Any) -> None:
+        """``sys.unraisablehook``: a signal's KeyboardInterrupt / SystemExit dropped in a finalizer is not printed
+        (the signal was noted and is acted on); anything else goes to Python's own hook."""
+        exc = info.exc_value
+        if isinstance(exc, KeyboardInterrupt) or (
+                isinstance(exc, SystemExit) and exc.code in [128 + sig for sig in ABORT_SIGNALS]):
+            return
+        sys.__unraisablehook__(info)
 
     def exit_code(self, code: int) -> int:
         """``code``, or 143 / 129 / 130 when a SIGTERM / SIGHUP / Ctrl-C was held."""
@@ -245,7 +274,7 @@ def _execute(console: Console, sig: CliSignals, start: Callable[[_Bar], RunResul
              json_path: str | None, quiet: bool, figures: str | None) -> int:
     """Run ``start`` (run or resume) with a progress bar, then report, write the JSON and the figures."""
     bar = _Bar(console, enabled=not quiet)
-    sig.hold()                 # from here a signal is the runner's (during the run) or held (after it)
+    sig.start_run()            # from here a signal is the runner's (during the run) or held (after it)
     try:
         with bar.progress:
             result = start(bar)
@@ -412,7 +441,7 @@ def _execute_campaign(console: Console, sig: CliSignals, start: Callable[..., An
         if not quiet:
             console.print(escape(f"die ({die[0]}, {die[1]}): {k + 1} of {n}"), style="bold")
 
-    sig.hold()
+    sig.start_run()
     try:
         with bar.progress:
             result = start(bar, on_die)
@@ -713,7 +742,7 @@ def cmd_recover(args: argparse.Namespace, console: Console, sig: CliSignals) -> 
 
     path = Path(args.file)
     with BenchLock.acquire(run_file_keys(path), run_file=str(path), purpose="recover"):   # not a live run's file
-        sig.hold()
+        sig.start_run()
         report = recover(path, Path(args.out) if args.out else None)
     _say(console, report.text(), "yellow" if report.skipped else "green")
     return sig.exit_code(0)

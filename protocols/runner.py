@@ -90,10 +90,15 @@ class _Signals:
     Once :meth:`defer` is called (cleanup has begun) a signal is only noted: nothing may interrupt
     putting the bench in safe state and closing the dataset. After that, a held SIGTERM is delivered
     again (to the handler that was there before the run); a held Ctrl-C is moot, the run has stopped.
+
+    A handler's exception is lost when the signal arrives while Python runs a finalizer or a weakref callback
+    (it prints "Exception ignored" and goes on), so every signal is also noted: :meth:`check` at each cell
+    boundary ends the run as the exception would have.
     """
 
     def __init__(self) -> None:
         self.stop = False
+        self.terminated: int | None = None    # SIGTERM / SIGHUP received (its SystemExit may have been lost)
         self.deferred: list[int] = []
         self._defer = False
         self._old: dict[int, Any] = {}
@@ -116,7 +121,15 @@ class _Signals:
         if self._defer:
             self.deferred.append(signum)
         else:
+            self.terminated = signum
             raise SystemExit(128 + signum)        # 143 for SIGTERM, 129 for SIGHUP
+
+    def check(self) -> None:
+        """At a cell boundary: SystemExit for a SIGTERM / SIGHUP received, StopRequested after a Ctrl-C."""
+        if self.terminated is not None:
+            raise SystemExit(128 + self.terminated)
+        if self.stop:
+            raise StopRequested
 
     @contextmanager
     def installed(self) -> Iterator[_Signals]:
@@ -402,8 +415,7 @@ class _Engine:
                     self.result.units_done += 1
                     if self.progress:
                         self.progress(proto.label, done, total, None if self.sim0 is None else now - self.sim0)
-                    if signals.stop:
-                        raise StopRequested
+                    signals.check()
                 else:
                     self.tables[event.table].append({"step": proto.label, **event.values})
             self._chuck_temperature(proto, "end")
